@@ -1,0 +1,137 @@
+//! [`ContentHash`]: the SHA-256 of a save's bytes, the only notion of "same content" that
+//! savesync trusts. Serialized as 64 lowercase hex digits.
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+use std::fmt;
+use std::str::FromStr;
+
+/// SHA-256 of a save's content.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ContentHash([u8; 32]);
+
+/// A string that is not 64 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not a SHA-256 hex digest: {0:?}")]
+pub struct ParseHashError(pub String);
+
+impl ContentHash {
+    /// Hash a complete buffer.
+    #[must_use]
+    pub fn of(bytes: &[u8]) -> ContentHash {
+        ContentHash(Sha256::digest(bytes).into())
+    }
+
+    /// Wrap raw digest bytes.
+    #[must_use]
+    pub fn from_bytes(bytes: [u8; 32]) -> ContentHash {
+        ContentHash(bytes)
+    }
+
+    /// The raw digest.
+    #[must_use]
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// 64 lowercase hex digits.
+    #[must_use]
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// The hash of zero bytes, which an empty save has.
+    #[must_use]
+    pub fn empty() -> ContentHash {
+        ContentHash::of(&[])
+    }
+}
+
+impl fmt::Debug for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ContentHash({})", &self.to_hex()[..12])
+    }
+}
+
+impl fmt::Display for ContentHash {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl FromStr for ContentHash {
+    type Err = ParseHashError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let mut out = [0u8; 32];
+        if s.len() != 64 || hex::decode_to_slice(s, &mut out).is_err() {
+            return Err(ParseHashError(s.chars().take(80).collect()));
+        }
+        Ok(ContentHash(out))
+    }
+}
+
+impl Serialize for ContentHash {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for ContentHash {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Incremental hashing for streamed bodies and files.
+#[derive(Debug, Default, Clone)]
+pub struct ContentHasher(Sha256);
+
+impl ContentHasher {
+    /// A hasher that has seen no bytes.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Feed more bytes.
+    pub fn update(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+
+    /// The hash of everything fed so far.
+    #[must_use]
+    pub fn finish(self) -> ContentHash {
+        ContentHash(self.0.finalize().into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_vector_of_empty_input() {
+        assert_eq!(
+            ContentHash::empty().to_hex(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn hex_round_trips_and_rejects_garbage() {
+        let h = ContentHash::of(b"chrono");
+        assert_eq!(h.to_hex().parse::<ContentHash>().unwrap(), h);
+        assert!("abc".parse::<ContentHash>().is_err());
+        assert!("z".repeat(64).parse::<ContentHash>().is_err());
+    }
+
+    #[test]
+    fn incremental_equals_one_shot() {
+        let mut hasher = ContentHasher::new();
+        hasher.update(b"chrono ");
+        hasher.update(b"trigger");
+        assert_eq!(hasher.finish(), ContentHash::of(b"chrono trigger"));
+    }
+}
