@@ -28,7 +28,9 @@ pub enum ErrorCode {
     Conflict,
     /// The pairing code is unknown, used or expired.
     PairingCodeInvalid,
-    /// The server could not complete the request (disk full, database error).
+    /// The server ran out of disk space; nothing was stored. Retry later.
+    StorageFull,
+    /// The server could not complete the request (database or I/O error).
     Internal,
     /// The server is shutting down or overloaded; retry later.
     Unavailable,
@@ -48,6 +50,7 @@ impl ErrorCode {
             ErrorCode::NotFound => 404,
             ErrorCode::Conflict => 409,
             ErrorCode::PairingCodeInvalid => 403,
+            ErrorCode::StorageFull => 507,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
         }
@@ -56,7 +59,7 @@ impl ErrorCode {
     /// True for failures a client should retry with backoff.
     #[must_use]
     pub fn is_transient(self) -> bool {
-        matches!(self, ErrorCode::Internal | ErrorCode::Unavailable)
+        matches!(self, ErrorCode::Internal | ErrorCode::Unavailable | ErrorCode::StorageFull)
     }
 
     /// The snake_case string used on the wire.
@@ -73,6 +76,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",
             ErrorCode::PairingCodeInvalid => "pairing_code_invalid",
+            ErrorCode::StorageFull => "storage_full",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
         }
@@ -102,6 +106,7 @@ mod tests {
             ErrorCode::NotFound,
             ErrorCode::Conflict,
             ErrorCode::PairingCodeInvalid,
+            ErrorCode::StorageFull,
             ErrorCode::Internal,
             ErrorCode::Unavailable,
         ] {
