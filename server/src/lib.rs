@@ -1,1 +1,31 @@
-//! placeholder
+//! savesync-server: the sync server library (the `savesync-server` binary is a thin
+//! wrapper around [`cli_main`]).
+//!
+//! Layout: [`config`] (settings), [`app`] (shared state), `meta` (SQLite metadata behind
+//! the `MetaStore` trait), `blob` (content-addressed blobs behind `BlobStore`), `http`
+//! (the axum API), `feed` (cursor notifications), `gc` (blob collection), `cli`.
+//! Tests and embedders start a server with [`launch`] on their own listener.
+
+mod app;
+pub mod blob;
+mod cli;
+mod config;
+mod error;
+mod feed;
+mod gc;
+mod http;
+pub mod meta;
+mod metrics;
+mod secrets;
+mod timestamps;
+
+pub use app::App;
+pub use config::{Config, RetentionConfig};
+pub use gc::{GcError, collect_garbage};
+pub use http::launch;
+
+/// What the `savesync-server` binary runs.
+#[must_use]
+pub fn cli_main() -> std::process::ExitCode {
+    cli::cli_main()
+}

@@ -1,1 +1,5 @@
-fn main() {}
+//! The `savesync-server` binary: everything lives in the library.
+
+fn main() -> std::process::ExitCode {
+    savesync_server::cli_main()
+}

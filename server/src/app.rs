@@ -1,0 +1,149 @@
+//! [`App`]: the server's shared state (config, metadata store, blob store, feed, metrics)
+//! and the operations that are not tied to one HTTP request: opening the stores, issuing
+//! pairing codes, garbage-collecting blobs.
+
+use crate::blob::{BlobStore, FsBlobStore};
+use crate::config::Config;
+use crate::error::ApiError;
+use crate::feed::Feed;
+use crate::meta::sqlite::SqliteMeta;
+use crate::meta::{DeviceId, MetaError, MetaStore, Retention, UserId};
+use crate::metrics::Metrics;
+use crate::secrets::PairingSecret;
+use crate::timestamps::{now_unix, rfc3339};
+use anyhow::Context;
+use savesync_core::wire::PairingCode;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
+
+/// Cheap to clone: everything lives behind one `Arc`.
+#[derive(Clone, Debug)]
+pub struct App {
+    inner: Arc<AppInner>,
+}
+
+#[derive(Debug)]
+struct AppInner {
+    config: Config,
+    meta: Arc<dyn MetaStore>,
+    blobs: Arc<dyn BlobStore>,
+    feed: Feed,
+    metrics: Metrics,
+    /// Uploads hold it shared from "blob made visible" to "version committed"; garbage
+    /// collection holds it exclusively. So GC never sees a blob that is stored but not yet
+    /// referenced, and never deletes one an upload is about to reference by dedupe.
+    gc_lock: RwLock<()>,
+    /// When each device's `last_seen_at` was last written (see `due_for_last_seen`).
+    last_seen_written: Mutex<HashMap<DeviceId, Instant>>,
+}
+
+/// `last_seen_at` is informational: write it at most this often per device, so reads do
+/// not each cost a write transaction.
+const LAST_SEEN_EVERY: Duration = Duration::from_secs(60);
+
+impl App {
+    /// Create the data directory, open SQLite (running migrations) and the blob store.
+    pub fn open(config: Config) -> anyhow::Result<App> {
+        std::fs::create_dir_all(&config.data_dir)
+            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        let meta = SqliteMeta::open(config.db_path())
+            .with_context(|| format!("opening database {}", config.db_path().display()))?;
+        let blobs = FsBlobStore::open(config.blob_dir())
+            .with_context(|| format!("opening blob store {}", config.blob_dir().display()))?;
+        Ok(App::with_stores(config, Arc::new(meta), Arc::new(blobs)))
+    }
+
+    /// Assemble an app over any store implementations (Postgres, S3, fault injection).
+    pub fn with_stores(config: Config, meta: Arc<dyn MetaStore>, blobs: Arc<dyn BlobStore>) -> App {
+        App {
+            inner: Arc::new(AppInner {
+                config,
+                meta,
+                blobs,
+                feed: Feed::default(),
+                metrics: Metrics::default(),
+                gc_lock: RwLock::new(()),
+                last_seen_written: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// Creates the user if missing; returns a one-time code valid for `config.pairing_ttl`.
+    pub fn issue_pairing_code(&self, user: &str) -> anyhow::Result<PairingCode> {
+        let user = user.trim();
+        anyhow::ensure!(!user.is_empty(), "user name must not be empty");
+        let now = now_unix();
+        let user_id = self.inner.meta.ensure_user(user, now)?;
+        Ok(self.pairing_code_for(user_id, None, now)?)
+    }
+
+    /// A code for `user`, optionally on behalf of an already paired device.
+    pub(crate) fn pairing_code_for(
+        &self,
+        user: UserId,
+        by_device: Option<DeviceId>,
+        now: i64,
+    ) -> Result<PairingCode, MetaError> {
+        let secret = PairingSecret::generate();
+        let ttl = i64::try_from(self.inner.config.pairing_ttl.as_secs()).unwrap_or(i64::MAX);
+        let expires_at = now.saturating_add(ttl);
+        self.inner.meta.add_pairing_code(user, &secret.hash(), expires_at, by_device, now)?;
+        Ok(PairingCode { code: secret.reveal().to_owned(), expires_at: rfc3339(expires_at) })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The metadata store (blocking: call from `spawn_blocking` or the CLI).
+    pub fn meta(&self) -> &Arc<dyn MetaStore> {
+        &self.inner.meta
+    }
+
+    pub(crate) fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.inner.blobs
+    }
+
+    pub(crate) fn feed(&self) -> &Feed {
+        &self.inner.feed
+    }
+
+    pub(crate) fn metrics(&self) -> &Metrics {
+        &self.inner.metrics
+    }
+
+    pub(crate) fn gc_lock(&self) -> &RwLock<()> {
+        &self.inner.gc_lock
+    }
+
+    /// True (and remembered) when `device`'s `last_seen_at` should be written now.
+    pub(crate) fn due_for_last_seen(&self, device: DeviceId) -> bool {
+        let mut written =
+            self.inner.last_seen_written.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = Instant::now();
+        match written.get(&device) {
+            Some(last) if now.duration_since(*last) < LAST_SEEN_EVERY => false,
+            _ => {
+                written.insert(device, now);
+                true
+            }
+        }
+    }
+
+    /// Retention in the store's terms.
+    pub(crate) fn retention(&self) -> Retention {
+        let r = self.inner.config.retention;
+        Retention { keep_versions: r.keep_versions, keep_seconds: i64::from(r.keep_days) * 86_400 }
+    }
+
+    /// Run blocking metadata work off the async executor.
+    pub(crate) async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&dyn MetaStore) -> Result<T, MetaError> + Send + 'static,
+    {
+        let meta = Arc::clone(&self.inner.meta);
+        Ok(tokio::task::spawn_blocking(move || f(meta.as_ref())).await??)
+    }
+}

@@ -1,0 +1,252 @@
+//! Server configuration: embedded defaults, an optional TOML file, then `SAVESYNC_*`
+//! environment overrides (in that order; later wins). Durations are whole seconds in the
+//! file and the environment so a human can write them without a unit parser.
+
+use anyhow::Context;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long old versions are kept. A version survives while it is among the newest
+/// `keep_versions` of its save OR younger than `keep_days`; the head is never pruned.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionConfig {
+    pub keep_versions: u32,
+    pub keep_days: u32,
+}
+
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { keep_versions: 10, keep_days: 30 }
+    }
+}
+
+/// Everything the server needs to run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Holds `savesync.db` and `blobs/`.
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    /// How devices reach this server (shown in the pair command and QR code). Defaults to
+    /// `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Largest accepted upload body.
+    pub max_body_bytes: u64,
+    /// Largest accepted JSON body (a 10,000-entry manifest is about 2 MB).
+    pub max_json_bytes: u64,
+    pub pairing_ttl: Duration,
+    /// Upper bound for `wait_ms` on the changes long-poll.
+    pub long_poll_max: Duration,
+    /// Deadline for producing a response. Uploads instead get this as the longest pause
+    /// between two body chunks, so a big upload on a slow link still completes; SSE and
+    /// long-poll are exempt.
+    pub request_timeout: Duration,
+    /// How often unreferenced blobs are collected.
+    pub gc_interval: Duration,
+    pub retention: RetentionConfig,
+}
+
+const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+
+impl Config {
+    /// All defaults, data under `dir` (`dir/savesync.db`, `dir/blobs/ab/cd/<sha256>`).
+    pub fn with_data_dir(dir: impl Into<PathBuf>) -> Config {
+        Config {
+            data_dir: dir.into(),
+            listen: DEFAULT_LISTEN
+                .parse()
+                .unwrap_or_else(|_| SocketAddr::from(([127, 0, 0, 1], 7878))),
+            public_url: None,
+            max_body_bytes: 512 * 1024 * 1024,
+            max_json_bytes: 64 * 1024 * 1024,
+            pairing_ttl: Duration::from_secs(10 * 60),
+            long_poll_max: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(120),
+            gc_interval: Duration::from_secs(60 * 60),
+            retention: RetentionConfig::default(),
+        }
+    }
+
+    /// Defaults, then the TOML file at `path` (if any), then `SAVESYNC_*` variables.
+    pub fn load(path: Option<&Path>) -> anyhow::Result<Config> {
+        let mut config = Config::with_data_dir("savesync-data");
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading config file {}", path.display()))?;
+            let file: ConfigFile = toml::from_str(&text)
+                .with_context(|| format!("parsing config file {}", path.display()))?;
+            file.apply(&mut config)?;
+        }
+        config.apply_env(|name| std::env::var(name).ok())?;
+        Ok(config)
+    }
+
+    /// The URL devices use, for the pair command and QR code.
+    #[must_use]
+    pub fn device_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// Where the SQLite file lives.
+    #[must_use]
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("savesync.db")
+    }
+
+    /// Root of the content-addressed blob store.
+    #[must_use]
+    pub fn blob_dir(&self) -> PathBuf {
+        self.data_dir.join("blobs")
+    }
+
+    /// Apply every `SAVESYNC_*` override that `lookup` knows. Split out so tests can feed a
+    /// map instead of mutating the process environment.
+    pub fn apply_env(&mut self, lookup: impl Fn(&str) -> Option<String>) -> anyhow::Result<()> {
+        let get = |name: &str| lookup(name).filter(|v| !v.is_empty());
+        if let Some(v) = get("SAVESYNC_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("SAVESYNC_LISTEN") {
+            self.listen = parse_env("SAVESYNC_LISTEN", &v)?;
+        }
+        if let Some(v) = get("SAVESYNC_PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
+        if let Some(v) = get("SAVESYNC_MAX_BODY_BYTES") {
+            self.max_body_bytes = parse_env("SAVESYNC_MAX_BODY_BYTES", &v)?;
+        }
+        if let Some(v) = get("SAVESYNC_MAX_JSON_BYTES") {
+            self.max_json_bytes = parse_env("SAVESYNC_MAX_JSON_BYTES", &v)?;
+        }
+        if let Some(v) = get("SAVESYNC_PAIRING_TTL_SECS") {
+            self.pairing_ttl = Duration::from_secs(parse_env("SAVESYNC_PAIRING_TTL_SECS", &v)?);
+        }
+        if let Some(v) = get("SAVESYNC_LONG_POLL_MAX_SECS") {
+            self.long_poll_max = Duration::from_secs(parse_env("SAVESYNC_LONG_POLL_MAX_SECS", &v)?);
+        }
+        if let Some(v) = get("SAVESYNC_REQUEST_TIMEOUT_SECS") {
+            self.request_timeout =
+                Duration::from_secs(parse_env("SAVESYNC_REQUEST_TIMEOUT_SECS", &v)?);
+        }
+        if let Some(v) = get("SAVESYNC_GC_INTERVAL_SECS") {
+            self.gc_interval = Duration::from_secs(parse_env("SAVESYNC_GC_INTERVAL_SECS", &v)?);
+        }
+        if let Some(v) = get("SAVESYNC_KEEP_VERSIONS") {
+            self.retention.keep_versions = parse_env("SAVESYNC_KEEP_VERSIONS", &v)?;
+        }
+        if let Some(v) = get("SAVESYNC_KEEP_DAYS") {
+            self.retention.keep_days = parse_env("SAVESYNC_KEEP_DAYS", &v)?;
+        }
+        Ok(())
+    }
+}
+
+fn parse_env<T>(name: &str, value: &str) -> anyhow::Result<T>
+where
+    T: std::str::FromStr,
+    T::Err: std::fmt::Display,
+{
+    value.parse().map_err(|e| anyhow::anyhow!("{name}={value:?}: {e}"))
+}
+
+/// The TOML file: every key optional, same names as the fields, durations in seconds.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    data_dir: Option<PathBuf>,
+    listen: Option<String>,
+    public_url: Option<String>,
+    max_body_bytes: Option<u64>,
+    max_json_bytes: Option<u64>,
+    pairing_ttl_secs: Option<u64>,
+    long_poll_max_secs: Option<u64>,
+    request_timeout_secs: Option<u64>,
+    gc_interval_secs: Option<u64>,
+    retention: Option<RetentionFile>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetentionFile {
+    keep_versions: Option<u32>,
+    keep_days: Option<u32>,
+}
+
+impl ConfigFile {
+    fn apply(self, config: &mut Config) -> anyhow::Result<()> {
+        if let Some(v) = self.data_dir {
+            config.data_dir = v;
+        }
+        if let Some(v) = self.listen {
+            config.listen = parse_env("listen", &v)?;
+        }
+        if self.public_url.is_some() {
+            config.public_url = self.public_url;
+        }
+        let secs = Duration::from_secs;
+        config.max_body_bytes = self.max_body_bytes.unwrap_or(config.max_body_bytes);
+        config.max_json_bytes = self.max_json_bytes.unwrap_or(config.max_json_bytes);
+        config.pairing_ttl = self.pairing_ttl_secs.map_or(config.pairing_ttl, secs);
+        config.long_poll_max = self.long_poll_max_secs.map_or(config.long_poll_max, secs);
+        config.request_timeout = self.request_timeout_secs.map_or(config.request_timeout, secs);
+        config.gc_interval = self.gc_interval_secs.map_or(config.gc_interval, secs);
+        if let Some(r) = self.retention {
+            config.retention.keep_versions =
+                r.keep_versions.unwrap_or(config.retention.keep_versions);
+            config.retention.keep_days = r.keep_days.unwrap_or(config.retention.keep_days);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    #[test]
+    fn defaults_match_the_documented_values() {
+        let c = Config::with_data_dir("/d");
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7878");
+        assert_eq!(c.max_body_bytes, 512 * 1024 * 1024);
+        assert_eq!(c.pairing_ttl, Duration::from_secs(600));
+        assert_eq!(c.retention, RetentionConfig { keep_versions: 10, keep_days: 30 });
+        assert_eq!(c.db_path(), PathBuf::from("/d/savesync.db"));
+        assert_eq!(c.device_url(), "http://127.0.0.1:7878");
+    }
+
+    #[test]
+    fn file_then_env_override_in_that_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("server.toml");
+        std::fs::write(
+            &file,
+            "data_dir = \"/from-file\"\nlisten = \"0.0.0.0:9000\"\n[retention]\nkeep_days = 7\n",
+        )
+        .unwrap();
+        let mut c = Config::with_data_dir("x");
+        let parsed: ConfigFile = toml::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+        parsed.apply(&mut c).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/from-file"));
+        assert_eq!(c.retention.keep_days, 7);
+        let env: HashMap<&str, &str> =
+            [("SAVESYNC_DATA_DIR", "/from-env"), ("SAVESYNC_KEEP_VERSIONS", "3")].into();
+        c.apply_env(|k| env.get(k).map(|v| (*v).to_owned())).unwrap();
+        assert_eq!(c.data_dir, PathBuf::from("/from-env"));
+        assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
+        assert_eq!(c.retention.keep_versions, 3);
+    }
+
+    #[test]
+    fn malformed_env_value_is_an_error_naming_the_variable() {
+        let mut c = Config::with_data_dir("x");
+        let err = c
+            .apply_env(|k| (k == "SAVESYNC_LISTEN").then(|| "not-an-addr".to_owned()))
+            .unwrap_err();
+        assert!(err.to_string().contains("SAVESYNC_LISTEN"));
+    }
+}

@@ -1,0 +1,111 @@
+//! Blob garbage collection: delete stored blobs no version references any more (after
+//! retention pruned their versions). Runs periodically on a blocking thread.
+
+use crate::app::App;
+use crate::blob::BlobError;
+use crate::meta::MetaError;
+use std::sync::PoisonError;
+use std::time::Duration;
+
+/// Why a collection pass stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum GcError {
+    #[error(transparent)]
+    Meta(#[from] MetaError),
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+}
+
+/// Staging files older than this belong to no live upload: an upload that stalls for the
+/// request timeout (minutes) is cut off and its staging file dropped.
+const STALE_STAGING: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// One pass; returns how many blobs were removed.
+///
+/// The blob listing is taken without the GC lock (it can be slow on a big store); only the
+/// "what is referenced" query and the deletions run under the exclusive lock. That is
+/// still safe: a blob stored after the listing is not a candidate, and a listed blob that
+/// an upload re-uses by dedupe is referenced by the time the lock is granted, because
+/// uploads hold the shared lock from persist to commit.
+pub fn collect_garbage(app: &App) -> Result<usize, GcError> {
+    app.blobs().sweep_staging(STALE_STAGING)?;
+    let candidates = app.blobs().list()?;
+    let _exclusive = app.gc_lock().write().unwrap_or_else(PoisonError::into_inner);
+    let referenced = app.meta().referenced_hashes()?;
+    let mut removed = 0;
+    for hash in candidates {
+        if !referenced.contains(&hash) {
+            app.blobs().remove(&hash)?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+/// Run [`collect_garbage`] every `config.gc_interval` until `shutdown` fires.
+pub async fn run_periodically(app: App, shutdown: tokio_util::sync::CancellationToken) {
+    let mut ticker = tokio::time::interval(app.config().gc_interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await; // the first tick is immediate; start one interval after launch
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let pass_app = app.clone();
+        match tokio::task::spawn_blocking(move || collect_garbage(&pass_app)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::info!(removed = n, "collected unreferenced blobs"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "blob garbage collection failed"),
+            Err(e) => tracing::warn!(error = %e, "blob garbage collection panicked"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::blob::BlobWriter;
+    use crate::config::{Config, RetentionConfig};
+    use crate::meta::{Actor, CommitOutcome, CommitRequest, NewContent};
+    use savesync_core::{ContentHash, Rev, SavePath};
+
+    async fn upload(app: &App, base: u64, bytes: &[u8]) {
+        let mut writer = BlobWriter::new(app.blobs().stage().unwrap(), 1 << 20).unwrap();
+        writer.write(bytes).await.unwrap();
+        let staged = writer.finish().await.unwrap();
+        let hash = ContentHash::of(bytes);
+        app.blobs().persist(staged, &hash).unwrap();
+        let request = CommitRequest {
+            actor: Actor { user_id: 1, device_id: None },
+            path: SavePath::parse("gba/emerald.sav").unwrap(),
+            base_rev: Rev(base),
+            content: NewContent::Bytes { hash, size: bytes.len() as u64 },
+            operation: "upload",
+            // Each commit a second after the previous, so older ones are past keep_days = 0.
+            now: i64::try_from(base).unwrap() + 1,
+        };
+        let outcome = app.meta().commit(&request, app.retention()).unwrap();
+        assert!(matches!(outcome, CommitOutcome::Committed(_)), "{outcome:?}");
+    }
+
+    #[tokio::test]
+    async fn gc_removes_blobs_of_pruned_versions_and_keeps_referenced_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::with_data_dir(dir.path());
+        config.retention = RetentionConfig { keep_versions: 2, keep_days: 0 };
+        let app = App::open(config).unwrap();
+        app.meta().ensure_user("alice", 0).unwrap();
+        for (base, bytes) in [b"one", b"two", b"thr", b"fou"].iter().enumerate() {
+            upload(&app, base as u64, *bytes).await;
+        }
+        assert_eq!(app.blobs().list().unwrap().len(), 4);
+        assert_eq!(collect_garbage(&app).unwrap(), 2);
+        let mut left = app.blobs().list().unwrap();
+        left.sort();
+        let mut expected = vec![ContentHash::of(b"thr"), ContentHash::of(b"fou")];
+        expected.sort();
+        assert_eq!(left, expected);
+        assert_eq!(collect_garbage(&app).unwrap(), 0);
+    }
+}

@@ -1,0 +1,203 @@
+//! Save content: download (head or a retained rev), upload and delete with compare-and-swap.
+//!
+//! An upload streams into a staging file while hashing (never buffering the whole body),
+//! enforcing `max_body_bytes` both from `Content-Length` up front and while streaming. Only
+//! a body whose hash matches `x-savesync-sha256` is made visible, and only then is the
+//! compare-and-swap attempted, so a bad upload stores nothing.
+
+use super::ServerState;
+use super::extract::{ApiQuery, AuthDevice, parse_path};
+use crate::blob::{BlobWriter, StagedBlob};
+use crate::error::ApiError;
+use crate::meta::{CommitOutcome, CommitRequest, NewContent};
+use crate::metrics::add;
+use crate::timestamps::now_unix;
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use axum::http::{HeaderMap, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use savesync_core::wire::{HASH_HEADER, REV_HEADER, SaveMeta};
+use savesync_core::{ContentHash, ErrorCode, Rev, SavePath};
+use serde::Deserialize;
+use std::sync::PoisonError;
+
+#[derive(Debug, Deserialize)]
+pub struct ReadQuery {
+    path: String,
+    rev: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct WriteQuery {
+    path: String,
+    base_rev: u64,
+}
+
+pub async fn download(
+    State(state): State<ServerState>,
+    auth: AuthDevice,
+    ApiQuery(q): ApiQuery<ReadQuery>,
+) -> Result<Response, ApiError> {
+    let path = parse_path(&q.path)?;
+    let not_found = || match q.rev {
+        Some(rev) => ApiError::not_found(format!("rev {rev} of save {:?}", q.path)),
+        None => ApiError::not_found(format!("save {:?}", q.path)),
+    };
+    let (user, lookup) = (auth.user_id, path.clone());
+    let version = state
+        .app
+        .db(move |m| m.committed_version(user, &lookup, q.rev.map(Rev)))
+        .await?
+        .ok_or_else(not_found)?;
+    // A tombstone has no bytes to serve.
+    let hash = version.hash.ok_or_else(not_found)?;
+    let blobs = std::sync::Arc::clone(state.app.blobs());
+    let file =
+        tokio::task::spawn_blocking(move || blobs.open(&hash)).await??.ok_or_else(not_found)?;
+    add(&state.app.metrics().download_bytes, version.size);
+    if q.rev.is_none() {
+        remember_synced(&state, &auth, path, version.rev);
+    }
+    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+    let mut response = Body::from_stream(stream).into_response();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(version.size));
+    headers.insert(REV_HEADER, HeaderValue::from(version.rev.0));
+    if let Ok(v) = HeaderValue::from_str(&hash.to_hex()) {
+        headers.insert(HASH_HEADER, v);
+    }
+    Ok(response)
+}
+
+/// Per-device sync state is informational; update it without delaying the download.
+fn remember_synced(state: &ServerState, auth: &AuthDevice, path: SavePath, rev: Rev) {
+    let (app, actor) = (state.app.clone(), auth.actor());
+    tokio::spawn(async move {
+        if let Err(e) = app.db(move |m| m.record_synced(actor, &path, rev)).await {
+            tracing::debug!(code = %e.code, "could not record last synced rev");
+        }
+    });
+}
+
+pub async fn upload(
+    State(state): State<ServerState>,
+    auth: AuthDevice,
+    ApiQuery(q): ApiQuery<WriteQuery>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<SaveMeta>, ApiError> {
+    let path = parse_path(&q.path)?;
+    let declared: ContentHash = headers
+        .get(HASH_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| ApiError::bad_request(format!("missing {HASH_HEADER} header")))?
+        .parse()
+        .map_err(|e| ApiError::bad_request(format!("{HASH_HEADER}: {e}")))?;
+    let limit = state.app.config().max_body_bytes;
+    let announced = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|n| n > limit) {
+        return Err(ApiError::new(
+            ErrorCode::BodyTooLarge,
+            format!("body is larger than the limit of {limit} bytes"),
+        ));
+    }
+    let staged = receive_body(&state, body, limit).await?;
+    add(&state.app.metrics().upload_bytes, staged.size());
+    let request = CommitRequest {
+        actor: auth.actor(),
+        path,
+        base_rev: Rev(q.base_rev),
+        content: NewContent::Bytes { hash: declared, size: staged.size() },
+        operation: "upload",
+        now: now_unix(),
+    };
+    commit_and_publish(&state, request, Some(staged)).await.map(Json)
+}
+
+/// Stream the body into a staging file. A client that stops sending for longer than the
+/// request timeout is cut off (`unavailable`, retryable) instead of holding a file open.
+async fn receive_body(state: &ServerState, body: Body, limit: u64) -> Result<StagedBlob, ApiError> {
+    let temp = state.app.blobs().stage()?;
+    let mut writer = BlobWriter::new(temp, limit)?;
+    let mut chunks = body.into_data_stream();
+    let idle = state.app.config().request_timeout;
+    loop {
+        let next = tokio::time::timeout(idle, chunks.next()).await.map_err(|_| {
+            ApiError::new(ErrorCode::Unavailable, "upload stalled; nothing was stored")
+        })?;
+        match next {
+            None => break,
+            Some(Ok(chunk)) => writer.write(&chunk).await?,
+            Some(Err(e)) => {
+                return Err(ApiError::bad_request(format!("could not read the body: {e}")));
+            }
+        }
+    }
+    Ok(writer.finish().await?)
+}
+
+pub async fn delete(
+    State(state): State<ServerState>,
+    auth: AuthDevice,
+    ApiQuery(q): ApiQuery<WriteQuery>,
+) -> Result<Json<SaveMeta>, ApiError> {
+    let request = CommitRequest {
+        actor: auth.actor(),
+        path: parse_path(&q.path)?,
+        base_rev: Rev(q.base_rev),
+        content: NewContent::Tombstone,
+        operation: "delete",
+        now: now_unix(),
+    };
+    commit_and_publish(&state, request, None).await.map(Json)
+}
+
+/// Make `staged` visible (if any), run the compare-and-swap, then wake feed watchers.
+///
+/// Blob persist and commit happen under the shared GC lock, so garbage collection never
+/// observes a stored-but-unreferenced blob of this request. Without `staged`, content must
+/// already be stored (restore): that is re-checked under the lock.
+pub async fn commit_and_publish(
+    state: &ServerState,
+    request: CommitRequest,
+    staged: Option<StagedBlob>,
+) -> Result<SaveMeta, ApiError> {
+    let app = state.app.clone();
+    let user = request.actor.user_id;
+    let shown = request.path.to_string();
+    let outcome = tokio::task::spawn_blocking(move || -> Result<CommitOutcome, ApiError> {
+        let _shared = app.gc_lock().read().unwrap_or_else(PoisonError::into_inner);
+        match (staged, request.content) {
+            (Some(staged), NewContent::Bytes { hash, .. }) => app.blobs().persist(staged, &hash)?,
+            (None, NewContent::Bytes { hash, .. }) => {
+                if app.blobs().open(&hash)?.is_none() {
+                    return Err(ApiError::not_found("content of that version"));
+                }
+            }
+            (_, NewContent::Tombstone) => {}
+        }
+        Ok(app.meta().commit(&request, app.retention())?)
+    })
+    .await??;
+    let metrics = state.app.metrics();
+    match outcome {
+        CommitOutcome::Committed(meta) => {
+            add(&metrics.commits, 1);
+            state.app.feed().publish(user, meta.seq);
+            Ok(meta)
+        }
+        CommitOutcome::Unchanged(meta) => Ok(meta),
+        CommitOutcome::Conflict(head) => {
+            add(&metrics.conflicts, 1);
+            Err(ApiError::conflict(head))
+        }
+        CommitOutcome::NotFound => Err(ApiError::not_found(format!("save {shown:?}"))),
+    }
+}

@@ -1,0 +1,38 @@
+//! `GET /devices` and `POST /devices/{id}/revoke`, scoped to the caller's user.
+
+use super::ServerState;
+use super::extract::{ApiPath, AuthDevice};
+use crate::error::ApiError;
+use crate::timestamps::now_unix;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use savesync_core::wire::DeviceList;
+
+pub async fn list(
+    State(state): State<ServerState>,
+    auth: AuthDevice,
+) -> Result<Json<DeviceList>, ApiError> {
+    let user = auth.user_id;
+    let mut devices = state.app.db(move |m| m.list_devices(user)).await?;
+    for device in &mut devices {
+        device.current = device.id == auth.device_id;
+    }
+    Ok(Json(DeviceList { devices }))
+}
+
+/// Takes effect at once: every request authenticates against the database.
+pub async fn revoke(
+    State(state): State<ServerState>,
+    auth: AuthDevice,
+    ApiPath(id): ApiPath<i64>,
+) -> Result<StatusCode, ApiError> {
+    let user = auth.user_id;
+    let found = state.app.db(move |m| m.revoke_device(Some(user), id, now_unix())).await?;
+    if found {
+        tracing::info!(device_id = id, by = auth.device_id, "device revoked");
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("device {id}")))
+    }
+}

@@ -1,0 +1,76 @@
+//! `GET /events`: server-sent events announcing the user's cursor. The first event carries
+//! the current cursor, then one follows each commit (several commits may coalesce into one
+//! event with the latest cursor). The stream ends when the server shuts down.
+
+use super::ServerState;
+use super::extract::AuthDevice;
+use crate::error::ApiError;
+use crate::metrics::Metrics;
+use axum::extract::State;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures::Stream;
+use savesync_core::Seq;
+use savesync_core::wire::CursorEvent;
+use std::convert::Infallible;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+const KEEP_ALIVE: Duration = Duration::from_secs(15);
+
+/// Keeps the `sse_clients` gauge honest however the stream ends.
+struct ClientGauge(ServerState);
+
+impl ClientGauge {
+    fn new(state: ServerState) -> ClientGauge {
+        metrics(&state).sse_clients.fetch_add(1, Ordering::Relaxed);
+        ClientGauge(state)
+    }
+}
+
+impl Drop for ClientGauge {
+    fn drop(&mut self) {
+        metrics(&self.0).sse_clients.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+fn metrics(state: &ServerState) -> &Metrics {
+    state.app.metrics()
+}
+
+fn cursor_event(cursor: Seq) -> Event {
+    let data = serde_json::to_string(&CursorEvent { cursor })
+        .unwrap_or_else(|_| format!("{{\"cursor\":{}}}", cursor.0));
+    Event::default().event("cursor").data(data)
+}
+
+pub async fn events(
+    State(state): State<ServerState>,
+    auth: AuthDevice,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    let mut cursor_rx = state.app.feed().subscribe(auth.user_id);
+    let user = auth.user_id;
+    let first = state.app.db(move |m| m.current_seq(user)).await?;
+    let gauge = ClientGauge::new(state.clone());
+    let shutdown = state.shutdown.clone();
+    let stream = async_stream::stream! {
+        let _gauge = gauge;
+        let mut last = first;
+        yield Ok(cursor_event(first));
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                changed = cursor_rx.changed() => {
+                    if changed.is_err() {
+                        break;
+                    }
+                    let now = *cursor_rx.borrow_and_update();
+                    if now > last {
+                        last = now;
+                        yield Ok(cursor_event(now));
+                    }
+                }
+            }
+        }
+    };
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+}

@@ -1,0 +1,97 @@
+//! The HTTP API: the router under `/api/v1` (plus `/metrics`) and [`launch`].
+//!
+//! Handlers are thin: extract and validate, call the stores through `App::db` (blocking work
+//! off the executor), map outcomes to wire types. Every error is an [`crate::error::ApiError`].
+
+mod audit;
+mod changes;
+mod content;
+mod devices;
+mod events;
+mod extract;
+#[cfg(test)]
+mod fault_tests;
+mod health;
+mod layers;
+mod negotiate;
+mod pairing;
+mod saves;
+mod untracked;
+
+use crate::app::App;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware::from_fn_with_state;
+use axum::routing::{get, post};
+use savesync_core::wire::API_PREFIX;
+use tokio_util::sync::CancellationToken;
+use tower_http::trace::TraceLayer;
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct ServerState {
+    pub app: App,
+    /// Fires when the server is shutting down, so open streams and long-polls end promptly.
+    pub shutdown: CancellationToken,
+}
+
+/// The complete router.
+pub fn router(state: ServerState) -> Router {
+    let json_limit = usize::try_from(state.app.config().max_json_bytes).unwrap_or(usize::MAX);
+    let api = Router::new()
+        .route("/pair", post(pairing::pair))
+        .route("/pairing-codes", post(pairing::issue_code))
+        .route("/saves", get(saves::list))
+        .route(
+            "/saves/content",
+            get(content::download).put(content::upload).delete(content::delete),
+        )
+        .route("/saves/history", get(saves::history))
+        .route("/saves/restore", post(saves::restore))
+        .route("/changes", get(changes::changes))
+        .route("/events", get(events::events))
+        .route("/negotiate", post(negotiate::negotiate))
+        .route("/sessions/{id}/complete", post(negotiate::complete))
+        .route("/devices", get(devices::list))
+        .route("/devices/{id}/revoke", post(devices::revoke))
+        .route("/untracked", get(untracked::list).put(untracked::add).delete(untracked::remove))
+        .route("/audit", get(audit::list))
+        .route("/health", get(health::health));
+    Router::new()
+        .nest(API_PREFIX, api)
+        .route("/metrics", get(health::metrics))
+        // route_layer: these run after routing, so they see the matched route template.
+        .route_layer(from_fn_with_state(state.clone(), layers::deadline))
+        .route_layer(from_fn_with_state(state.clone(), layers::record_metrics))
+        .fallback(health::not_found)
+        .layer(DefaultBodyLimit::max(json_limit))
+        // Spans per request (method, URI, status, latency) at DEBUG; tokens travel in a
+        // header and pairing codes in the body, neither of which this layer records.
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}
+
+/// Serve the API on `listener` until `shutdown` resolves; then stop accepting, end SSE
+/// streams and long-polls promptly, and return.
+pub async fn launch(
+    app: App,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let token = CancellationToken::new();
+    let state = ServerState { app: app.clone(), shutdown: token.clone() };
+    let gc = tokio::spawn(crate::gc::run_periodically(app, token.clone()));
+    let trigger = token.clone();
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("shutting down");
+        trigger.cancel();
+    };
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "serving savesync API");
+    }
+    let served = axum::serve(listener, router(state)).with_graceful_shutdown(signal).await;
+    token.cancel();
+    let _ = gc.await;
+    Ok(served?)
+}

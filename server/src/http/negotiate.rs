@@ -1,0 +1,219 @@
+//! `POST /negotiate` and `POST /sessions/{id}/complete`.
+//!
+//! The device sends its manifest; the server loads all of the user's heads in ONE query,
+//! decides every save in memory with `savesync_core::decide` (the same function the mount
+//! runs), and records the plan as a sync session. A 10,000-entry manifest is a hash-map
+//! pass, not 10,000 queries.
+
+use super::ServerState;
+use super::extract::{ApiJson, ApiPath, AuthDevice};
+use crate::error::ApiError;
+use crate::meta::SessionStart;
+use crate::timestamps::now_unix;
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use savesync_core::wire::{
+    ActionKind, ManifestEntry, NegotiateRequest, NegotiateResponse, PlannedAction, SaveMeta,
+    SessionReport,
+};
+use savesync_core::{ContentHash, Decision, SavePath, Version, decide};
+use std::collections::{HashMap, HashSet};
+
+pub async fn negotiate(
+    State(state): State<ServerState>,
+    auth: AuthDevice,
+    ApiJson(req): ApiJson<NegotiateRequest>,
+) -> Result<Json<NegotiateResponse>, ApiError> {
+    let (user, device) = (auth.user_id, auth.device_id);
+    let (heads, cursor, untracked) = state
+        .app
+        .db(move |m| {
+            let (heads, cursor) = m.all_heads(user)?;
+            Ok((heads, cursor, m.untracked(device)?))
+        })
+        .await?;
+    let actions = plan(&req.entries, heads, &untracked);
+    let start = SessionStart {
+        actor: auth.actor(),
+        manifest_entries: req.entries.len() as u64,
+        planned_actions: actions.len() as u64,
+        cursor,
+        now: now_unix(),
+    };
+    let session_id = state.app.db(move |m| m.start_session(&start)).await?;
+    Ok(Json(NegotiateResponse { session_id, cursor, actions }))
+}
+
+pub async fn complete(
+    State(state): State<ServerState>,
+    auth: AuthDevice,
+    ApiPath(id): ApiPath<i64>,
+    ApiJson(report): ApiJson<SessionReport>,
+) -> Result<StatusCode, ApiError> {
+    let actor = auth.actor();
+    let found = state.app.db(move |m| m.complete_session(actor, id, &report, now_unix())).await?;
+    if found {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(ApiError::not_found(format!("session {id}")))
+    }
+}
+
+/// Decide every manifest entry, then every live server save the manifest does not name
+/// (as if the device had nothing there). Tombstones the device never saw need no action.
+#[must_use]
+pub fn plan(
+    entries: &[ManifestEntry],
+    heads: Vec<SaveMeta>,
+    untracked: &[SavePath],
+) -> Vec<PlannedAction> {
+    let mut heads: HashMap<SavePath, SaveMeta> =
+        heads.into_iter().map(|h| (h.path.clone(), h)).collect();
+    let untracked: HashSet<&SavePath> = untracked.iter().collect();
+    let mut actions = Vec::new();
+    let mut named = HashSet::with_capacity(entries.len());
+    for entry in entries {
+        if !named.insert(&entry.path) {
+            continue; // a duplicate entry would only repeat the first answer
+        }
+        let head = heads.get(&entry.path).cloned();
+        if untracked.contains(&entry.path) {
+            actions.push(untracked_action(entry.path.clone(), head));
+        } else {
+            actions.extend(action_for(entry.path.clone(), entry.local, entry.base, head));
+        }
+    }
+    heads.retain(|path, head| !head.deleted && !named.contains(path));
+    let mut rest: Vec<SaveMeta> = heads.into_values().collect();
+    rest.sort_by(|a, b| a.path.cmp(&b.path));
+    for head in rest {
+        if untracked.contains(&head.path) {
+            actions.push(untracked_action(head.path.clone(), Some(head)));
+        } else {
+            actions.extend(action_for(head.path.clone(), None, None, Some(head)));
+        }
+    }
+    actions
+}
+
+fn untracked_action(path: SavePath, head: Option<SaveMeta>) -> PlannedAction {
+    PlannedAction { path, action: ActionKind::Untracked, expected_rev: None, head }
+}
+
+fn action_for(
+    path: SavePath,
+    local: Option<ContentHash>,
+    base: Option<Version>,
+    head: Option<SaveMeta>,
+) -> Option<PlannedAction> {
+    let (action, expected_rev) = match decide(local, base, head.as_ref().map(SaveMeta::version)) {
+        Decision::NoOp => return None,
+        Decision::RecordBase(_) => (ActionKind::RecordBase, None),
+        Decision::Upload { expected } => (ActionKind::Upload, Some(expected)),
+        Decision::DeleteRemote { expected } => (ActionKind::DeleteRemote, Some(expected)),
+        Decision::Download(_) => (ActionKind::Download, None),
+        Decision::DeleteLocal(_) => (ActionKind::DeleteLocal, None),
+        Decision::Conflict(_) => (ActionKind::Conflict, None),
+    };
+    Some(PlannedAction { path, action, expected_rev, head })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use savesync_core::{Rev, Seq};
+
+    fn p(s: &str) -> SavePath {
+        SavePath::parse(s).unwrap()
+    }
+
+    fn head(path: &str, rev: u64, bytes: Option<&[u8]>) -> SaveMeta {
+        SaveMeta {
+            path: p(path),
+            rev: Rev(rev),
+            seq: Seq(rev),
+            hash: bytes.map(ContentHash::of),
+            size: 0,
+            deleted: bytes.is_none(),
+            committed_at: String::new(),
+            device: None,
+        }
+    }
+
+    fn entry(path: &str, local: Option<&[u8]>, base: Option<(u64, &[u8])>) -> ManifestEntry {
+        ManifestEntry {
+            path: p(path),
+            local: local.map(ContentHash::of),
+            base: base.map(|(rev, b)| Version::live(rev, ContentHash::of(b))),
+        }
+    }
+
+    fn kinds(actions: &[PlannedAction]) -> Vec<(&str, ActionKind, Option<Rev>)> {
+        actions.iter().map(|a| (a.path.as_str(), a.action, a.expected_rev)).collect()
+    }
+
+    #[test]
+    fn every_kind_of_entry_gets_the_decision_table_answer() {
+        let heads = vec![
+            head("a/same", 1, Some(b"x")),
+            head("a/changed-locally", 1, Some(b"x")),
+            head("a/changed-remotely", 2, Some(b"y")),
+            head("a/both", 2, Some(b"y")),
+            head("a/deleted-locally", 1, Some(b"x")),
+        ];
+        let entries = vec![
+            entry("a/same", Some(b"x"), Some((1, b"x"))),
+            entry("a/changed-locally", Some(b"z"), Some((1, b"x"))),
+            entry("a/changed-remotely", Some(b"x"), Some((1, b"x"))),
+            entry("a/both", Some(b"z"), Some((1, b"x"))),
+            entry("a/deleted-locally", None, Some((1, b"x"))),
+            entry("a/new", Some(b"n"), None),
+        ];
+        let actions = plan(&entries, heads, &[]);
+        assert_eq!(
+            kinds(&actions),
+            vec![
+                ("a/changed-locally", ActionKind::Upload, Some(Rev(1))),
+                ("a/changed-remotely", ActionKind::Download, None),
+                ("a/both", ActionKind::Conflict, None),
+                ("a/deleted-locally", ActionKind::DeleteRemote, Some(Rev(1))),
+                ("a/new", ActionKind::Upload, Some(Rev(0))),
+            ]
+        );
+    }
+
+    #[test]
+    fn live_saves_missing_from_the_manifest_are_downloads_and_tombstones_are_skipped() {
+        let heads = vec![head("b/remote-only", 3, Some(b"r")), head("b/gone", 4, None)];
+        let actions = plan(&[], heads, &[]);
+        assert_eq!(kinds(&actions), vec![("b/remote-only", ActionKind::Download, None)]);
+        assert_eq!(actions[0].head.as_ref().unwrap().rev, Rev(3));
+    }
+
+    #[test]
+    fn untracked_paths_are_reported_as_untracked_not_decided() {
+        let heads = vec![head("c/mine", 1, Some(b"x")), head("c/remote", 1, Some(b"y"))];
+        let entries = vec![entry("c/mine", Some(b"changed"), Some((1, b"x")))];
+        let actions = plan(&entries, heads, &[p("c/mine"), p("c/remote")]);
+        assert_eq!(
+            kinds(&actions),
+            vec![
+                ("c/mine", ActionKind::Untracked, None),
+                ("c/remote", ActionKind::Untracked, None),
+            ]
+        );
+    }
+
+    #[test]
+    fn ten_thousand_entries_plan_quickly() {
+        let heads: Vec<SaveMeta> =
+            (0..10_000).map(|i| head(&format!("n/{i}"), 1, Some(b"x"))).collect();
+        let entries: Vec<ManifestEntry> =
+            (0..10_000).map(|i| entry(&format!("n/{i}"), Some(b"x"), Some((1, b"x")))).collect();
+        let started = std::time::Instant::now();
+        let actions = plan(&entries, heads, &[]);
+        assert!(actions.is_empty());
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+}

@@ -1,0 +1,251 @@
+//! Metadata storage behind the narrow [`MetaStore`] trait: users, devices, pairing codes,
+//! save heads, versions, per-device state, sync sessions and the audit log.
+//!
+//! The trait is synchronous on purpose: implementations do blocking I/O and the HTTP layer
+//! calls them through `spawn_blocking`. Every write that must be atomic (the
+//! compare-and-swap of a commit, redeeming a pairing code) is ONE method, so a Postgres
+//! implementation can give it one transaction without the handlers knowing.
+
+pub mod sqlite;
+
+use savesync_core::wire::{AuditEntry, DeviceInfo, History, SaveMeta, SessionReport};
+use savesync_core::{ContentHash, Rev, SavePath, Seq};
+
+/// Database row ids.
+pub type UserId = i64;
+pub type DeviceId = i64;
+
+/// Why a metadata operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MetaError {
+    #[error("pairing code is unknown, used or expired")]
+    PairingCodeInvalid,
+    #[error("database: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("database migration: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+/// The device a token belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceAuth {
+    pub device_id: DeviceId,
+    pub device_name: String,
+    pub user_id: UserId,
+    pub user_name: String,
+    pub revoked: bool,
+    /// The stored token hash, for the constant-time confirmation.
+    pub token_hash: String,
+}
+
+/// A device created by redeeming a pairing code.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewDevice {
+    pub device_id: DeviceId,
+    pub user_name: String,
+}
+
+/// Who is committing, for attribution and per-device state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Actor {
+    pub user_id: UserId,
+    pub device_id: Option<DeviceId>,
+}
+
+/// What a commit writes: new content, or a tombstone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewContent {
+    Bytes { hash: ContentHash, size: u64 },
+    Tombstone,
+}
+
+impl NewContent {
+    /// The head hash this content would produce.
+    #[must_use]
+    pub fn hash(&self) -> Option<ContentHash> {
+        match self {
+            NewContent::Bytes { hash, .. } => Some(*hash),
+            NewContent::Tombstone => None,
+        }
+    }
+}
+
+/// A compare-and-swap write on one save.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitRequest {
+    pub actor: Actor,
+    pub path: SavePath,
+    /// The head revision the writer believes in (`Rev::NONE`: no save exists).
+    pub base_rev: Rev,
+    pub content: NewContent,
+    /// Audit operation name: `upload`, `delete`, `restore`.
+    pub operation: &'static str,
+    pub now: i64,
+}
+
+/// How a compare-and-swap ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CommitOutcome {
+    /// A new head was committed.
+    Committed(SaveMeta),
+    /// The head already had this content: nothing written (idempotent retry).
+    Unchanged(SaveMeta),
+    /// `base_rev` is not the head. For uploads the bytes were kept as a conflict version.
+    Conflict(Option<SaveMeta>),
+    /// Delete or restore of a save that does not exist.
+    NotFound,
+}
+
+/// One stored version's content, for download and restore.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredVersion {
+    pub rev: Rev,
+    pub hash: Option<ContentHash>,
+    pub size: u64,
+}
+
+/// A sync session being opened by negotiate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionStart {
+    pub actor: Actor,
+    pub manifest_entries: u64,
+    pub planned_actions: u64,
+    pub cursor: Seq,
+    pub now: i64,
+}
+
+/// A device row with its owner, for the admin CLI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AdminDevice {
+    pub user_name: String,
+    pub info: DeviceInfo,
+}
+
+/// A user row for the admin CLI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserSummary {
+    pub name: String,
+    pub devices: u64,
+    pub saves: u64,
+    pub seq: Seq,
+}
+
+/// Retention settings as the store applies them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Retention {
+    pub keep_versions: u32,
+    pub keep_seconds: i64,
+}
+
+/// The metadata store. See the module docs for the threading contract.
+pub trait MetaStore: Send + Sync + std::fmt::Debug {
+    // --- users, pairing, devices ---
+    /// Create the user if missing.
+    fn ensure_user(&self, name: &str, now: i64) -> Result<UserId, MetaError>;
+    /// Store a pairing code hash for `user` until `expires_at`.
+    fn add_pairing_code(
+        &self,
+        user: UserId,
+        code_hash: &str,
+        expires_at: i64,
+        by_device: Option<DeviceId>,
+        now: i64,
+    ) -> Result<(), MetaError>;
+    /// Atomically use up a pairing code and create the device holding `token_hash`.
+    fn redeem_pairing_code(
+        &self,
+        code_hash: &str,
+        device_name: &str,
+        device_kind: &str,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<NewDevice, MetaError>;
+    fn device_by_token_hash(&self, token_hash: &str) -> Result<Option<DeviceAuth>, MetaError>;
+    fn touch_device(&self, device: DeviceId, now: i64) -> Result<(), MetaError>;
+    fn list_devices(&self, user: UserId) -> Result<Vec<DeviceInfo>, MetaError>;
+    /// Revoke a device of `user` (`None`: any user, for the admin CLI). False if no such
+    /// device.
+    fn revoke_device(
+        &self,
+        user: Option<UserId>,
+        device: DeviceId,
+        now: i64,
+    ) -> Result<bool, MetaError>;
+    fn admin_devices(&self, user_name: Option<&str>) -> Result<Vec<AdminDevice>, MetaError>;
+    fn admin_users(&self) -> Result<Vec<UserSummary>, MetaError>;
+
+    // --- saves ---
+    /// Live (and optionally deleted) heads at or below `prefix`, sorted by path, with the
+    /// user's current cursor read in the same snapshot.
+    fn list_saves(
+        &self,
+        user: UserId,
+        prefix: Option<&SavePath>,
+        include_deleted: bool,
+    ) -> Result<(Vec<SaveMeta>, Seq), MetaError>;
+    fn head(&self, user: UserId, path: &SavePath) -> Result<Option<SaveMeta>, MetaError>;
+    /// The committed version at `rev` (or the head) if still retained.
+    fn committed_version(
+        &self,
+        user: UserId,
+        path: &SavePath,
+        rev: Option<Rev>,
+    ) -> Result<Option<StoredVersion>, MetaError>;
+    /// The compare-and-swap. See [`CommitOutcome`].
+    fn commit(
+        &self,
+        request: &CommitRequest,
+        retention: Retention,
+    ) -> Result<CommitOutcome, MetaError>;
+    /// The content of history entry `version_id` of this save.
+    fn version_by_id(
+        &self,
+        user: UserId,
+        path: &SavePath,
+        version_id: i64,
+    ) -> Result<Option<StoredVersion>, MetaError>;
+    /// `None` when the save has neither a head nor any version.
+    fn history(&self, user: UserId, path: &SavePath) -> Result<Option<History>, MetaError>;
+    /// Remember that `device` now has `rev` of this save (after a download).
+    fn record_synced(&self, actor: Actor, path: &SavePath, rev: Rev) -> Result<(), MetaError>;
+
+    // --- feed ---
+    fn current_seq(&self, user: UserId) -> Result<Seq, MetaError>;
+    /// Commits after `since`, oldest first, at most `limit` (+ whether more exist).
+    fn changes(
+        &self,
+        user: UserId,
+        since: Seq,
+        limit: u32,
+    ) -> Result<(Vec<SaveMeta>, bool), MetaError>;
+    /// Every head of the user (including tombstones) and the cursor, in one snapshot.
+    fn all_heads(&self, user: UserId) -> Result<(Vec<SaveMeta>, Seq), MetaError>;
+
+    // --- per-device state ---
+    fn untracked(&self, device: DeviceId) -> Result<Vec<SavePath>, MetaError>;
+    fn set_untracked(
+        &self,
+        actor: Actor,
+        path: &SavePath,
+        untracked: bool,
+        now: i64,
+    ) -> Result<(), MetaError>;
+
+    // --- sessions and audit ---
+    fn start_session(&self, start: &SessionStart) -> Result<i64, MetaError>;
+    /// False when the session is not this user's.
+    fn complete_session(
+        &self,
+        actor: Actor,
+        session: i64,
+        report: &SessionReport,
+        now: i64,
+    ) -> Result<bool, MetaError>;
+    fn audit(&self, user: UserId, limit: u32) -> Result<Vec<AuditEntry>, MetaError>;
+
+    // --- retention ---
+    /// Every blob hash any version still references.
+    fn referenced_hashes(&self) -> Result<std::collections::HashSet<ContentHash>, MetaError>;
+}

@@ -1,0 +1,279 @@
+//! [`SqliteMeta`]: the [`MetaStore`] on one SQLite file in WAL mode.
+//!
+//! Concurrency: one writer connection behind a mutex (SQLite allows one writer anyway, and
+//! queueing in-process is cheaper than `SQLITE_BUSY` retries) plus a small pool of reader
+//! connections, which WAL lets run alongside the writer. Other processes (the `pair` CLI
+//! while `serve` runs) are covered by `busy_timeout`. Every write transaction is
+//! `BEGIN IMMEDIATE`, so it takes the write lock up front instead of failing to upgrade a
+//! read lock half way through a compare-and-swap.
+
+mod accounts;
+mod activity;
+mod commit;
+mod rows;
+mod saves;
+mod schema;
+
+use super::{
+    Actor, AdminDevice, CommitOutcome, CommitRequest, DeviceAuth, DeviceId, MetaError, MetaStore,
+    NewDevice, Retention, SessionStart, StoredVersion, UserId, UserSummary,
+};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use savesync_core::wire::{AuditEntry, DeviceInfo, History, SaveMeta, SessionReport};
+use savesync_core::{ContentHash, Rev, SavePath, Seq};
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError};
+use std::time::Duration;
+
+/// Idle reader connections kept open; more are opened on demand under load.
+const MAX_IDLE_READERS: usize = 4;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The SQLite metadata store.
+#[derive(Debug)]
+pub struct SqliteMeta {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    // FULL, not NORMAL: a commit the server acknowledged becomes a device's base. If a power
+    // loss rolled it back, the per-user Seq and per-save Rev would be handed out again for
+    // different content, and devices could take two different saves for "the same" rev.
+    // In WAL mode FULL costs one fsync of the log per commit, small next to the blob fsync.
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(())
+}
+
+impl SqliteMeta {
+    /// Open (creating) the database at `path` and bring its schema up to date.
+    pub fn open(path: impl Into<PathBuf>) -> Result<SqliteMeta, MetaError> {
+        let path = path.into();
+        let mut writer = Connection::open(&path)?;
+        configure(&writer)?;
+        schema::MIGRATIONS.to_latest(&mut writer)?;
+        Ok(SqliteMeta { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+    }
+
+    /// The database file.
+    #[must_use]
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn read<T>(&self, f: impl FnOnce(&Connection) -> Result<T, MetaError>) -> Result<T, MetaError> {
+        let pooled = self.readers.lock().unwrap_or_else(PoisonError::into_inner).pop();
+        let conn = match pooled {
+            Some(c) => c,
+            None => {
+                let c = Connection::open_with_flags(
+                    &self.path,
+                    OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+                )?;
+                configure(&c)?;
+                c
+            }
+        };
+        let result = f(&conn);
+        let mut idle = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
+        if idle.len() < MAX_IDLE_READERS {
+            idle.push(conn);
+        }
+        result
+    }
+
+    /// Run `f` in one IMMEDIATE transaction; it commits only if `f` returns `Ok` and asks to.
+    fn write<T>(
+        &self,
+        f: impl FnOnce(&Transaction<'_>) -> Result<T, MetaError>,
+    ) -> Result<T, MetaError> {
+        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    }
+
+    /// A read snapshot: several queries that must agree (heads and cursor).
+    fn snapshot<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, MetaError>,
+    ) -> Result<T, MetaError> {
+        self.read(|conn| {
+            let tx = conn.unchecked_transaction()?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
+        })
+    }
+}
+
+impl MetaStore for SqliteMeta {
+    fn ensure_user(&self, name: &str, now: i64) -> Result<UserId, MetaError> {
+        self.write(|tx| accounts::ensure_user(tx, name, now))
+    }
+
+    fn add_pairing_code(
+        &self,
+        user: UserId,
+        code_hash: &str,
+        expires_at: i64,
+        by_device: Option<DeviceId>,
+        now: i64,
+    ) -> Result<(), MetaError> {
+        self.write(|tx| accounts::add_pairing_code(tx, user, code_hash, expires_at, by_device, now))
+    }
+
+    fn redeem_pairing_code(
+        &self,
+        code_hash: &str,
+        device_name: &str,
+        device_kind: &str,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<NewDevice, MetaError> {
+        self.write(|tx| {
+            accounts::redeem_pairing_code(tx, code_hash, device_name, device_kind, token_hash, now)
+        })
+    }
+
+    fn device_by_token_hash(&self, token_hash: &str) -> Result<Option<DeviceAuth>, MetaError> {
+        self.read(|c| accounts::device_by_token_hash(c, token_hash))
+    }
+
+    fn touch_device(&self, device: DeviceId, now: i64) -> Result<(), MetaError> {
+        self.write(|tx| accounts::touch_device(tx, device, now))
+    }
+
+    fn list_devices(&self, user: UserId) -> Result<Vec<DeviceInfo>, MetaError> {
+        self.read(|c| accounts::list_devices(c, user))
+    }
+
+    fn revoke_device(
+        &self,
+        user: Option<UserId>,
+        device: DeviceId,
+        now: i64,
+    ) -> Result<bool, MetaError> {
+        self.write(|tx| accounts::revoke_device(tx, user, device, now))
+    }
+
+    fn admin_devices(&self, user_name: Option<&str>) -> Result<Vec<AdminDevice>, MetaError> {
+        self.read(|c| accounts::admin_devices(c, user_name))
+    }
+
+    fn admin_users(&self) -> Result<Vec<UserSummary>, MetaError> {
+        self.read(accounts::admin_users)
+    }
+
+    fn list_saves(
+        &self,
+        user: UserId,
+        prefix: Option<&SavePath>,
+        include_deleted: bool,
+    ) -> Result<(Vec<SaveMeta>, Seq), MetaError> {
+        self.snapshot(|c| {
+            let saves = saves::list(c, user, prefix, include_deleted)?;
+            Ok((saves, saves::current_seq(c, user)?))
+        })
+    }
+
+    fn head(&self, user: UserId, path: &SavePath) -> Result<Option<SaveMeta>, MetaError> {
+        self.read(|c| saves::head(c, user, path))
+    }
+
+    fn committed_version(
+        &self,
+        user: UserId,
+        path: &SavePath,
+        rev: Option<Rev>,
+    ) -> Result<Option<StoredVersion>, MetaError> {
+        self.read(|c| saves::committed_version(c, user, path, rev))
+    }
+
+    fn commit(
+        &self,
+        request: &CommitRequest,
+        retention: Retention,
+    ) -> Result<CommitOutcome, MetaError> {
+        self.write(|tx| commit::commit(tx, request, retention))
+    }
+
+    fn version_by_id(
+        &self,
+        user: UserId,
+        path: &SavePath,
+        version_id: i64,
+    ) -> Result<Option<StoredVersion>, MetaError> {
+        self.read(|c| saves::version_by_id(c, user, path, version_id))
+    }
+
+    fn history(&self, user: UserId, path: &SavePath) -> Result<Option<History>, MetaError> {
+        self.read(|c| saves::history(c, user, path))
+    }
+
+    fn record_synced(&self, actor: Actor, path: &SavePath, rev: Rev) -> Result<(), MetaError> {
+        self.write(|tx| activity::record_synced(tx, actor, path, rev))
+    }
+
+    fn current_seq(&self, user: UserId) -> Result<Seq, MetaError> {
+        self.read(|c| saves::current_seq(c, user))
+    }
+
+    fn changes(
+        &self,
+        user: UserId,
+        since: Seq,
+        limit: u32,
+    ) -> Result<(Vec<SaveMeta>, bool), MetaError> {
+        self.read(|c| saves::changes(c, user, since, limit))
+    }
+
+    fn all_heads(&self, user: UserId) -> Result<(Vec<SaveMeta>, Seq), MetaError> {
+        self.snapshot(|c| {
+            let saves = saves::list(c, user, None, true)?;
+            Ok((saves, saves::current_seq(c, user)?))
+        })
+    }
+
+    fn untracked(&self, device: DeviceId) -> Result<Vec<SavePath>, MetaError> {
+        self.read(|c| activity::untracked(c, device))
+    }
+
+    fn set_untracked(
+        &self,
+        actor: Actor,
+        path: &SavePath,
+        untracked: bool,
+        now: i64,
+    ) -> Result<(), MetaError> {
+        self.write(|tx| activity::set_untracked(tx, actor, path, untracked, now))
+    }
+
+    fn start_session(&self, start: &SessionStart) -> Result<i64, MetaError> {
+        self.write(|tx| activity::start_session(tx, start))
+    }
+
+    fn complete_session(
+        &self,
+        actor: Actor,
+        session: i64,
+        report: &SessionReport,
+        now: i64,
+    ) -> Result<bool, MetaError> {
+        self.write(|tx| activity::complete_session(tx, actor, session, report, now))
+    }
+
+    fn audit(&self, user: UserId, limit: u32) -> Result<Vec<AuditEntry>, MetaError> {
+        self.read(|c| activity::audit(c, user, limit))
+    }
+
+    fn referenced_hashes(&self) -> Result<HashSet<ContentHash>, MetaError> {
+        self.read(saves::referenced_hashes)
+    }
+}

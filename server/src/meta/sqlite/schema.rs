@@ -1,0 +1,111 @@
+//! The SQLite schema, as an ordered list of migrations. Never edit a released migration:
+//! append a new one.
+//!
+//! Versions are keyed by `(user_id, path)` rather than by a save row so that an upload
+//! which lost its compare-and-swap before the save ever existed still has a home in
+//! history (no closed save is ever lost). `device_saves` is keyed by path for the same
+//! reason: a device may opt out of a save that does not exist yet.
+
+use rusqlite_migration::{M, Migrations};
+
+const V1: &str = r"
+CREATE TABLE users (
+    id          INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL UNIQUE,
+    seq         INTEGER NOT NULL DEFAULT 0,
+    created_at  INTEGER NOT NULL
+);
+CREATE TABLE devices (
+    id            INTEGER PRIMARY KEY,
+    user_id       INTEGER NOT NULL REFERENCES users(id),
+    name          TEXT NOT NULL,
+    kind          TEXT NOT NULL,
+    token_hash    TEXT NOT NULL UNIQUE,
+    created_at    INTEGER NOT NULL,
+    last_seen_at  INTEGER,
+    revoked_at    INTEGER
+);
+CREATE INDEX devices_user ON devices(user_id);
+CREATE TABLE pairing_codes (
+    code_hash          TEXT PRIMARY KEY,
+    user_id            INTEGER NOT NULL REFERENCES users(id),
+    created_at         INTEGER NOT NULL,
+    expires_at         INTEGER NOT NULL,
+    used_at            INTEGER,
+    created_by_device  INTEGER REFERENCES devices(id)
+);
+CREATE TABLE saves (
+    id            INTEGER PRIMARY KEY,
+    user_id       INTEGER NOT NULL REFERENCES users(id),
+    path          TEXT NOT NULL,
+    rev           INTEGER NOT NULL,
+    seq           INTEGER NOT NULL,
+    hash          TEXT,
+    size          INTEGER NOT NULL,
+    deleted       INTEGER NOT NULL,
+    committed_at  INTEGER NOT NULL,
+    device_id     INTEGER REFERENCES devices(id),
+    UNIQUE (user_id, path)
+);
+CREATE TABLE versions (
+    id          INTEGER PRIMARY KEY,
+    user_id     INTEGER NOT NULL REFERENCES users(id),
+    path        TEXT NOT NULL,
+    kind        TEXT NOT NULL CHECK (kind IN ('commit', 'conflict')),
+    rev         INTEGER NOT NULL,
+    seq         INTEGER,
+    hash        TEXT,
+    size        INTEGER NOT NULL,
+    device_id   INTEGER REFERENCES devices(id),
+    created_at  INTEGER NOT NULL
+);
+CREATE INDEX versions_by_save ON versions(user_id, path, id);
+CREATE INDEX versions_by_seq ON versions(user_id, seq) WHERE seq IS NOT NULL;
+CREATE INDEX versions_by_hash ON versions(hash);
+CREATE TABLE device_saves (
+    device_id        INTEGER NOT NULL REFERENCES devices(id),
+    path             TEXT NOT NULL,
+    last_synced_rev  INTEGER,
+    untracked        INTEGER NOT NULL DEFAULT 0,
+    updated_at       INTEGER NOT NULL,
+    PRIMARY KEY (device_id, path)
+);
+CREATE TABLE sync_sessions (
+    id                INTEGER PRIMARY KEY,
+    user_id           INTEGER NOT NULL REFERENCES users(id),
+    device_id         INTEGER REFERENCES devices(id),
+    started_at        INTEGER NOT NULL,
+    cursor            INTEGER NOT NULL,
+    manifest_entries  INTEGER NOT NULL,
+    planned_actions   INTEGER NOT NULL,
+    completed_at      INTEGER,
+    uploaded          INTEGER,
+    downloaded        INTEGER,
+    deleted           INTEGER,
+    conflicts         INTEGER,
+    errors            INTEGER
+);
+CREATE TABLE audit_log (
+    id         INTEGER PRIMARY KEY,
+    user_id    INTEGER NOT NULL REFERENCES users(id),
+    device_id  INTEGER REFERENCES devices(id),
+    at         INTEGER NOT NULL,
+    operation  TEXT NOT NULL,
+    path       TEXT,
+    detail     TEXT NOT NULL
+);
+CREATE INDEX audit_by_user ON audit_log(user_id, id);
+";
+
+const MIGRATIONS_SLICE: &[M<'static>] = &[M::up(V1)];
+
+/// All migrations, oldest first.
+pub const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATIONS_SLICE);
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn migrations_are_valid() {
+        assert!(super::MIGRATIONS.validate().is_ok());
+    }
+}
