@@ -28,6 +28,8 @@ pub enum ErrorCode {
     Conflict,
     /// The pairing code is unknown, used or expired.
     PairingCodeInvalid,
+    /// Too many failed attempts (e.g. pairing codes) from this client; retry later.
+    RateLimited,
     /// The server ran out of disk space; nothing was stored. Retry later.
     StorageFull,
     /// The server could not complete the request (database or I/O error).
@@ -50,6 +52,7 @@ impl ErrorCode {
             ErrorCode::NotFound => 404,
             ErrorCode::Conflict => 409,
             ErrorCode::PairingCodeInvalid => 403,
+            ErrorCode::RateLimited => 429,
             ErrorCode::StorageFull => 507,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
@@ -76,6 +79,7 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::Conflict => "conflict",
             ErrorCode::PairingCodeInvalid => "pairing_code_invalid",
+            ErrorCode::RateLimited => "rate_limited",
             ErrorCode::StorageFull => "storage_full",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
@@ -106,6 +110,7 @@ mod tests {
             ErrorCode::NotFound,
             ErrorCode::Conflict,
             ErrorCode::PairingCodeInvalid,
+            ErrorCode::RateLimited,
             ErrorCode::StorageFull,
             ErrorCode::Internal,
             ErrorCode::Unavailable,
