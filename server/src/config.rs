@@ -45,6 +45,11 @@ pub struct Config {
     /// How often unreferenced blobs are collected.
     pub gc_interval: Duration,
     pub retention: RetentionConfig,
+    /// Take the client address from the last `X-Forwarded-For` entry (set by a reverse
+    /// proxy in front of the server) instead of the TCP peer. Only for the pairing rate
+    /// limit; enable it only when every request comes through that proxy, or clients can
+    /// claim any address.
+    pub trust_forwarded_for: bool,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
@@ -65,6 +70,7 @@ impl Config {
             request_timeout: Duration::from_secs(120),
             gc_interval: Duration::from_secs(60 * 60),
             retention: RetentionConfig::default(),
+            trust_forwarded_for: false,
         }
     }
 
@@ -141,6 +147,9 @@ impl Config {
         if let Some(v) = get("SAVESYNC_KEEP_DAYS") {
             self.retention.keep_days = parse_env("SAVESYNC_KEEP_DAYS", &v)?;
         }
+        if let Some(v) = get("SAVESYNC_TRUST_FORWARDED_FOR") {
+            self.trust_forwarded_for = parse_env("SAVESYNC_TRUST_FORWARDED_FOR", &v)?;
+        }
         Ok(())
     }
 }
@@ -166,6 +175,7 @@ struct ConfigFile {
     long_poll_max_secs: Option<u64>,
     request_timeout_secs: Option<u64>,
     gc_interval_secs: Option<u64>,
+    trust_forwarded_for: Option<bool>,
     retention: Option<RetentionFile>,
 }
 
@@ -194,6 +204,7 @@ impl ConfigFile {
         config.long_poll_max = self.long_poll_max_secs.map_or(config.long_poll_max, secs);
         config.request_timeout = self.request_timeout_secs.map_or(config.request_timeout, secs);
         config.gc_interval = self.gc_interval_secs.map_or(config.gc_interval, secs);
+        config.trust_forwarded_for = self.trust_forwarded_for.unwrap_or(config.trust_forwarded_for);
         if let Some(r) = self.retention {
             config.retention.keep_versions =
                 r.keep_versions.unwrap_or(config.retention.keep_versions);
@@ -239,6 +250,17 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/from-env"));
         assert_eq!(c.listen.to_string(), "0.0.0.0:9000");
         assert_eq!(c.retention.keep_versions, 3);
+    }
+
+    #[test]
+    fn trusting_x_forwarded_for_is_off_unless_the_file_or_env_turns_it_on() {
+        let mut c = Config::with_data_dir("x");
+        assert!(!c.trust_forwarded_for);
+        let parsed: ConfigFile = toml::from_str("trust_forwarded_for = true").unwrap();
+        parsed.apply(&mut c).unwrap();
+        assert!(c.trust_forwarded_for);
+        c.apply_env(|k| (k == "SAVESYNC_TRUST_FORWARDED_FOR").then(|| "false".to_owned())).unwrap();
+        assert!(!c.trust_forwarded_for);
     }
 
     #[test]

@@ -6,10 +6,12 @@ use crate::blob::BlobError;
 use crate::meta::MetaError;
 use axum::Json;
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
-use axum::http::StatusCode;
+use axum::http::header::RETRY_AFTER;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use savesync_core::ErrorCode;
 use savesync_core::wire::{ErrorBody, SaveMeta};
+use std::time::Duration;
 
 /// Which backend failed, attached to 5xx responses so the metrics layer can count
 /// SQLite and blob errors separately.
@@ -27,12 +29,24 @@ pub struct ApiError {
     /// Boxed: a head is rare and large, and every `Result` carries this type.
     pub head: Option<Box<SaveMeta>>,
     backend: Option<FailedBackend>,
+    /// Sent as `retry-after` (whole seconds, rounded up) on `rate_limited`.
+    retry_after: Option<Duration>,
 }
 
 impl ApiError {
     /// An error with a human message.
     pub fn new(code: ErrorCode, message: impl Into<String>) -> ApiError {
-        ApiError { code, message: message.into(), head: None, backend: None }
+        ApiError { code, message: message.into(), head: None, backend: None, retry_after: None }
+    }
+
+    /// 429 `rate_limited` telling the client when to try again.
+    #[must_use]
+    pub fn rate_limited(what: &str, retry_after: Duration) -> ApiError {
+        let secs = retry_after_secs(retry_after);
+        ApiError {
+            retry_after: Some(retry_after),
+            ..ApiError::new(ErrorCode::RateLimited, format!("too many {what}; retry in {secs} s"))
+        }
     }
 
     /// 409 carrying the current head (or none when the save does not exist).
@@ -68,8 +82,27 @@ impl IntoResponse for ApiError {
         if let Some(backend) = self.backend {
             response.extensions_mut().insert(backend);
         }
+        if let Some(wait) = self.retry_after {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after_secs(wait)));
+        }
         response
     }
+}
+
+/// `retry-after` takes whole seconds; round up so a client that obeys it is admitted.
+fn retry_after_secs(wait: Duration) -> u64 {
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+/// SQLite reports a full volume as `SQLITE_FULL`; it deserves the same answer as a full
+/// blob volume (507, retry later) rather than a generic 500.
+fn is_disk_full(e: &MetaError) -> bool {
+    matches!(
+        e,
+        MetaError::Db(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::DiskFull
+    )
 }
 
 impl From<MetaError> for ApiError {
@@ -79,6 +112,16 @@ impl From<MetaError> for ApiError {
                 ErrorCode::PairingCodeInvalid,
                 "pairing code is unknown, used or expired",
             ),
+            full if is_disk_full(&full) => {
+                tracing::error!(error = %full, "metadata store is out of disk space");
+                ApiError {
+                    backend: Some(FailedBackend::Sqlite),
+                    ..ApiError::new(
+                        ErrorCode::StorageFull,
+                        "the server is out of disk space; nothing was stored",
+                    )
+                }
+            }
             other => {
                 tracing::error!(error = %other, "metadata store failed");
                 ApiError {
@@ -164,6 +207,27 @@ mod tests {
         let response = ApiError::from(MetaError::PairingCodeInvalid).into_response();
         assert_eq!(response.status(), StatusCode::FORBIDDEN);
         assert!(response.extensions().get::<FailedBackend>().is_none());
+    }
+
+    #[test]
+    fn rate_limited_is_429_with_retry_after_rounded_up_to_whole_seconds() {
+        let response =
+            ApiError::rate_limited("attempts", Duration::from_millis(1500)).into_response();
+        assert_eq!(response.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(response.headers()[RETRY_AFTER], "2");
+        let response = ApiError::rate_limited("attempts", Duration::ZERO).into_response();
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn a_full_disk_under_sqlite_is_507_storage_full() {
+        let full = rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
+            None,
+        );
+        let response = ApiError::from(MetaError::Db(full)).into_response();
+        assert_eq!(response.status(), StatusCode::INSUFFICIENT_STORAGE);
+        assert_eq!(response.extensions().get::<FailedBackend>(), Some(&FailedBackend::Sqlite));
     }
 
     #[test]

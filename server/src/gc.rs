@@ -1,5 +1,6 @@
 //! Blob garbage collection: delete stored blobs no version references any more (after
-//! retention pruned their versions). Runs periodically on a blocking thread.
+//! retention pruned their versions), and staging files of uploads that never finished.
+//! Runs at startup (staging only) and periodically on a blocking thread.
 
 use crate::app::App;
 use crate::blob::BlobError;
@@ -40,6 +41,21 @@ pub fn collect_garbage(app: &App) -> Result<usize, GcError> {
         }
     }
     Ok(removed)
+}
+
+/// Remove every staging file before the server accepts requests. No upload of this process
+/// is in flight yet, so each one is the remains of a server killed mid-upload (kill -9,
+/// power loss, OOM killer). Assumes one server per data directory, which the docs require.
+/// A failure is logged, not fatal: leftovers cost disk space, not correctness, and the
+/// periodic collection retries.
+pub async fn sweep_leftover_staging(app: &App) {
+    let blobs = std::sync::Arc::clone(app.blobs());
+    match tokio::task::spawn_blocking(move || blobs.sweep_staging(Duration::ZERO)).await {
+        Ok(Ok(0)) => {}
+        Ok(Ok(n)) => tracing::info!(removed = n, "removed staging files of interrupted uploads"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "could not sweep staging files"),
+        Err(e) => tracing::warn!(error = %e, "staging sweep panicked"),
+    }
 }
 
 /// Run [`collect_garbage`] every `config.gc_interval` until `shutdown` fires.

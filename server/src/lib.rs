@@ -3,7 +3,8 @@
 //!
 //! Layout: [`config`] (settings), [`app`] (shared state), `meta` (SQLite metadata behind
 //! the `MetaStore` trait), `blob` (content-addressed blobs behind `BlobStore`), `http`
-//! (the axum API), `feed` (cursor notifications), `gc` (blob collection), `cli`.
+//! (the axum API and its accept loop), `feed` (cursor notifications), `gc` (blob and
+//! staging collection), `pair_limiter` (throttling pairing-code guesses), `cli`.
 //! Tests and embedders start a server with [`launch`] on their own listener.
 
 mod app;
@@ -16,6 +17,7 @@ mod gc;
 mod http;
 pub mod meta;
 mod metrics;
+mod pair_limiter;
 mod secrets;
 mod timestamps;
 

@@ -77,6 +77,40 @@ async fn guessing_pairing_codes_is_cut_off_with_429_and_retry_after() {
     assert_eq!((status, error_body(status, &text).code), (429, ErrorCode::RateLimited));
 }
 
+/// A failed pairing attempt claiming to come from `forwarded_for`; returns the status.
+async fn pair_attempt_via_proxy(server: &TestServer, forwarded_for: &str) -> u16 {
+    let body = serde_json::json!({ "code": "AAAA-AAAA", "device_name": "guesser" });
+    let response = reqwest::Client::new()
+        .post(server.api("pair"))
+        .header("x-forwarded-for", forwarded_for)
+        .json(&body)
+        .send()
+        .await
+        .expect("request sent");
+    response.status().as_u16()
+}
+
+#[tokio::test]
+async fn a_forged_x_forwarded_for_does_not_escape_the_limit_unless_a_proxy_is_trusted() {
+    let direct = TestServer::start().await;
+    let direct = &direct;
+    let statuses: Vec<u16> =
+        futures::future::join_all((0..11).map(|n| async move {
+            pair_attempt_via_proxy(direct, &format!("198.51.100.{n}")).await
+        }))
+        .await;
+    assert_eq!(statuses.iter().filter(|s| **s == 403).count(), 10, "{statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == 429).count(), 1, "{statuses:?}");
+
+    let proxied = TestServer::start_with(|c| c.trust_forwarded_for = true).await;
+    for _ in 0..10 {
+        assert_eq!(pair_attempt_via_proxy(&proxied, "203.0.113.5").await, 403);
+    }
+    assert_eq!(pair_attempt_via_proxy(&proxied, "203.0.113.5").await, 429);
+    // Another client behind the same proxy is not punished for the first one's guesses.
+    assert_eq!(pair_attempt_via_proxy(&proxied, "203.0.113.6").await, 403);
+}
+
 #[tokio::test]
 async fn successful_pairings_never_count_toward_the_limit() {
     let server = TestServer::start().await;

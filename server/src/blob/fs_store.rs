@@ -95,7 +95,7 @@ impl BlobStore for FsBlobStore {
         for entry in fs::read_dir(self.root.join("tmp"))? {
             let entry = entry?;
             let age = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
-            if age > older_than {
+            if age >= older_than {
                 match fs::remove_file(entry.path()) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e.into()),
                     _ => removed += 1,

@@ -87,4 +87,14 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
 
     /// Delete a stored blob; absent is fine.
     fn remove(&self, hash: &ContentHash) -> Result<(), BlobError>;
+
+    /// Prove an upload could be staged right now (for `GET /health`): create a staging
+    /// file, write a little to it, drop it. A full volume fails with `StorageFull`.
+    fn check_writable(&self) -> Result<(), BlobError> {
+        use std::io::Write;
+        let mut probe = self.stage()?;
+        probe.write_all(&[0u8; 4096])?;
+        probe.flush()?;
+        Ok(())
+    }
 }

@@ -2,6 +2,7 @@
 //! (same SQLite file in WAL mode): `pair`, `devices list|revoke`, `users list`.
 
 use super::DataDirArg;
+use super::advertised_url::{AdvertisedUrl, advertised_url, local_host_name};
 use crate::app::App;
 use crate::config::Config;
 use crate::timestamps::now_unix;
@@ -71,7 +72,12 @@ pub fn pair(mut config: Config, args: &PairArgs) -> anyhow::Result<()> {
         println!("{}", code.code);
         return Ok(());
     }
-    let server = app.config().device_url();
+    let AdvertisedUrl { url: server, warning } =
+        advertised_url(app.config(), local_host_name().as_deref());
+    if let Some(warning) = warning {
+        eprintln!("warning: {warning}");
+        eprintln!();
+    }
     println!("Pairing code for user {:?}: {}", args.user.trim(), code.code);
     println!("Valid once, until {}.", code.expires_at);
     println!();

@@ -4,6 +4,7 @@
 //! `SAVESYNC_*` environment < command-line flags.
 
 mod admin;
+mod advertised_url;
 mod serve;
 
 use crate::config::Config;
@@ -16,8 +17,8 @@ use std::process::ExitCode;
 #[command(name = "savesync-server", version, about, long_about = None)]
 struct Cli {
     /// TOML config file. Keys: data_dir, listen, public_url, max_body_bytes, max_json_bytes,
-    /// pairing_ttl_secs, long_poll_max_secs, request_timeout_secs, gc_interval_secs, and a
-    /// [retention] table with keep_versions, keep_days. Each is also settable as SAVESYNC_<KEY>
+    /// pairing_ttl_secs, long_poll_max_secs, request_timeout_secs, gc_interval_secs,
+    /// trust_forwarded_for, and a [retention] table with keep_versions, keep_days. Each is also settable as SAVESYNC_<KEY>
     /// (SAVESYNC_KEEP_VERSIONS, SAVESYNC_KEEP_DAYS for retention).
     #[arg(long, global = true, env = "SAVESYNC_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,

@@ -1,6 +1,7 @@
 //! `savesync-server serve`.
 
 use super::DataDirArg;
+use super::advertised_url::{advertised_url, local_host_name};
 use crate::app::App;
 use crate::config::Config;
 use anyhow::Context;
@@ -36,7 +37,14 @@ pub fn run(mut config: Config, args: &ServeArgs) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;
-        tracing::info!(data_dir = %config.data_dir.display(), url = %config.device_url(), "savesync-server starting");
+        // With `--listen ...:0` only the bound socket knows the port devices need.
+        let mut bound = config.clone();
+        bound.listen = listener.local_addr().unwrap_or(config.listen);
+        let shown = advertised_url(&bound, local_host_name().as_deref());
+        tracing::info!(data_dir = %config.data_dir.display(), url = %shown.url, "savesync-server starting");
+        if let Some(warning) = shown.warning {
+            tracing::warn!("{warning}");
+        }
         crate::launch(app, listener, shutdown_signal()).await
     })
 }

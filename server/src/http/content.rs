@@ -55,8 +55,12 @@ pub async fn download(
     // A tombstone has no bytes to serve.
     let hash = version.hash.ok_or_else(not_found)?;
     let blobs = std::sync::Arc::clone(state.app.blobs());
-    let file =
-        tokio::task::spawn_blocking(move || blobs.open(&hash)).await??.ok_or_else(not_found)?;
+    let file = tokio::task::spawn_blocking(move || blobs.open(&hash)).await??.ok_or_else(|| {
+        // The database references bytes the blob store does not have: someone deleted or
+        // restored files by hand. Say so loudly; the device just sees the version as gone.
+        tracing::error!(%hash, path = %path, "blob of a committed version is missing");
+        not_found()
+    })?;
     add(&state.app.metrics().download_bytes, version.size);
     if q.rev.is_none() {
         remember_synced(&state, &auth, path, version.rev);

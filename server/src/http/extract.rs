@@ -1,26 +1,77 @@
 //! Request extractors that fail with [`ApiError`]: JSON bodies (`bad_json`), query strings
 //! (`bad_request`), save paths (`bad_path`) and the device token (`unauthorized`,
-//! `device_revoked`).
+//! `device_revoked`); plus [`ClientAddr`], the address rate limits are keyed on.
 
 use super::ServerState;
 use crate::error::ApiError;
 use crate::meta::{Actor, DeviceId, UserId};
 use crate::secrets::{hash_token, hashes_match};
 use crate::timestamps::now_unix;
-use axum::extract::{FromRequest, FromRequestParts};
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use savesync_core::{ErrorCode, SavePath};
+use std::convert::Infallible;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 /// `axum::Json` whose rejection is `bad_json` (or `body_too_large`).
 #[derive(Debug, FromRequest)]
 #[from_request(via(axum::Json), rejection(ApiError))]
 pub struct ApiJson<T>(pub T);
 
-/// `axum::extract::Query` whose rejection is `bad_request`.
-#[derive(Debug, FromRequestParts)]
-#[from_request(via(axum::extract::Query), rejection(ApiError))]
+/// `axum::extract::Query` whose rejection is `bad_request`. Unlike it, a query whose
+/// percent-decoded bytes are not UTF-8 is refused instead of decoded lossily: two different
+/// invalid names must not silently become the same `U+FFFD` save path.
+#[derive(Debug)]
 pub struct ApiQuery<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiQuery<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if !decodes_to_utf8(parts.uri.query().unwrap_or_default()) {
+            return Err(ApiError::bad_request(
+                "the query string is not valid UTF-8 once percent-decoded",
+            ));
+        }
+        let axum::extract::Query(value) =
+            axum::extract::Query::<T>::from_request_parts(parts, state).await?;
+        Ok(ApiQuery(value))
+    }
+}
+
+/// Whether every `%XX` escape in `query` decodes, together with the literal bytes, to
+/// UTF-8. A `%` not followed by two hex digits stays literal, as form decoding treats it.
+fn decodes_to_utf8(query: &str) -> bool {
+    if !query.contains('%') {
+        return true; // the URI is already text
+    }
+    let bytes = query.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = bytes
+            .get(i + 1..i + 3)
+            .filter(|_| bytes[i] == b'%')
+            .and_then(|hex| std::str::from_utf8(hex).ok())
+            .and_then(|hex| u8::from_str_radix(hex, 16).ok());
+        match escaped {
+            Some(byte) => {
+                decoded.push(byte);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&decoded).is_ok()
+}
 
 /// `axum::extract::Path` (URL segments such as a device id) whose rejection is
 /// `bad_request`.
@@ -89,5 +140,62 @@ impl FromRequestParts<ServerState> for AuthDevice {
         }
         tracing::debug!(device = %device.device_name, user = %device.user_name, "authenticated");
         Ok(AuthDevice { user_id: device.user_id, device_id: device.device_id })
+    }
+}
+
+/// The client's address: the TCP peer, or with `trust_forwarded_for` the last
+/// `X-Forwarded-For` entry (the one the trusted proxy appended). Without connection info
+/// (a router driven in-process) every request counts as `0.0.0.0`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientAddr(pub IpAddr);
+
+impl FromRequestParts<ServerState> for ClientAddr {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &ServerState,
+    ) -> Result<Self, Self::Rejection> {
+        if state.app.config().trust_forwarded_for {
+            if let Some(ip) = forwarded_for(&parts.headers) {
+                return Ok(ClientAddr(ip));
+            }
+        }
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
+        Ok(ClientAddr(peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))))
+    }
+}
+
+/// The last address of the last `X-Forwarded-For` header, if it parses.
+fn forwarded_for(headers: &axum::http::HeaderMap) -> Option<IpAddr> {
+    let last = headers.get_all("x-forwarded-for").iter().next_back()?;
+    let entry = last.to_str().ok()?.rsplit(',').next()?.trim();
+    entry.parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{decodes_to_utf8, forwarded_for};
+    use axum::http::{HeaderMap, HeaderValue};
+
+    #[test]
+    fn queries_that_decode_to_invalid_utf8_are_detected() {
+        assert!(decodes_to_utf8("path=snes%2Fzelda.srm&base_rev=0"));
+        assert!(decodes_to_utf8("path=%C3%A9t%C3%A9.sav"));
+        assert!(decodes_to_utf8("path=100%&x=%ZZ%4"));
+        assert!(!decodes_to_utf8("path=%FF%FE"));
+        assert!(!decodes_to_utf8("path=%C3"));
+    }
+
+    #[test]
+    fn forwarded_for_takes_the_entry_the_nearest_proxy_appended() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(forwarded_for(&headers), None);
+        headers.append("x-forwarded-for", HeaderValue::from_static("6.6.6.6, 203.0.113.7"));
+        assert_eq!(forwarded_for(&headers), Some("203.0.113.7".parse().unwrap()));
+        headers.append("x-forwarded-for", HeaderValue::from_static(" 2001:db8::1 "));
+        assert_eq!(forwarded_for(&headers), Some("2001:db8::1".parse().unwrap()));
+        headers.append("x-forwarded-for", HeaderValue::from_static("garbage"));
+        assert_eq!(forwarded_for(&headers), None);
     }
 }

@@ -12,18 +12,22 @@ mod extract;
 #[cfg(test)]
 mod fault_tests;
 mod health;
+mod json_errors;
 mod layers;
 mod negotiate;
 mod pairing;
 mod saves;
+mod serve;
 mod untracked;
 
 use crate::app::App;
+use crate::pair_limiter::{PairLimiter, PairLimits};
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware::from_fn_with_state;
 use axum::routing::{get, post};
 use savesync_core::wire::API_PREFIX;
+use std::sync::Arc;
 use tokio_util::sync::CancellationToken;
 use tower_http::trace::TraceLayer;
 
@@ -33,6 +37,8 @@ pub struct ServerState {
     pub app: App,
     /// Fires when the server is shutting down, so open streams and long-polls end promptly.
     pub shutdown: CancellationToken,
+    /// Throttles failed `POST /pair` attempts.
+    pub pair_limiter: Arc<PairLimiter>,
 }
 
 /// The complete router.
@@ -65,6 +71,7 @@ pub fn router(state: ServerState) -> Router {
         .route_layer(from_fn_with_state(state.clone(), layers::record_metrics))
         .fallback(health::not_found)
         .layer(DefaultBodyLimit::max(json_limit))
+        .layer(axum::middleware::from_fn(json_errors::json_errors))
         // Spans per request (method, URI, status, latency) at DEBUG; tokens travel in a
         // header and pairing codes in the body, neither of which this layer records.
         .layer(TraceLayer::new_for_http())
@@ -79,7 +86,13 @@ pub async fn launch(
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let token = CancellationToken::new();
-    let state = ServerState { app: app.clone(), shutdown: token.clone() };
+    let state = ServerState {
+        app: app.clone(),
+        shutdown: token.clone(),
+        pair_limiter: Arc::new(PairLimiter::new(PairLimits::default())),
+    };
+    let request_timeout = app.config().request_timeout;
+    crate::gc::sweep_leftover_staging(&app).await;
     let gc = tokio::spawn(crate::gc::run_periodically(app, token.clone()));
     let trigger = token.clone();
     let signal = async move {
@@ -90,8 +103,8 @@ pub async fn launch(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "serving savesync API");
     }
-    let served = axum::serve(listener, router(state)).with_graceful_shutdown(signal).await;
+    serve::serve_connections(listener, router(state), request_timeout, signal).await;
     token.cancel();
     let _ = gc.await;
-    Ok(served?)
+    Ok(())
 }

@@ -1,8 +1,12 @@
 //! Pairing: trade a one-time code for a device token; let a paired device mint a code for
 //! another device of the same user.
+//!
+//! Failed code attempts are rate limited per client address and server-wide (see
+//! `crate::pair_limiter`): over the limit, `pair` answers 429 `rate_limited` with
+//! `retry-after` before looking at the code.
 
 use super::ServerState;
-use super::extract::{ApiJson, AuthDevice};
+use super::extract::{ApiJson, AuthDevice, ClientAddr};
 use crate::error::ApiError;
 use crate::secrets::{Token, hash_pairing_code};
 use crate::timestamps::now_unix;
@@ -10,6 +14,7 @@ use axum::Json;
 use axum::extract::State;
 use savesync_core::ErrorCode;
 use savesync_core::wire::{PairRequest, PairResponse, PairingCode};
+use std::time::Instant;
 
 /// Longest accepted device name; it is shown in listings and audit lines.
 const MAX_DEVICE_NAME: usize = 128;
@@ -17,6 +22,7 @@ const MAX_DEVICE_NAME: usize = 128;
 #[tracing::instrument(skip_all, fields(device = %req.device_name))]
 pub async fn pair(
     State(state): State<ServerState>,
+    ClientAddr(client): ClientAddr,
     ApiJson(req): ApiJson<PairRequest>,
 ) -> Result<Json<PairResponse>, ApiError> {
     let name = req.device_name.trim().to_owned();
@@ -30,10 +36,23 @@ pub async fn pair(
     let code_hash = hash_pairing_code(&req.code);
     let token = Token::generate();
     let token_hash = token.hash();
-    let device = state
+    let limiter = &state.pair_limiter;
+    let reservation = limiter.try_acquire(client, Instant::now()).map_err(|throttled| {
+        tracing::warn!(%client, "pairing attempts rate limited");
+        ApiError::rate_limited("failed pairing attempts", throttled.retry_after)
+    })?;
+    let redeemed = state
         .app
         .db(move |m| m.redeem_pairing_code(&code_hash, &name, &kind, &token_hash, now_unix()))
-        .await?;
+        .await;
+    // Only a wrong code counts against the client; a good one or a server fault does not.
+    match &redeemed {
+        Err(e) if e.code == ErrorCode::PairingCodeInvalid => {
+            tracing::info!(%client, "pairing code rejected");
+        }
+        _ => limiter.refund(reservation, Instant::now()),
+    }
+    let device = redeemed?;
     tracing::info!(device_id = device.device_id, user = %device.user_name, "device paired");
     Ok(Json(PairResponse {
         device_id: device.device_id,

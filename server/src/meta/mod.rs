@@ -248,4 +248,11 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug {
     // --- retention ---
     /// Every blob hash any version still references.
     fn referenced_hashes(&self) -> Result<std::collections::HashSet<ContentHash>, MetaError>;
+
+    // --- health ---
+    /// A trivial query that proves the store answers (for `GET /health`). The default
+    /// reads a counter that needs no row to exist.
+    fn ping(&self) -> Result<(), MetaError> {
+        self.current_seq(0).map(drop)
+    }
 }

@@ -276,4 +276,13 @@ impl MetaStore for SqliteMeta {
     fn referenced_hashes(&self) -> Result<HashSet<ContentHash>, MetaError> {
         self.read(saves::referenced_hashes)
     }
+
+    /// Touches a real table, so a missing or unreadable schema fails too, not just the
+    /// connection.
+    fn ping(&self) -> Result<(), MetaError> {
+        self.read(|c| {
+            c.query_row("SELECT count(*) FROM (SELECT 1 FROM users LIMIT 1)", [], |_| Ok(()))?;
+            Ok(())
+        })
+    }
 }
