@@ -5,7 +5,8 @@
 //! (handhelds often have none). An absent file and a tombstone count as the same value, so
 //! a save deleted on both sides has converged. A remote revision *below* the base means the
 //! server was restored from an older backup: the base is then distrusted and the save is
-//! treated as never synced. The server's negotiate endpoint and the mount's sync engine both
+//! treated as never synced (as it is when the head has the base's revision but other
+//! content: the restored server has re-issued that revision). The server's negotiate endpoint and the mount's sync engine both
 //! call [`decide`], so they can never disagree.
 
 use crate::{ContentHash, Rev};
@@ -70,8 +71,10 @@ pub fn decide(
 ) -> Decision {
     // A base the server has never heard of (remote missing, or remote older than the
     // base after a restore from backup) is not trusted: treat the save as never synced.
+    // The same rev with other content means the server re-issued that rev after such a
+    // restore: the base is just as untrustworthy.
     let trusted_base = match (base, remote) {
-        (Some(b), Some(r)) if r.rev >= b.rev => Some(b),
+        (Some(b), Some(r)) if r.rev > b.rev || (r.rev == b.rev && r.hash == b.hash) => Some(b),
         _ => None,
     };
     match (trusted_base, remote) {

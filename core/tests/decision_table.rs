@@ -151,3 +151,13 @@ fn remote_missing_with_a_base_reuploads_local_or_forgets_base() {
     assert_eq!(decide(Some(h("mine")), Some(b), None), Decision::Upload { expected: Rev::NONE });
     assert_eq!(decide(None, Some(b), None), Decision::RecordBase(None));
 }
+
+#[test]
+fn head_with_base_rev_but_other_content_distrusts_base() {
+    // Restored from a backup, the server re-issued rev 5 for other bytes.
+    let b = Version::live(5, h("mine-at-5"));
+    let r = Version::live(5, h("reissued-5"));
+    assert_eq!(decide(Some(h("mine-at-5")), Some(b), Some(r)), Decision::Conflict(r));
+    assert_eq!(decide(None, Some(b), Some(r)), Decision::Download(r));
+    assert_eq!(decide(Some(h("reissued-5")), Some(b), Some(r)), Decision::RecordBase(Some(r)));
+}
