@@ -1,0 +1,181 @@
+//! Command line of `savesync` (clap derive). Every mount flag can also come from a
+//! `SAVESYNC_*` environment variable. The subcommands live in `crate::commands`.
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// savesync: your game saves on every device, through a FUSE mount backed by a local
+/// cache and a sync server.
+#[derive(Debug, Parser)]
+#[command(name = "savesync", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Pair this device with a server using a one-time code (from `savesync-server pair`).
+    Pair(PairArgs),
+    /// Mount the save library at MOUNTPOINT (detaches unless --foreground).
+    Mount(MountArgs),
+    /// Show online/offline, feed cursor, pending uploads, conflicts, last error.
+    Status(StatusArgs),
+    /// List saves in conflict (each has a `NAME.conflict` sibling in the mount).
+    Conflicts(StatusArgs),
+    /// Resolve a conflict: keep this device's version (mine) or the other one (theirs).
+    Resolve(ResolveArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct PairArgs {
+    /// Server URL, e.g. http://nas.local:7878
+    pub url: String,
+    /// One-time pairing code, e.g. ABCD-EFGH
+    pub code: String,
+    /// Device name shown in the server's device list (default: host name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Device kind: handheld, desktop, steamdeck, server ...
+    #[arg(long, default_value = "desktop")]
+    pub kind: String,
+    /// Profile to write.
+    #[arg(long, env = "SAVESYNC_PROFILE", default_value = "default")]
+    pub profile: String,
+    /// Where this device keeps its cache and state (default: $XDG_DATA_HOME/savesync/PROFILE).
+    #[arg(long, env = "SAVESYNC_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct MountArgs {
+    /// Empty directory to mount the save library on.
+    pub mountpoint: PathBuf,
+    /// Profile to use.
+    #[arg(long, env = "SAVESYNC_PROFILE", default_value = "default")]
+    pub profile: String,
+    /// Stay in the foreground (logs to stderr; Ctrl-C unmounts).
+    #[arg(long, env = "SAVESYNC_FOREGROUND")]
+    pub foreground: bool,
+    /// Let other users (Samba, sftp-server) use the mount. Default: true when root or when
+    /// /etc/fuse.conf has user_allow_other.
+    #[arg(long, env = "SAVESYNC_ALLOW_OTHER", value_name = "BOOL")]
+    pub allow_other: Option<bool>,
+    /// Owner shown for saves from the server (default: the calling user).
+    #[arg(long, env = "SAVESYNC_UID")]
+    pub uid: Option<u32>,
+    /// Group shown for saves from the server (default: the calling user's group).
+    #[arg(long, env = "SAVESYNC_GID")]
+    pub gid: Option<u32>,
+    /// Mode of saves from the server, octal.
+    #[arg(long, env = "SAVESYNC_FILE_MODE", default_value = "644", value_parser = parse_octal)]
+    pub file_mode: u32,
+    /// Mode of directories from the server, octal.
+    #[arg(long, env = "SAVESYNC_DIR_MODE", default_value = "755", value_parser = parse_octal)]
+    pub dir_mode: u32,
+    /// FUSE worker threads.
+    #[arg(long, env = "SAVESYNC_THREADS", default_value_t = 4)]
+    pub threads: usize,
+    /// Quiet time after close/fsync before uploading, in milliseconds.
+    #[arg(long, env = "SAVESYNC_DEBOUNCE_MS", default_value_t = 100)]
+    pub debounce_ms: u64,
+    /// Remote changes up to this size are downloaded at once for offline play.
+    #[arg(long, env = "SAVESYNC_PREFETCH_MAX_BYTES", default_value_t = 1024 * 1024)]
+    pub prefetch_max_bytes: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Profile to inspect.
+    #[arg(long, env = "SAVESYNC_PROFILE", default_value = "default")]
+    pub profile: String,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Keep {
+    /// This device's version wins (it is uploaded).
+    Mine,
+    /// The other version wins (it replaces this device's copy).
+    Theirs,
+}
+
+#[derive(Debug, Args)]
+pub struct ResolveArgs {
+    /// Save path inside the library, e.g. "snes/Chrono Trigger.srm".
+    pub path: String,
+    /// Which version to keep.
+    #[arg(long, value_enum)]
+    pub keep: Keep,
+    /// Profile to use.
+    #[arg(long, env = "SAVESYNC_PROFILE", default_value = "default")]
+    pub profile: String,
+}
+
+fn parse_octal(s: &str) -> Result<u32, String> {
+    let digits = s.strip_prefix("0o").unwrap_or(s);
+    let mode = u32::from_str_radix(digits, 8).map_err(|e| format!("not an octal mode: {e}"))?;
+    if mode > 0o7777 {
+        return Err("mode must be at most 7777".into());
+    }
+    Ok(mode)
+}
+
+/// Entry point of the `savesync` binary.
+#[must_use]
+pub fn cli_main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Pair(a) => crate::commands::pair::run(&a),
+        Command::Mount(a) => crate::commands::mount::run(&a),
+        Command::Status(a) => crate::commands::status::status(&a),
+        Command::Conflicts(a) => crate::commands::status::conflicts(&a),
+        Command::Resolve(a) => crate::commands::status::resolve(&a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("savesync: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Cli, parse_octal};
+    use clap::{CommandFactory, Parser};
+
+    #[test]
+    fn modes_are_parsed_as_octal() {
+        assert_eq!(parse_octal("644"), Ok(0o644));
+        assert_eq!(parse_octal("0o2775"), Ok(0o2775));
+        assert!(parse_octal("999").is_err());
+        assert!(parse_octal("17777").is_err());
+    }
+
+    #[test]
+    fn the_command_line_is_consistent_and_mount_flags_parse() {
+        Cli::command().debug_assert();
+        let cli = Cli::try_parse_from([
+            "savesync",
+            "mount",
+            "/mnt/saves",
+            "--foreground",
+            "--allow-other",
+            "false",
+            "--file-mode",
+            "600",
+            "--debounce-ms",
+            "20",
+        ])
+        .unwrap();
+        let super::Command::Mount(m) = cli.command else { panic!("not a mount") };
+        assert!(m.foreground);
+        assert_eq!(m.allow_other, Some(false));
+        assert_eq!((m.file_mode, m.debounce_ms, m.profile.as_str()), (0o600, 20, "default"));
+    }
+}

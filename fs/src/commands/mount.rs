@@ -1,0 +1,220 @@
+//! `savesync mount MOUNTPOINT`: the daemon.
+//!
+//! Without `--foreground` it re-executes itself detached (own process group, log in
+//! `data_dir/savesync.log`), waits until the mount is live, and exits 0. In the foreground
+//! it cleans a stale mount, opens the filesystem layer, mounts with several FUSE worker
+//! threads, starts the sync engine and a kernel-invalidation thread, keeps the status row
+//! fresh, and on Ctrl-C / SIGTERM unmounts, gives queued uploads a moment, and exits 0.
+//! Everything queued is already durable in the state DB, so a kill -9 loses nothing.
+
+use super::mountinfo::{clean_stale_mount, is_fuse_mounted, lazy_unmount};
+use crate::cli::MountArgs;
+use crate::fuse::SaveFsFuse;
+use crate::profile::Profile;
+use crate::remote::ClientRemote;
+use crate::savefs::{FsConfig, Invalidation, SaveFs, now_ms};
+use crate::state::StatusRow;
+use crate::sync::Engine;
+use anyhow::Context;
+use fuser::{Config, INodeNo, MountOption, SessionACL};
+use std::ffi::OsStr;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+pub fn run(args: &MountArgs) -> anyhow::Result<()> {
+    let profile = Profile::load(&args.profile)?;
+    std::fs::create_dir_all(&args.mountpoint).ok();
+    clean_stale_mount(&args.mountpoint)?;
+    anyhow::ensure!(
+        args.mountpoint.is_dir(),
+        "mount point {} is not a directory",
+        args.mountpoint.display()
+    );
+    anyhow::ensure!(
+        !is_fuse_mounted(&args.mountpoint),
+        "{} is already mounted",
+        args.mountpoint.display()
+    );
+    if args.foreground { run_foreground(args, &profile) } else { detach(args, &profile) }
+}
+
+/// Re-run ourselves with `--foreground` in a new process group and wait for the mount.
+fn detach(args: &MountArgs, profile: &Profile) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&profile.data_dir)?;
+    let log_path = profile.data_dir.join("savesync.log");
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .with_context(|| format!("opening log {}", log_path.display()))?;
+    let exe = std::env::current_exe().context("locating the savesync binary")?;
+    let mut child = std::process::Command::new(exe)
+        .args(std::env::args_os().skip(1))
+        .arg("--foreground")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .context("starting the mount daemon")?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if is_fuse_mounted(&args.mountpoint) {
+            println!(
+                "Mounted {} (pid {}, log {}). Unmount with: fusermount3 -u {}",
+                args.mountpoint.display(),
+                child.id(),
+                log_path.display(),
+                args.mountpoint.display()
+            );
+            return Ok(());
+        }
+        if let Some(status) = child.try_wait()? {
+            anyhow::bail!("the mount daemon exited ({status}); see {}", log_path.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    anyhow::bail!("the mount did not come up within 30 s; see {}", log_path.display())
+}
+
+fn allow_other_default() -> bool {
+    nix::unistd::geteuid().is_root()
+        || std::fs::read_to_string("/etc/fuse.conf")
+            .is_ok_and(|t| t.lines().any(|l| l.trim() == "user_allow_other"))
+}
+
+/// Hold an exclusive lock on the profile's data dir for the daemon's lifetime: two
+/// daemons on one cache and state DB would undo each other's work.
+fn lock_data_dir(profile: &Profile) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
+    std::fs::create_dir_all(&profile.data_dir)?;
+    let path = profile.data_dir.join("daemon.lock");
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        .map_err(|_| anyhow::anyhow!("this profile is already mounted by another savesync process"))
+}
+
+fn run_foreground(args: &MountArgs, profile: &Profile) -> anyhow::Result<()> {
+    super::init_tracing("info,fuser=warn");
+    let _lock = lock_data_dir(profile)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("savesync-sync")
+        .build()?;
+    let client = savesync_client::Client::new(&profile.server_url, Some(profile.token.clone()))
+        .context("bad server URL in profile")?;
+    let mut cfg = FsConfig::new(&profile.data_dir);
+    cfg.uid = args.uid.unwrap_or(cfg.uid);
+    cfg.gid = args.gid.unwrap_or(cfg.gid);
+    cfg.file_mode = args.file_mode;
+    cfg.dir_mode = args.dir_mode;
+    cfg.debounce = Duration::from_millis(args.debounce_ms);
+    cfg.prefetch_max_bytes = args.prefetch_max_bytes;
+    let fs = SaveFs::load(cfg, Arc::new(ClientRemote::new(client)), rt.handle().clone())
+        .with_context(|| format!("opening state in {}", profile.data_dir.display()))?;
+
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::FSName("savesync".into()),
+        MountOption::Subtype("savesync".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoAtime,
+    ];
+    if args.allow_other.unwrap_or_else(allow_other_default) {
+        config.acl = SessionACL::All;
+    }
+    config.n_threads = Some(args.threads.max(1));
+    let session = fuser::Session::new(SaveFsFuse::new(Arc::clone(&fs)), &args.mountpoint, &config)
+        .with_context(|| format!("mounting {}", args.mountpoint.display()))?;
+    let notifier = session.notifier();
+    let (tx, rx) = std::sync::mpsc::channel::<Invalidation>();
+    fs.set_invalidation_sink(tx);
+    std::thread::Builder::new().name("savesync-inval".into()).spawn(move || {
+        // Outside every FUSE callback: the kernel may call back into us while handling
+        // these, which would deadlock a worker that sent them.
+        for inval in rx {
+            let _ = match &inval {
+                Invalidation::Inode(ino) => notifier.inval_inode(INodeNo(*ino), 0, 0),
+                Invalidation::Entry { parent, name } => {
+                    notifier.inval_entry(INodeNo(*parent), OsStr::new(name))
+                }
+            };
+        }
+    })?;
+    let bg = session.spawn().context("starting FUSE workers")?;
+    let mountpoint = std::fs::canonicalize(&args.mountpoint)
+        .unwrap_or_else(|_| args.mountpoint.clone())
+        .display()
+        .to_string();
+    tracing::info!(%mountpoint, server = %profile.server_url, "mounted");
+
+    let engine = rt.block_on(async {
+        let engine = Engine::start(Arc::clone(&fs));
+        wait_for_stop(&fs, &bg, &mountpoint).await;
+        engine
+    });
+    tracing::info!("unmounting");
+    if let Err(e) = bg.umount_and_join() {
+        tracing::warn!("clean unmount failed ({e}); detaching lazily");
+        let _ = lazy_unmount(Path::new(&mountpoint));
+    }
+    rt.block_on(engine.drain(Duration::from_secs(3)));
+    engine.stop();
+    write_status(&fs, &status_row(&fs, None));
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn status_row(fs: &SaveFs, mountpoint: Option<&str>) -> StatusRow {
+    StatusRow {
+        online: mountpoint.is_some() && fs.is_online(),
+        last_error: crate::savefs::lock(&fs.last_error).clone(),
+        mountpoint: mountpoint.map(str::to_owned),
+        pid: mountpoint.map(|_| std::process::id()),
+        updated_ms: now_ms(),
+    }
+}
+
+fn write_status(fs: &SaveFs, row: &StatusRow) {
+    if let Err(e) = fs.state().write_status(row) {
+        tracing::warn!("writing status: {e}");
+    }
+}
+
+/// Keep the status row fresh until Ctrl-C, SIGTERM, or the mount going away.
+async fn wait_for_stop(fs: &SaveFs, bg: &fuser::BackgroundSession, mountpoint: &str) {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    let mut last: Option<StatusRow> = None;
+    loop {
+        // Written when something changed (or every few seconds as a heartbeat): each
+        // write is a durable SQLite commit.
+        let row = status_row(fs, Some(mountpoint));
+        let stale = last.as_ref().is_none_or(|l| {
+            l.online != row.online
+                || l.last_error != row.last_error
+                || row.updated_ms - l.updated_ms > 5_000
+        });
+        if stale {
+            write_status(fs, &row);
+            last = Some(row);
+        }
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => return,
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => return,
+            _ = tick.tick() => {
+                if bg.guard.is_finished() {
+                    tracing::info!("unmounted from outside");
+                    return;
+                }
+            }
+        }
+    }
+}

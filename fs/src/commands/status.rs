@@ -1,0 +1,151 @@
+//! `savesync status`, `savesync conflicts`, `savesync resolve`: read (and for resolve,
+//! change) the state DB of a profile. They work while the daemon runs: the DB is in WAL
+//! mode and the daemon keeps a status row fresh. Resolve goes through the mount when it is
+//! mounted (the same file operations a user would do), else works on the local state.
+
+use super::mountinfo::is_fuse_mounted;
+use crate::cli::{Keep, ResolveArgs, StatusArgs};
+use crate::profile::Profile;
+use crate::remote::OfflineRemote;
+use crate::savefs::{FsConfig, SaveFs};
+use crate::state::StateDb;
+use anyhow::Context;
+use savesync_core::{CONFLICT_SUFFIX, SavePath};
+use serde_json::json;
+use std::path::Path;
+use std::sync::Arc;
+
+fn open_db(profile: &Profile) -> anyhow::Result<Option<StateDb>> {
+    let path = profile.data_dir.join("state.db");
+    if !path.exists() {
+        return Ok(None);
+    }
+    Ok(Some(StateDb::open_existing(&path).with_context(|| format!("opening {}", path.display()))?))
+}
+
+/// The live mountpoint of the profile's daemon, if it runs.
+fn live_mountpoint(db: &StateDb) -> Option<String> {
+    let status = db.read_status().ok()??;
+    let mp = status.mountpoint?;
+    let pid = status.pid?;
+    (Path::new(&format!("/proc/{pid}")).exists() && is_fuse_mounted(Path::new(&mp))).then_some(mp)
+}
+
+pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
+    let profile = Profile::load(&args.profile)?;
+    let db = open_db(&profile)?;
+    let (mounted, online, cursor, pending, conflicts, last_error) = match &db {
+        None => (None, false, 0, 0, 0, None),
+        Some(db) => {
+            let st = db.read_status()?.unwrap_or_default();
+            let mp = live_mountpoint(db);
+            (
+                mp.clone(),
+                mp.is_some() && st.online,
+                db.cursor()?.0,
+                db.pending_count()?,
+                db.conflicts()?.len(),
+                st.last_error,
+            )
+        }
+    };
+    if args.json {
+        let v = json!({
+            "profile": args.profile,
+            "server_url": profile.server_url,
+            "user": profile.user,
+            "device_id": profile.device_id,
+            "data_dir": profile.data_dir,
+            "mounted": mounted.is_some(),
+            "mountpoint": mounted,
+            "online": online,
+            "cursor": cursor,
+            "pending": pending,
+            "conflicts": conflicts,
+            "last_error": last_error,
+        });
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("profile:    {} ({} as {})", args.profile, profile.server_url, profile.user);
+    match &mounted {
+        Some(mp) => println!("mounted:    {mp}"),
+        None => println!("mounted:    no"),
+    }
+    println!("server:     {}", if online { "online" } else { "offline" });
+    println!("cursor:     {cursor}");
+    println!("pending:    {pending} save(s) waiting to sync");
+    println!("conflicts:  {conflicts}");
+    if let Some(e) = last_error {
+        println!("last error: {e}");
+    }
+    Ok(())
+}
+
+pub fn conflicts(args: &StatusArgs) -> anyhow::Result<()> {
+    let profile = Profile::load(&args.profile)?;
+    let rows = match open_db(&profile)? {
+        Some(db) => db.conflicts()?,
+        None => Vec::new(),
+    };
+    if args.json {
+        let list: Vec<_> = rows
+            .iter()
+            .map(|c| {
+                json!({
+                    "path": c.path.as_str(),
+                    "conflict_name": format!("{}{CONFLICT_SUFFIX}", c.path.as_str()),
+                    "their_rev": c.rev.0,
+                    "their_hash": c.hash.to_hex(),
+                    "their_size": c.size,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&json!({ "conflicts": list }))?);
+        return Ok(());
+    }
+    if rows.is_empty() {
+        println!("No conflicts.");
+    }
+    for c in &rows {
+        println!("{}  (theirs: rev {}, {} bytes)", c.path, c.rev, c.size);
+    }
+    if !rows.is_empty() {
+        println!("Resolve with: savesync resolve PATH --keep mine|theirs");
+    }
+    Ok(())
+}
+
+pub fn resolve(args: &ResolveArgs) -> anyhow::Result<()> {
+    let profile = Profile::load(&args.profile)?;
+    let rel = args.path.trim_start_matches('/');
+    let path =
+        SavePath::parse(rel).with_context(|| format!("{:?} is not a save path", args.path))?;
+    let db = open_db(&profile)?.context("this profile was never mounted: nothing to resolve")?;
+    anyhow::ensure!(db.conflict(&path)?.is_some(), "{path} has no conflict");
+    if let Some(mp) = live_mountpoint(&db) {
+        let target = Path::new(&mp).join(path.as_str());
+        let copy = Path::new(&mp).join(format!("{}{CONFLICT_SUFFIX}", path.as_str()));
+        match args.keep {
+            Keep::Mine => std::fs::remove_file(&copy),
+            Keep::Theirs => std::fs::rename(&copy, &target),
+        }
+        .with_context(|| format!("resolving through the mount at {mp}"))?;
+    } else {
+        drop(db);
+        let rt = super::small_runtime()?;
+        let fs = SaveFs::load(
+            FsConfig::new(&profile.data_dir),
+            Arc::new(OfflineRemote),
+            rt.handle().clone(),
+        )?;
+        fs.resolve_path(&path, args.keep == Keep::Mine)
+            .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+    }
+    let verdict = match args.keep {
+        Keep::Mine => "this device's version is kept and will be uploaded",
+        Keep::Theirs => "the other version replaced this device's copy",
+    };
+    println!("Resolved {path}: {verdict}.");
+    Ok(())
+}

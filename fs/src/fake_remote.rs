@@ -1,0 +1,368 @@
+//! [`FakeRemote`]: an in-memory server for engine tests. It follows the server's contract
+//! (compare-and-swap on `rev`, idempotent re-upload of the head's hash, rejected uploads
+//! kept as `conflict` versions, a changes log by `Seq`, negotiate via `core::decide`) and
+//! injects failures on purpose: offline (connection refused) and 5xx.
+
+use crate::remote::{Fetched, Remote, RemoteError, RemoteResult};
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use savesync_core::wire::{
+    ActionKind, ChangesPage, ManifestEntry, NegotiateResponse, PlannedAction, SaveList, SaveMeta,
+};
+use savesync_core::{ContentHash, Decision, Rev, SavePath, Seq, Version, decide};
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::watch;
+
+#[derive(Debug, Default)]
+struct State {
+    heads: BTreeMap<SavePath, SaveMeta>,
+    /// Bytes by content hash.
+    blobs: HashMap<ContentHash, Bytes>,
+    /// (path, rev) -> hash of every commit.
+    commits: HashMap<(SavePath, Rev), Option<ContentHash>>,
+    /// Rejected uploads: (path, base rev, hash).
+    conflict_versions: Vec<(SavePath, Rev, ContentHash)>,
+    log: Vec<SaveMeta>,
+    seq: u64,
+    offline: bool,
+    failing: bool,
+    uploads: u64,
+    /// Every download takes at least this long (a slow link).
+    download_delay: std::time::Duration,
+    downloads_started: u64,
+    /// Calls refused by injected failures.
+    refused: std::sync::atomic::AtomicU64,
+}
+
+/// An in-memory stand-in for the sync server.
+#[derive(Debug, Clone)]
+pub struct FakeRemote {
+    state: Arc<Mutex<State>>,
+    /// (seq, epoch): bumped on every commit and every failure toggle, so event streams wake.
+    notify: Arc<watch::Sender<(u64, u64)>>,
+}
+
+impl Default for FakeRemote {
+    fn default() -> Self {
+        FakeRemote::new()
+    }
+}
+
+impl FakeRemote {
+    #[must_use]
+    pub fn new() -> FakeRemote {
+        let (tx, _rx) = watch::channel((0, 0));
+        FakeRemote { state: Arc::default(), notify: Arc::new(tx) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn bump(&self, seq: u64) {
+        self.notify.send_modify(|(s, e)| {
+            *s = seq;
+            *e += 1;
+        });
+    }
+
+    /// Make every call fail as "connection refused" (and end live event streams).
+    pub fn set_offline(&self, offline: bool) {
+        let seq = {
+            let mut s = self.lock();
+            s.offline = offline;
+            s.seq
+        };
+        self.bump(seq);
+    }
+
+    /// Make every call fail with a 5xx.
+    pub fn set_failing(&self, failing: bool) {
+        let seq = {
+            let mut s = self.lock();
+            s.failing = failing;
+            s.seq
+        };
+        self.bump(seq);
+    }
+
+    /// Make every download take at least `delay` (a slow link).
+    pub fn set_download_delay(&self, delay: std::time::Duration) {
+        self.lock().download_delay = delay;
+    }
+
+    /// Commit `bytes` at `path` as another device would (on top of the current head).
+    pub fn put(&self, path: &str, bytes: &[u8]) -> SaveMeta {
+        let path = SavePath::parse(path).expect("valid test path");
+        let base = self.lock().heads.get(&path).map_or(Rev::NONE, |m| m.rev);
+        self.commit(&path, base, Some(Bytes::copy_from_slice(bytes))).expect("fake put")
+    }
+
+    /// Commit a tombstone at `path` as another device would.
+    pub fn remove(&self, path: &str) -> SaveMeta {
+        let path = SavePath::parse(path).expect("valid test path");
+        let base = self.lock().heads.get(&path).map_or(Rev::NONE, |m| m.rev);
+        self.commit(&path, base, None).expect("fake remove")
+    }
+
+    /// The head of `path`, if any.
+    #[must_use]
+    pub fn head(&self, path: &str) -> Option<SaveMeta> {
+        let path = SavePath::parse(path).ok()?;
+        self.lock().heads.get(&path).cloned()
+    }
+
+    /// The bytes of the live head of `path`.
+    #[must_use]
+    pub fn content(&self, path: &str) -> Option<Bytes> {
+        let s = self.lock();
+        let path = SavePath::parse(path).ok()?;
+        let hash = s.heads.get(&path)?.hash?;
+        s.blobs.get(&hash).cloned()
+    }
+
+    /// Paths of every live save.
+    #[must_use]
+    pub fn live_paths(&self) -> Vec<String> {
+        self.lock()
+            .heads
+            .values()
+            .filter(|m| !m.deleted)
+            .map(|m| m.path.as_str().to_owned())
+            .collect()
+    }
+
+    /// Bytes of rejected uploads of `path` (the server keeps them as `conflict` versions).
+    #[must_use]
+    pub fn conflict_versions(&self, path: &str) -> Vec<Bytes> {
+        let s = self.lock();
+        s.conflict_versions
+            .iter()
+            .filter(|(p, _, _)| p.as_str() == path)
+            .filter_map(|(_, _, h)| s.blobs.get(h).cloned())
+            .collect()
+    }
+
+    /// Number of calls refused by injected failures so far.
+    #[must_use]
+    pub fn refused_calls(&self) -> u64 {
+        self.lock().refused.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Number of downloads begun so far.
+    #[must_use]
+    pub fn downloads_started(&self) -> u64 {
+        self.lock().downloads_started
+    }
+
+    /// Number of accepted uploads so far.
+    #[must_use]
+    pub fn upload_count(&self) -> u64 {
+        self.lock().uploads
+    }
+
+    fn check_up(s: &State) -> RemoteResult<()> {
+        if s.offline || s.failing {
+            s.refused.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        if s.offline {
+            return Err(RemoteError::Offline("fake: connection refused".into()));
+        }
+        if s.failing {
+            return Err(RemoteError::Transient("fake: 503 unavailable".into()));
+        }
+        Ok(())
+    }
+
+    fn commit(&self, path: &SavePath, base: Rev, bytes: Option<Bytes>) -> RemoteResult<SaveMeta> {
+        let meta = {
+            let mut s = self.lock();
+            Self::check_up(&s)?;
+            let head = s.heads.get(path).cloned();
+            let hash = bytes.as_ref().map(|b| ContentHash::of(b));
+            if let Some(h) = &head {
+                if h.hash == hash {
+                    return Ok(h.clone());
+                }
+            }
+            let head_rev = head.as_ref().map_or(Rev::NONE, |h| h.rev);
+            if head_rev != base {
+                if let (Some(b), Some(h)) = (&bytes, hash) {
+                    s.blobs.insert(h, b.clone());
+                    s.conflict_versions.push((path.clone(), base, h));
+                }
+                return Err(RemoteError::Conflict(head.map(Box::new)));
+            }
+            if head.is_none() && bytes.is_none() {
+                return Err(RemoteError::NotFound);
+            }
+            s.seq += 1;
+            let rev = head_rev.next();
+            if let (Some(b), Some(h)) = (&bytes, hash) {
+                s.blobs.insert(h, b.clone());
+                s.uploads += 1;
+            }
+            let meta = SaveMeta {
+                path: path.clone(),
+                rev,
+                seq: Seq(s.seq),
+                hash,
+                size: bytes.as_ref().map_or(0, |b| b.len() as u64),
+                deleted: bytes.is_none(),
+                committed_at: "1970-01-01T00:00:00Z".into(),
+                device: None,
+            };
+            s.commits.insert((path.clone(), rev), hash);
+            s.heads.insert(path.clone(), meta.clone());
+            s.log.push(meta.clone());
+            meta
+        };
+        self.bump(meta.seq.0);
+        Ok(meta)
+    }
+}
+
+fn action_of(d: Decision) -> (ActionKind, Option<Rev>) {
+    match d {
+        Decision::NoOp => (ActionKind::NoOp, None),
+        Decision::RecordBase(_) => (ActionKind::RecordBase, None),
+        Decision::Upload { expected } => (ActionKind::Upload, Some(expected)),
+        Decision::DeleteRemote { expected } => (ActionKind::DeleteRemote, Some(expected)),
+        Decision::Download(_) => (ActionKind::Download, None),
+        Decision::DeleteLocal(_) => (ActionKind::DeleteLocal, None),
+        Decision::Conflict(_) => (ActionKind::Conflict, None),
+    }
+}
+
+impl Remote for FakeRemote {
+    fn list(&self) -> BoxFuture<'_, RemoteResult<SaveList>> {
+        Box::pin(async move {
+            let s = self.lock();
+            Self::check_up(&s)?;
+            Ok(SaveList { saves: s.heads.values().cloned().collect(), cursor: Seq(s.seq) })
+        })
+    }
+
+    fn download_to_file(
+        &self,
+        path: SavePath,
+        rev: Option<Rev>,
+        dest: PathBuf,
+    ) -> BoxFuture<'_, RemoteResult<Fetched>> {
+        Box::pin(async move {
+            let delay = {
+                let mut s = self.lock();
+                s.downloads_started += 1;
+                s.download_delay
+            };
+            tokio::time::sleep(delay).await;
+            let (bytes, version) = {
+                let s = self.lock();
+                Self::check_up(&s)?;
+                let head = s.heads.get(&path).ok_or(RemoteError::NotFound)?;
+                let rev = rev.unwrap_or(head.rev);
+                let hash = s
+                    .commits
+                    .get(&(path.clone(), rev))
+                    .copied()
+                    .flatten()
+                    .ok_or(RemoteError::NotFound)?;
+                let bytes = s.blobs.get(&hash).cloned().ok_or(RemoteError::NotFound)?;
+                (bytes, Version { rev, hash: Some(hash) })
+            };
+            let tmp = dest.with_extension("fake-download");
+            std::fs::write(&tmp, &bytes)
+                .and_then(|()| std::fs::rename(&tmp, &dest))
+                .map_err(|e| RemoteError::Refused(format!("fake download write: {e}")))?;
+            Ok(Fetched { version, size: bytes.len() as u64 })
+        })
+    }
+
+    fn upload(
+        &self,
+        path: SavePath,
+        base: Rev,
+        bytes: Bytes,
+    ) -> BoxFuture<'_, RemoteResult<SaveMeta>> {
+        Box::pin(async move { self.commit(&path, base, Some(bytes)) })
+    }
+
+    fn delete(&self, path: SavePath, base: Rev) -> BoxFuture<'_, RemoteResult<SaveMeta>> {
+        Box::pin(async move { self.commit(&path, base, None) })
+    }
+
+    fn changes(&self, since: Seq, limit: u32) -> BoxFuture<'_, RemoteResult<ChangesPage>> {
+        Box::pin(async move {
+            let s = self.lock();
+            Self::check_up(&s)?;
+            let after: Vec<SaveMeta> = s.log.iter().filter(|m| m.seq > since).cloned().collect();
+            let more = after.len() > limit as usize;
+            let changes: Vec<SaveMeta> = after.into_iter().take(limit as usize).collect();
+            let cursor = changes.last().map_or(Seq(s.seq.max(since.0)), |m| m.seq);
+            Ok(ChangesPage { changes, cursor, more })
+        })
+    }
+
+    fn events(&self) -> BoxFuture<'_, RemoteResult<BoxStream<'static, RemoteResult<Seq>>>> {
+        Box::pin(async move {
+            let first = {
+                let s = self.lock();
+                Self::check_up(&s)?;
+                Seq(s.seq)
+            };
+            let rx = self.notify.subscribe();
+            let state = Arc::clone(&self.state);
+            let rest = futures::stream::unfold((rx, state), |(mut rx, state)| async move {
+                rx.changed().await.ok()?;
+                let (seq, up) = {
+                    let s = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    (s.seq, !s.offline && !s.failing)
+                };
+                // A server going away ends the stream, like a dropped connection.
+                up.then_some((Ok(Seq(seq)), (rx, state)))
+            });
+            Ok(futures::stream::once(async move { Ok(first) }).chain(rest).boxed())
+        })
+    }
+
+    fn negotiate(
+        &self,
+        entries: Vec<ManifestEntry>,
+    ) -> BoxFuture<'_, RemoteResult<NegotiateResponse>> {
+        Box::pin(async move {
+            let s = self.lock();
+            Self::check_up(&s)?;
+            let mut actions = Vec::new();
+            let mut named = std::collections::HashSet::new();
+            for e in &entries {
+                named.insert(e.path.clone());
+                let head = s.heads.get(&e.path);
+                let (action, expected_rev) =
+                    action_of(decide(e.local, e.base, head.map(SaveMeta::version)));
+                if action != ActionKind::NoOp {
+                    actions.push(PlannedAction {
+                        path: e.path.clone(),
+                        action,
+                        expected_rev,
+                        head: head.cloned(),
+                    });
+                }
+            }
+            for (path, head) in &s.heads {
+                if !named.contains(path) && !head.deleted {
+                    actions.push(PlannedAction {
+                        path: path.clone(),
+                        action: ActionKind::Download,
+                        expected_rev: None,
+                        head: Some(head.clone()),
+                    });
+                }
+            }
+            Ok(NegotiateResponse { session_id: 1, cursor: Seq(s.seq), actions })
+        })
+    }
+}

@@ -1,0 +1,245 @@
+//! [`InodeTable`]: the in-memory tree of the mount, loaded from the state DB at start and
+//! written through on every change.
+//!
+//! Inode numbers are allocated once and persisted, so they are stable across remounts (NFS,
+//! Samba and rsync notice when they are not). Inode 1 is the root. An unlinked inode that is
+//! still open stays in `inodes` (not in any directory) until its last handle is released,
+//! so an open fd keeps working after unlink, as POSIX requires.
+//!
+//! A *save path* is the `/`-joined path of a regular file whose every component is a valid
+//! save name and none of which is a local-only temp name: only those are ever synced.
+
+use crate::state::{InodeKind, InodeRow};
+use savesync_core::{SavePath, is_local_only_name};
+use std::collections::{BTreeMap, HashMap};
+
+/// Root inode number (FUSE's convention).
+pub const ROOT_INO: u64 = 1;
+
+/// One inode and its runtime counters.
+#[derive(Debug, Clone)]
+pub struct Inode {
+    pub row: InodeRow,
+    /// Open file handles (any mode).
+    pub open_handles: u32,
+    /// Open handles that may write.
+    pub open_writers: u32,
+    /// Written or truncated since the last durable flush: its bytes are in motion, so the
+    /// uploader waits for the close or fsync that follows.
+    pub unflushed: bool,
+    /// False once unlinked or replaced; the inode lives on only while open.
+    pub linked: bool,
+}
+
+/// The tree.
+#[derive(Debug, Default)]
+pub struct InodeTable {
+    inodes: HashMap<u64, Inode>,
+    children: HashMap<u64, BTreeMap<String, u64>>,
+    next_ino: u64,
+}
+
+impl InodeTable {
+    /// Build the tree from persisted rows; `root` is used when the DB has no root yet.
+    #[must_use]
+    pub fn from_rows(rows: Vec<InodeRow>, root: InodeRow) -> InodeTable {
+        let mut t = InodeTable { next_ino: ROOT_INO + 1, ..InodeTable::default() };
+        t.insert(root);
+        for row in rows {
+            t.insert(row);
+        }
+        t
+    }
+
+    /// Hand out a fresh, never reused inode number.
+    pub fn alloc_ino(&mut self) -> u64 {
+        let ino = self.next_ino;
+        self.next_ino += 1;
+        ino
+    }
+
+    /// Add (or replace) an inode and link it under its parent (the root links nowhere).
+    pub fn insert(&mut self, row: InodeRow) {
+        self.next_ino = self.next_ino.max(row.ino + 1);
+        let ino = row.ino;
+        if ino != ROOT_INO {
+            self.children.entry(row.parent).or_default().insert(row.name.clone(), ino);
+        }
+        if row.kind == InodeKind::Dir {
+            self.children.entry(ino).or_default();
+        }
+        let prev = self.inodes.remove(&ino);
+        let (open_handles, open_writers, unflushed) =
+            prev.map_or((0, 0, false), |p| (p.open_handles, p.open_writers, p.unflushed));
+        self.inodes.insert(ino, Inode { row, open_handles, open_writers, unflushed, linked: true });
+    }
+
+    #[must_use]
+    pub fn get(&self, ino: u64) -> Option<&Inode> {
+        self.inodes.get(&ino)
+    }
+
+    pub fn get_mut(&mut self, ino: u64) -> Option<&mut Inode> {
+        self.inodes.get_mut(&ino)
+    }
+
+    #[must_use]
+    pub fn child(&self, parent: u64, name: &str) -> Option<u64> {
+        self.children.get(&parent)?.get(name).copied()
+    }
+
+    /// Children of a directory in name order.
+    #[must_use]
+    pub fn children(&self, parent: u64) -> Vec<(String, u64)> {
+        self.children
+            .get(&parent)
+            .map(|c| c.iter().map(|(n, i)| (n.clone(), *i)).collect())
+            .unwrap_or_default()
+    }
+
+    #[must_use]
+    pub fn has_children(&self, ino: u64) -> bool {
+        self.children.get(&ino).is_some_and(|c| !c.is_empty())
+    }
+
+    /// Unlink `ino` from its directory. It stays in the table while open; returns true
+    /// when it was dropped entirely (not open).
+    pub fn detach(&mut self, ino: u64) -> bool {
+        let Some(inode) = self.inodes.get_mut(&ino) else { return true };
+        let (parent, name) = (inode.row.parent, inode.row.name.clone());
+        inode.linked = false;
+        if let Some(c) = self.children.get_mut(&parent) {
+            if c.get(&name) == Some(&ino) {
+                c.remove(&name);
+            }
+        }
+        if inode.open_handles == 0 {
+            self.inodes.remove(&ino);
+            self.children.remove(&ino);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// Number of child directories of `ino` (for its link count).
+    #[must_use]
+    pub fn subdir_count(&self, ino: u64) -> u32 {
+        self.children.get(&ino).map_or(0, |c| {
+            c.values()
+                .filter(|i| self.inodes.get(i).is_some_and(|n| n.row.kind == InodeKind::Dir))
+                .count() as u32
+        })
+    }
+
+    /// Record that entries of directory `ino` changed now (mtime and ctime, as POSIX
+    /// requires of create, unlink, rename, mkdir, rmdir). Returns the row to persist.
+    pub fn touch_dir(&mut self, ino: u64, now_ns: i64) -> Option<InodeRow> {
+        let inode = self.inodes.get_mut(&ino)?;
+        inode.row.mtime_ns = now_ns;
+        inode.row.ctime_ns = now_ns;
+        Some(inode.row.clone())
+    }
+
+    /// Drop an unlinked inode whose last handle closed.
+    pub fn forget_if_orphan(&mut self, ino: u64) -> bool {
+        let orphan = self.inodes.get(&ino).is_some_and(|i| !i.linked && i.open_handles == 0);
+        if orphan {
+            self.inodes.remove(&ino);
+            self.children.remove(&ino);
+        }
+        orphan
+    }
+
+    /// Move `ino` to `(new_parent, new_name)`; the caller has detached any target.
+    pub fn relink(&mut self, ino: u64, new_parent: u64, new_name: &str) {
+        let Some(inode) = self.inodes.get_mut(&ino) else { return };
+        let (parent, name) = (inode.row.parent, inode.row.name.clone());
+        inode.row.parent = new_parent;
+        inode.row.name = new_name.to_owned();
+        if let Some(c) = self.children.get_mut(&parent) {
+            if c.get(&name) == Some(&ino) {
+                c.remove(&name);
+            }
+        }
+        self.children.entry(new_parent).or_default().insert(new_name.to_owned(), ino);
+    }
+
+    /// The `/`-joined path of a linked inode below the root ("" for the root).
+    #[must_use]
+    pub fn rel_path(&self, ino: u64) -> Option<String> {
+        let mut parts = Vec::new();
+        let mut cur = ino;
+        // Bounded: a path has at most MAX_PATH_BYTES / 2 components.
+        for _ in 0..1024 {
+            if cur == ROOT_INO {
+                parts.reverse();
+                return Some(parts.join("/"));
+            }
+            let inode = self.inodes.get(&cur)?;
+            if !inode.linked {
+                return None;
+            }
+            parts.push(inode.row.name.as_str());
+            cur = inode.row.parent;
+        }
+        None
+    }
+
+    /// The save path of a linked regular file that is synced, or None (directories,
+    /// conflict copies, temp names, unlinked inodes).
+    #[must_use]
+    pub fn save_path(&self, ino: u64) -> Option<SavePath> {
+        let inode = self.inodes.get(&ino)?;
+        if inode.row.kind != InodeKind::File {
+            return None;
+        }
+        let rel = self.rel_path(ino)?;
+        if rel.split('/').any(is_local_only_name) {
+            return None;
+        }
+        SavePath::parse(&rel).ok()
+    }
+
+    /// Every synced file at or below `ino` (for renames and deletes of directories).
+    #[must_use]
+    pub fn save_paths_below(&self, ino: u64) -> Vec<(u64, SavePath)> {
+        let mut out = Vec::new();
+        let mut stack = vec![ino];
+        while let Some(cur) = stack.pop() {
+            if let Some(p) = self.save_path(cur) {
+                out.push((cur, p));
+            }
+            if let Some(c) = self.children.get(&cur) {
+                stack.extend(c.values().copied());
+            }
+        }
+        out
+    }
+
+    /// The inode at a save path, if linked.
+    #[must_use]
+    pub fn lookup_path(&self, path: &SavePath) -> Option<u64> {
+        let mut cur = ROOT_INO;
+        for comp in path.components() {
+            cur = self.child(cur, comp)?;
+        }
+        Some(cur)
+    }
+
+    /// All inodes (for startup checks).
+    pub fn iter(&self) -> impl Iterator<Item = &Inode> {
+        self.inodes.values()
+    }
+
+    /// Number of inodes.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.inodes.len()
+    }
+
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.inodes.is_empty()
+    }
+}

@@ -1,0 +1,228 @@
+//! [`Remote`]: the narrow view of the sync server the engine needs, so the engine runs
+//! against the real HTTP client in the daemon and against [`crate::fake_remote::FakeRemote`]
+//! (same compare-and-swap rules, failure injection) in tests.
+//!
+//! Arguments are owned so the boxed futures carry no borrows; errors are classified once
+//! here into the few cases the engine branches on.
+
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::BoxStream;
+use savesync_client::{Client, ClientError};
+use savesync_core::wire::{ChangesPage, ManifestEntry, NegotiateResponse, SaveList, SaveMeta};
+use savesync_core::{ErrorCode, Rev, SavePath, Seq, Version};
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Result of a remote call.
+pub type RemoteResult<T> = Result<T, RemoteError>;
+
+/// Why a remote call failed, in the terms the engine acts on.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RemoteError {
+    /// The server could not be reached: work offline, retry later.
+    #[error("server unreachable: {0}")]
+    Offline(String),
+    /// Compare-and-swap lost; carries the current head (None: no save at all).
+    #[error("conflict with the server head")]
+    Conflict(Option<Box<SaveMeta>>),
+    /// No such save or revision.
+    #[error("not found on the server")]
+    NotFound,
+    /// The server answered but failed (5xx, timeout): retry later.
+    #[error("transient server failure: {0}")]
+    Transient(String),
+    /// A refusal that retrying will not fix (bad path, revoked device ...).
+    #[error("server refused: {0}")]
+    Refused(String),
+}
+
+impl RemoteError {
+    /// True when a later retry can succeed.
+    #[must_use]
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, RemoteError::Offline(_) | RemoteError::Transient(_))
+    }
+}
+
+impl From<ClientError> for RemoteError {
+    fn from(e: ClientError) -> RemoteError {
+        if let Some(head) = e.conflict_head() {
+            return RemoteError::Conflict(Some(Box::new(head.clone())));
+        }
+        match e.code() {
+            Some(ErrorCode::Conflict) => return RemoteError::Conflict(None),
+            Some(ErrorCode::NotFound) => return RemoteError::NotFound,
+            _ => {}
+        }
+        if e.is_offline() {
+            RemoteError::Offline(e.to_string())
+        } else if e.is_transient() || e.code() == Some(ErrorCode::HashMismatch) {
+            // A hash mismatch on upload means the file changed while it was sent: retry.
+            RemoteError::Transient(e.to_string())
+        } else {
+            RemoteError::Refused(e.to_string())
+        }
+    }
+}
+
+/// What a download wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fetched {
+    pub version: Version,
+    pub size: u64,
+}
+
+/// The server operations the mount uses.
+pub trait Remote: Send + Sync + std::fmt::Debug + 'static {
+    /// Every live save and the cursor the listing reflects.
+    fn list(&self) -> BoxFuture<'_, RemoteResult<SaveList>>;
+    /// Download the head (or `rev`) of `path` atomically into `dest` (hash verified).
+    fn download_to_file(
+        &self,
+        path: SavePath,
+        rev: Option<Rev>,
+        dest: PathBuf,
+    ) -> BoxFuture<'_, RemoteResult<Fetched>>;
+    /// Upload conditional on `base` being the head.
+    fn upload(
+        &self,
+        path: SavePath,
+        base: Rev,
+        bytes: Bytes,
+    ) -> BoxFuture<'_, RemoteResult<SaveMeta>>;
+    /// Commit a tombstone conditional on `base` being the head.
+    fn delete(&self, path: SavePath, base: Rev) -> BoxFuture<'_, RemoteResult<SaveMeta>>;
+    /// Commits after `since` (no waiting).
+    fn changes(&self, since: Seq, limit: u32) -> BoxFuture<'_, RemoteResult<ChangesPage>>;
+    /// The server's "cursor advanced" stream; ends or errs when the connection drops.
+    fn events(&self) -> BoxFuture<'_, RemoteResult<BoxStream<'static, RemoteResult<Seq>>>>;
+    /// Decide every manifest entry (plus server-only saves) on the server.
+    fn negotiate(
+        &self,
+        entries: Vec<ManifestEntry>,
+    ) -> BoxFuture<'_, RemoteResult<NegotiateResponse>>;
+}
+
+/// [`Remote`] over the real HTTP client.
+#[derive(Debug, Clone)]
+pub struct ClientRemote {
+    client: Client,
+}
+
+impl ClientRemote {
+    /// Wrap a client. Retries are the engine's job (its queue backs off and survives
+    /// restarts), so the client only retries briefly.
+    #[must_use]
+    pub fn new(client: Client) -> ClientRemote {
+        let policy = savesync_client::RetryPolicy {
+            max_attempts: 2,
+            initial_backoff: Duration::from_millis(50),
+            max_backoff: Duration::from_millis(200),
+            max_elapsed: Duration::from_secs(2),
+        };
+        ClientRemote { client: client.with_retry(policy).with_timeout(Duration::from_secs(60)) }
+    }
+}
+
+impl Remote for ClientRemote {
+    fn list(&self) -> BoxFuture<'_, RemoteResult<SaveList>> {
+        Box::pin(async move { Ok(self.client.list(None, true).await?) })
+    }
+
+    fn download_to_file(
+        &self,
+        path: SavePath,
+        rev: Option<Rev>,
+        dest: PathBuf,
+    ) -> BoxFuture<'_, RemoteResult<Fetched>> {
+        Box::pin(async move {
+            let got = self.client.download_to_file(&path, rev, &dest).await?;
+            Ok(Fetched { version: got.version, size: got.size })
+        })
+    }
+
+    fn upload(
+        &self,
+        path: SavePath,
+        base: Rev,
+        bytes: Bytes,
+    ) -> BoxFuture<'_, RemoteResult<SaveMeta>> {
+        Box::pin(async move { Ok(self.client.upload(&path, base, bytes).await?) })
+    }
+
+    fn delete(&self, path: SavePath, base: Rev) -> BoxFuture<'_, RemoteResult<SaveMeta>> {
+        Box::pin(async move { Ok(self.client.delete(&path, base).await?) })
+    }
+
+    fn changes(&self, since: Seq, limit: u32) -> BoxFuture<'_, RemoteResult<ChangesPage>> {
+        Box::pin(async move { Ok(self.client.changes(since, Duration::ZERO, Some(limit)).await?) })
+    }
+
+    fn events(&self) -> BoxFuture<'_, RemoteResult<BoxStream<'static, RemoteResult<Seq>>>> {
+        Box::pin(async move {
+            let stream = self.client.events().await?;
+            Ok(stream.map(|item| item.map(|e| e.cursor).map_err(RemoteError::from)).boxed())
+        })
+    }
+
+    fn negotiate(
+        &self,
+        entries: Vec<ManifestEntry>,
+    ) -> BoxFuture<'_, RemoteResult<NegotiateResponse>> {
+        Box::pin(async move { Ok(self.client.negotiate(entries).await?) })
+    }
+}
+
+/// A [`Remote`] that is never reachable: used when the CLI works on the local state only
+/// (resolving a conflict while not mounted).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OfflineRemote;
+
+fn offline<T>() -> RemoteResult<T> {
+    Err(RemoteError::Offline("working offline".into()))
+}
+
+impl Remote for OfflineRemote {
+    fn list(&self) -> BoxFuture<'_, RemoteResult<SaveList>> {
+        Box::pin(async { offline() })
+    }
+
+    fn download_to_file(
+        &self,
+        _path: SavePath,
+        _rev: Option<Rev>,
+        _dest: PathBuf,
+    ) -> BoxFuture<'_, RemoteResult<Fetched>> {
+        Box::pin(async { offline() })
+    }
+
+    fn upload(
+        &self,
+        _path: SavePath,
+        _base: Rev,
+        _bytes: Bytes,
+    ) -> BoxFuture<'_, RemoteResult<SaveMeta>> {
+        Box::pin(async { offline() })
+    }
+
+    fn delete(&self, _path: SavePath, _base: Rev) -> BoxFuture<'_, RemoteResult<SaveMeta>> {
+        Box::pin(async { offline() })
+    }
+
+    fn changes(&self, _since: Seq, _limit: u32) -> BoxFuture<'_, RemoteResult<ChangesPage>> {
+        Box::pin(async { offline() })
+    }
+
+    fn events(&self) -> BoxFuture<'_, RemoteResult<BoxStream<'static, RemoteResult<Seq>>>> {
+        Box::pin(async { offline() })
+    }
+
+    fn negotiate(
+        &self,
+        _entries: Vec<ManifestEntry>,
+    ) -> BoxFuture<'_, RemoteResult<NegotiateResponse>> {
+        Box::pin(async { offline() })
+    }
+}

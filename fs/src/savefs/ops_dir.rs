@@ -1,0 +1,297 @@
+//! Namespace operations: lookup, getattr, mkdir, rmdir, unlink, rename, readdir.
+//!
+//! Sync rules applied here: unlinking a synced save queues its path (the sync decision
+//! turns it into a conditional remote delete); a rename queues the old and the new save
+//! paths of everything it moved, so "rename A to B" becomes "delete A, upload B", and a
+//! rename over an existing save (the temp-file-then-rename pattern of GIO, Samba and
+//! editors) becomes one upload of the target's new content. Unlinking or renaming a
+//! `NAME.conflict` copy resolves the conflict (`resolve.rs`).
+
+use super::attr::{Attr, DirEntry};
+use super::{SaveFs, lock, now_ns};
+use crate::error::{FsError, FsResult};
+use crate::inode_table::{InodeTable, ROOT_INO};
+use crate::state::InodeKind;
+use savesync_core::SavePath;
+
+/// `renameat2` flags the mount understands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RenameOptions {
+    pub no_replace: bool,
+    pub exchange: bool,
+}
+
+impl SaveFs {
+    /// Check that `name` may be created in `parent`: a directory, a valid save name (not
+    /// `*.conflict`, no control characters, within the length limits).
+    pub(crate) fn check_new_name(&self, t: &InodeTable, parent: u64, name: &str) -> FsResult<()> {
+        let dir = t.get(parent).ok_or_else(|| FsError::not_found(format!("inode {parent}")))?;
+        if dir.row.kind != InodeKind::Dir {
+            return Err(FsError::not_dir(format!("inode {parent}")));
+        }
+        let rel = t.rel_path(parent).ok_or_else(|| FsError::not_found("unlinked directory"))?;
+        let full = if rel.is_empty() { name.to_owned() } else { format!("{rel}/{name}") };
+        SavePath::parse(&full).map_err(|e| FsError::bad_name(name, &e))?;
+        Ok(())
+    }
+
+    /// Find `name` in `parent`.
+    pub fn lookup(&self, parent: u64, name: &str) -> FsResult<Attr> {
+        if name.len() > savesync_core::MAX_COMPONENT_BYTES {
+            return Err(FsError::new(libc::ENAMETOOLONG, format!("{name:.32}...: name too long")));
+        }
+        let t = lock(&self.table);
+        let ino = t.child(parent, name).ok_or_else(|| FsError::not_found(name))?;
+        let inode = t.get(ino).ok_or_else(|| FsError::not_found(name))?;
+        Ok(Attr::of(inode, t.subdir_count(ino)))
+    }
+
+    /// Attributes of an inode.
+    pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
+        let t = lock(&self.table);
+        let inode = t.get(ino).ok_or_else(|| FsError::not_found(format!("inode {ino}")))?;
+        Ok(Attr::of(inode, t.subdir_count(ino)))
+    }
+
+    /// Create a directory (local only: the server knows directories only through saves).
+    pub fn mkdir(&self, parent: u64, name: &str, mode: u32, uid: u32, gid: u32) -> FsResult<Attr> {
+        let (attr, rows) = {
+            let mut t = lock(&self.table);
+            self.check_new_name(&t, parent, name)?;
+            if t.child(parent, name).is_some() {
+                return Err(FsError::exists(name));
+            }
+            let ino = t.alloc_ino();
+            let row = self.new_row(ino, parent, name, InodeKind::Dir, mode, (uid, gid));
+            t.insert(row.clone());
+            let attr = Attr::of(t.get(ino).ok_or_else(|| FsError::not_found(name))?, 0);
+            let dir = t.touch_dir(parent, row.ctime_ns);
+            let rows: Vec<_> = std::iter::once(row).chain(dir).collect();
+            (attr, rows)
+        };
+        self.db.put_inodes(&rows, &[]).map_err(|e| FsError::db(format!("mkdir {name}"), &e))?;
+        Ok(attr)
+    }
+
+    /// Remove an empty directory.
+    pub fn rmdir(&self, parent: u64, name: &str) -> FsResult<()> {
+        let (ino, dir) = {
+            let mut t = lock(&self.table);
+            let ino = t.child(parent, name).ok_or_else(|| FsError::not_found(name))?;
+            let inode = t.get(ino).ok_or_else(|| FsError::not_found(name))?;
+            if inode.row.kind != InodeKind::Dir {
+                return Err(FsError::not_dir(name));
+            }
+            if t.has_children(ino) {
+                return Err(FsError::new(libc::ENOTEMPTY, format!("{name}: directory not empty")));
+            }
+            t.detach(ino);
+            (ino, t.touch_dir(parent, now_ns()))
+        };
+        self.db
+            .put_inodes(dir.as_slice(), &[ino])
+            .map_err(|e| FsError::db(format!("rmdir {name}"), &e))
+    }
+
+    /// Remove a file; a synced save is deleted on the server (conditionally) after the
+    /// debounce. Open handles keep reading and writing the unlinked bytes.
+    pub fn unlink(&self, parent: u64, name: &str) -> FsResult<()> {
+        let (ino, path, cached, dir) = {
+            let mut t = lock(&self.table);
+            let ino = t.child(parent, name).ok_or_else(|| FsError::not_found(name))?;
+            let inode = t.get(ino).ok_or_else(|| FsError::not_found(name))?;
+            match inode.row.kind {
+                InodeKind::Dir => return Err(FsError::is_dir(name)),
+                InodeKind::Conflict => {
+                    drop(t);
+                    return self.resolve_keep_mine(ino);
+                }
+                InodeKind::File => {}
+            }
+            let cached = inode.row.cached;
+            let path = t.save_path(ino);
+            t.detach(ino);
+            let dir = t.touch_dir(parent, now_ns());
+            (ino, path, cached, dir)
+        };
+        self.db
+            .put_inodes(dir.as_slice(), &[ino])
+            .map_err(|e| FsError::db(format!("unlink {name}"), &e))?;
+        // Open fds keep the bytes alive; the name is gone now.
+        let _ = std::fs::remove_file(self.cache_path(ino));
+        if let Some(path) = path {
+            if !cached {
+                // Never downloaded: the device's view is the head itself, so agreeing on it
+                // first makes the decision a conditional delete rather than a re-download.
+                let rec = self.db.record(&path).map_err(|e| FsError::db("unlink", &e))?;
+                if let Some(head) = rec.head {
+                    self.db.set_base(&path, Some(head)).map_err(|e| FsError::db("unlink", &e))?;
+                }
+            }
+            self.enqueue_debounced(&[path])?;
+        }
+        Ok(())
+    }
+
+    /// Rename `name` in `parent` to `new_name` in `new_parent`, replacing a target if
+    /// allowed.
+    pub fn rename(
+        &self,
+        parent: u64,
+        name: &str,
+        new_parent: u64,
+        new_name: &str,
+        opts: RenameOptions,
+    ) -> FsResult<()> {
+        if opts.exchange {
+            return Err(FsError::new(libc::EINVAL, "RENAME_EXCHANGE is not supported"));
+        }
+        // A moved subtree must have its bytes locally: its new path is uploaded from them.
+        // Bounded: each pass downloads what is missing, a second pass finds it cached.
+        for _ in 0..3 {
+            let missing: Vec<(u64, SavePath)> = {
+                let t = lock(&self.table);
+                let src = t.child(parent, name).ok_or_else(|| FsError::not_found(name))?;
+                t.save_paths_below(src)
+                    .into_iter()
+                    .filter(|(ino, _)| t.get(*ino).is_some_and(|i| !i.row.cached))
+                    .collect()
+            };
+            if missing.is_empty() {
+                return self.rename_cached(parent, name, new_parent, new_name, opts);
+            }
+            for (ino, path) in missing {
+                self.fetch_for_open(ino, &path)?;
+            }
+        }
+        Err(FsError::new(libc::EIO, format!("{name}: could not fetch its bytes before rename")))
+    }
+
+    fn rename_cached(
+        &self,
+        parent: u64,
+        name: &str,
+        new_parent: u64,
+        new_name: &str,
+        opts: RenameOptions,
+    ) -> FsResult<()> {
+        let (src_row, removed, mut paths) = {
+            let mut t = lock(&self.table);
+            let src = t.child(parent, name).ok_or_else(|| FsError::not_found(name))?;
+            let src_kind = t.get(src).ok_or_else(|| FsError::not_found(name))?.row.kind;
+            if src_kind == InodeKind::Conflict {
+                drop(t);
+                return self.resolve_keep_theirs(src, new_parent, new_name);
+            }
+            self.check_new_name(&t, new_parent, new_name)?;
+            let target = t.child(new_parent, new_name);
+            if target == Some(src) {
+                return Ok(());
+            }
+            if let Some(target) = target {
+                if opts.no_replace {
+                    return Err(FsError::exists(new_name));
+                }
+                let tkind = t.get(target).ok_or_else(|| FsError::not_found(new_name))?.row.kind;
+                match (src_kind, tkind) {
+                    (InodeKind::Dir, InodeKind::Dir) if t.has_children(target) => {
+                        return Err(FsError::new(
+                            libc::ENOTEMPTY,
+                            format!("{new_name}: directory not empty"),
+                        ));
+                    }
+                    (InodeKind::Dir, InodeKind::Dir) => {}
+                    (InodeKind::Dir, _) => return Err(FsError::not_dir(new_name)),
+                    (_, InodeKind::Dir) => return Err(FsError::is_dir(new_name)),
+                    _ => {}
+                }
+            }
+            if src_kind == InodeKind::Dir {
+                // A directory cannot move below itself.
+                let mut cur = new_parent;
+                for _ in 0..1024 {
+                    if cur == src {
+                        return Err(FsError::new(
+                            libc::EINVAL,
+                            format!("cannot move {name} inside itself"),
+                        ));
+                    }
+                    if cur == ROOT_INO {
+                        break;
+                    }
+                    cur = t.get(cur).map_or(ROOT_INO, |i| i.row.parent);
+                }
+            }
+            let mut paths: Vec<SavePath> =
+                t.save_paths_below(src).into_iter().map(|(_, p)| p).collect();
+            let mut removed = Vec::new();
+            if let Some(target) = target {
+                t.detach(target);
+                removed.push(target);
+            }
+            t.relink(src, new_parent, new_name);
+            let now = now_ns();
+            if let Some(inode) = t.get_mut(src) {
+                inode.row.ctime_ns = now;
+            }
+            paths.extend(t.save_paths_below(src).into_iter().map(|(_, p)| p));
+            let row = t.get(src).map(|i| i.row.clone()).ok_or_else(|| FsError::not_found(name))?;
+            let mut rows = vec![row];
+            rows.extend(t.touch_dir(parent, now));
+            if new_parent != parent {
+                rows.extend(t.touch_dir(new_parent, now));
+            }
+            (rows, removed, paths)
+        };
+        self.db
+            .put_inodes(&src_row, &removed)
+            .map_err(|e| FsError::db(format!("rename {name} -> {new_name}"), &e))?;
+        for ino in &removed {
+            let _ = std::fs::remove_file(self.cache_path(*ino));
+        }
+        paths.sort();
+        paths.dedup();
+        self.enqueue_debounced(&paths)
+    }
+
+    /// Snapshot a directory listing for a new directory handle.
+    pub fn opendir(&self, ino: u64) -> FsResult<u64> {
+        let entries = {
+            let t = lock(&self.table);
+            let dir = t.get(ino).ok_or_else(|| FsError::not_found(format!("inode {ino}")))?;
+            if dir.row.kind != InodeKind::Dir {
+                return Err(FsError::not_dir(format!("inode {ino}")));
+            }
+            let mut entries = vec![
+                DirEntry { ino, kind: InodeKind::Dir, name: ".".into() },
+                DirEntry { ino: dir.row.parent, kind: InodeKind::Dir, name: "..".into() },
+            ];
+            for (name, child) in t.children(ino) {
+                if let Some(c) = t.get(child) {
+                    entries.push(DirEntry { ino: child, kind: c.row.kind, name });
+                }
+            }
+            entries
+        };
+        Ok(self.handles_add_dir(entries))
+    }
+
+    /// Entries of the snapshot from `offset` on; entry `i` has offset `i + 1`.
+    pub fn readdir(&self, fh: u64, offset: u64) -> FsResult<Vec<(u64, DirEntry)>> {
+        let entries = lock(&self.handles).dir(fh).ok_or_else(|| FsError::bad_handle(fh))?;
+        Ok(entries
+            .iter()
+            .enumerate()
+            .skip(offset as usize)
+            .map(|(i, e)| (i as u64 + 1, e.clone()))
+            .collect())
+    }
+
+    pub fn releasedir(&self, fh: u64) {
+        lock(&self.handles).remove_dir(fh);
+    }
+
+    fn handles_add_dir(&self, entries: Vec<DirEntry>) -> u64 {
+        lock(&self.handles).add_dir(entries)
+    }
+}

@@ -1,0 +1,371 @@
+//! File operations: create, open (fresh on open), read, write, setattr (truncate, times,
+//! modes), flush, fsync, release.
+//!
+//! Durability rule: a flush (every close(2)) or fsync of a handle that wrote makes the
+//! bytes durable (fdatasync of the cache file) and records the new size and the queue entry
+//! in one DB transaction *before* replying, so a kill -9 right after close loses nothing.
+//! The upload itself happens later in the background.
+
+use super::attr::{Attr, SetAttr, TimeSet};
+use super::handles::OpenFile;
+use super::{SaveFs, cache_stat, lock, now_ms, now_ns, to_ns};
+use crate::error::{FsError, FsResult};
+use crate::state::InodeKind;
+use crate::sync::{SyncError, SyncMode, sync_path};
+use savesync_core::SavePath;
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Longest an open waits for the server before serving the cached copy (or failing, for
+/// a save never downloaded).
+const OPEN_FETCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+fn open_cache(path: &std::path::Path, writable: bool, create: bool) -> std::io::Result<File> {
+    OpenOptions::new().read(true).write(writable || create).create(create).open(path)
+}
+
+impl SaveFs {
+    /// Create and open a new file.
+    #[allow(clippy::too_many_arguments)]
+    pub fn create(
+        &self,
+        parent: u64,
+        name: &str,
+        mode: u32,
+        flags: i32,
+        uid: u32,
+        gid: u32,
+    ) -> FsResult<(Attr, u64)> {
+        let ((row, dir), file) = {
+            let mut t = lock(&self.table);
+            self.check_new_name(&t, parent, name)?;
+            if t.child(parent, name).is_some() {
+                return Err(FsError::exists(name));
+            }
+            let ino = t.alloc_ino();
+            let file = File::options()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(self.cache_path(ino))
+                .map_err(|e| FsError::io(format!("creating cache file of {name}"), &e))?;
+            let row = self.new_row(ino, parent, name, InodeKind::File, mode, (uid, gid));
+            t.insert(row.clone());
+            if let Some(inode) = t.get_mut(ino) {
+                inode.open_handles += 1;
+                inode.open_writers += 1;
+                inode.unflushed = true;
+            }
+            let dir = t.touch_dir(parent, row.ctime_ns);
+            ((row, dir), file)
+        };
+        let rows: Vec<_> = std::iter::once(row.clone()).chain(dir).collect();
+        self.db.put_inodes(&rows, &[]).map_err(|e| FsError::db(format!("create {name}"), &e))?;
+        let fh = lock(&self.handles).add_file(OpenFile {
+            ino: row.ino,
+            file,
+            writable: true,
+            append: flags & libc::O_APPEND != 0,
+            // A new file is a change even if nothing is written into it.
+            written: true.into(),
+        });
+        let attr = self.getattr(row.ino)?;
+        Ok((attr, fh))
+    }
+
+    /// Open a file. A synced save that is not cached, or whose known server head is newer
+    /// than what this device has, is brought up to date first (the network call runs with
+    /// no lock held). Offline, a cached file is served as it is.
+    pub fn open(&self, ino: u64, flags: i32) -> FsResult<u64> {
+        let acc = flags & libc::O_ACCMODE;
+        let writable = acc != libc::O_RDONLY;
+        let (kind, path, busy) = {
+            let t = lock(&self.table);
+            let inode = t.get(ino).ok_or_else(|| FsError::not_found(format!("inode {ino}")))?;
+            (inode.row.kind, t.save_path(ino), inode.open_writers > 0 || inode.unflushed)
+        };
+        match kind {
+            InodeKind::Dir => return Err(FsError::is_dir(format!("inode {ino}"))),
+            InodeKind::Conflict if writable => {
+                return Err(FsError::new(
+                    libc::EACCES,
+                    "conflict copies are read-only: delete it to keep yours, or rename it \
+                     over the save to take it",
+                ));
+            }
+            _ => {}
+        }
+        if let (Some(path), false) = (path, busy) {
+            if self.needs_fresh(ino, &path)? {
+                self.fetch_for_open(ino, &path)?;
+            }
+        }
+        let mut t = lock(&self.table);
+        let inode = t.get_mut(ino).ok_or_else(|| FsError::not_found(format!("inode {ino}")))?;
+        if !inode.row.cached {
+            return Err(FsError::new(
+                libc::EIO,
+                format!("inode {ino}: not cached and the server is unreachable"),
+            ));
+        }
+        let file = open_cache(&self.content_path(&inode.row), writable, false)
+            .map_err(|e| FsError::io(format!("opening cache of inode {ino}"), &e))?;
+        inode.open_handles += 1;
+        if writable {
+            inode.open_writers += 1;
+        }
+        drop(t);
+        Ok(lock(&self.handles).add_file(OpenFile {
+            ino,
+            file,
+            writable,
+            append: flags & libc::O_APPEND != 0,
+            written: false.into(),
+        }))
+    }
+
+    fn needs_fresh(&self, ino: u64, path: &SavePath) -> FsResult<bool> {
+        let cached = lock(&self.table).get(ino).is_some_and(|i| i.row.cached);
+        if !cached {
+            return Ok(true);
+        }
+        let rec = self.db.record(path).map_err(|e| FsError::db("open", &e))?;
+        Ok(match (rec.base, rec.head) {
+            (_, None) => false,
+            (None, Some(_)) => true,
+            (Some(b), Some(h)) => h.rev > b.rev,
+        })
+    }
+
+    /// Run the sync decision for `path` now, on this thread (fresh on open, rename of an
+    /// uncached file). Offline, a cached file is left as it is.
+    pub(crate) fn fetch_for_open(&self, ino: u64, path: &SavePath) -> FsResult<()> {
+        let cached = lock(&self.table).get(ino).is_some_and(|i| i.row.cached);
+        if cached && !self.is_online() {
+            // Known offline: do not make a game wait for a connect timeout.
+            return Ok(());
+        }
+        let outcome = self.rt.block_on(async {
+            tokio::time::timeout(OPEN_FETCH_LIMIT, sync_path(self, path, SyncMode::Open)).await
+        });
+        let outcome = outcome.unwrap_or_else(|_| {
+            Err(SyncError::Local(format!("no answer within {OPEN_FETCH_LIMIT:?}")))
+        });
+        match outcome {
+            Ok(_) => Ok(()),
+            Err(e) if cached => {
+                tracing::debug!(%path, "serving cached copy: {e}");
+                Ok(())
+            }
+            Err(e) => Err(FsError::new(libc::EIO, format!("{path}: cannot fetch: {e}"))),
+        }
+    }
+
+    fn handle(&self, fh: u64) -> FsResult<Arc<OpenFile>> {
+        lock(&self.handles).file(fh).ok_or_else(|| FsError::bad_handle(fh))
+    }
+
+    /// Read up to `size` bytes at `offset`.
+    pub fn read(&self, fh: u64, offset: u64, size: u32) -> FsResult<Vec<u8>> {
+        let h = self.handle(fh)?;
+        let mut buf = vec![0u8; size as usize];
+        let mut done = 0;
+        while done < buf.len() {
+            match h.file.read_at(&mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(FsError::io(format!("read of inode {}", h.ino), &e)),
+            }
+        }
+        buf.truncate(done);
+        Ok(buf)
+    }
+
+    /// Write `data` at `offset` (at the end for O_APPEND handles) into the cache file.
+    pub fn write(&self, fh: u64, offset: u64, data: &[u8]) -> FsResult<u32> {
+        let h = self.handle(fh)?;
+        if !h.writable {
+            return Err(FsError::bad_handle(fh));
+        }
+        let offset = if h.append {
+            lock(&self.table).get(h.ino).map_or(offset, |i| i.row.size)
+        } else {
+            offset
+        };
+        h.file
+            .write_all_at(data, offset)
+            .map_err(|e| FsError::io(format!("write to inode {}", h.ino), &e))?;
+        h.written.store(true, Ordering::SeqCst);
+        let mut t = lock(&self.table);
+        if let Some(inode) = t.get_mut(h.ino) {
+            let now = now_ns();
+            inode.row.size = inode.row.size.max(offset + data.len() as u64);
+            inode.row.mtime_ns = now;
+            inode.row.ctime_ns = now;
+            inode.unflushed = true;
+        }
+        Ok(data.len() as u32)
+    }
+
+    /// close(2) of one fd: make written bytes durable and queue the upload.
+    pub fn flush(&self, fh: u64) -> FsResult<()> {
+        let h = self.handle(fh)?;
+        if h.written.swap(false, Ordering::SeqCst) {
+            self.durable_flush(h.ino, &h.file)?;
+        }
+        Ok(())
+    }
+
+    /// fsync(2): like flush, and durable even if nothing new was written.
+    pub fn fsync(&self, fh: u64) -> FsResult<()> {
+        let h = self.handle(fh)?;
+        if h.written.swap(false, Ordering::SeqCst) {
+            self.durable_flush(h.ino, &h.file)
+        } else {
+            h.file.sync_data().map_err(|e| FsError::io(format!("fsync inode {}", h.ino), &e))
+        }
+    }
+
+    /// Last close of a handle.
+    pub fn release(&self, fh: u64) -> FsResult<()> {
+        let Some(h) = lock(&self.handles).remove_file(fh) else {
+            return Err(FsError::bad_handle(fh));
+        };
+        let result = if h.written.swap(false, Ordering::SeqCst) {
+            self.durable_flush(h.ino, &h.file)
+        } else {
+            Ok(())
+        };
+        let mut t = lock(&self.table);
+        if let Some(inode) = t.get_mut(h.ino) {
+            inode.open_handles = inode.open_handles.saturating_sub(1);
+            if h.writable {
+                inode.open_writers = inode.open_writers.saturating_sub(1);
+            }
+        }
+        t.forget_if_orphan(h.ino);
+        result
+    }
+
+    /// fdatasync the cache file, then record size, cache stat and the queue entry in one
+    /// transaction.
+    pub(crate) fn durable_flush(&self, ino: u64, file: &File) -> FsResult<()> {
+        file.sync_data().map_err(|e| FsError::io(format!("fdatasync inode {ino}"), &e))?;
+        let meta = file.metadata().map_err(|e| FsError::io(format!("stat inode {ino}"), &e))?;
+        let (size, mtime) = cache_stat(&meta);
+        let (row, path) = {
+            let mut t = lock(&self.table);
+            let path = t.save_path(ino);
+            let Some(inode) = t.get_mut(ino) else { return Ok(()) };
+            if !inode.linked {
+                return Ok(());
+            }
+            inode.unflushed = false;
+            inode.row.size = size;
+            inode.row.cache_size = size;
+            inode.row.cache_mtime_ns = mtime;
+            (inode.row.clone(), path)
+        };
+        let due = now_ms() + self.cfg.debounce.as_millis() as i64;
+        self.db
+            .flush_file(&row, path.as_ref().map(|p| (p, due)))
+            .map_err(|e| FsError::db(format!("flush inode {ino}"), &e))?;
+        if path.is_some() {
+            self.wake.notify_one();
+        }
+        Ok(())
+    }
+
+    /// Change attributes: size (truncate), mode, owner, times.
+    pub fn setattr(&self, ino: u64, set: SetAttr, fh: Option<u64>) -> FsResult<Attr> {
+        let handle = match fh {
+            Some(fh) => lock(&self.handles).file(fh),
+            None => None,
+        };
+        if let Some(size) = set.size {
+            self.truncate(ino, size, handle.as_deref())?;
+        }
+        let row = {
+            let mut t = lock(&self.table);
+            let inode = t.get_mut(ino).ok_or_else(|| FsError::not_found(format!("inode {ino}")))?;
+            let now = now_ns();
+            if let Some(mode) = set.mode {
+                inode.row.mode = mode & 0o7777;
+            }
+            if let Some(uid) = set.uid {
+                inode.row.uid = uid;
+            }
+            if let Some(gid) = set.gid {
+                inode.row.gid = gid;
+            }
+            let pick = |t: TimeSet| match t {
+                TimeSet::Now => now,
+                TimeSet::At(at) => to_ns(at),
+            };
+            if let Some(a) = set.atime {
+                inode.row.atime_ns = pick(a);
+            }
+            if let Some(m) = set.mtime {
+                inode.row.mtime_ns = pick(m);
+            }
+            inode.row.ctime_ns = now;
+            inode.row.clone()
+        };
+        self.db.put_inode(&row).map_err(|e| FsError::db(format!("setattr inode {ino}"), &e))?;
+        self.getattr(ino)
+    }
+
+    fn truncate(&self, ino: u64, size: u64, handle: Option<&OpenFile>) -> FsResult<()> {
+        let (kind, cached, path) = {
+            let t = lock(&self.table);
+            let inode = t.get(ino).ok_or_else(|| FsError::not_found(format!("inode {ino}")))?;
+            (inode.row.kind, inode.row.cached, t.save_path(ino))
+        };
+        match kind {
+            InodeKind::Dir => return Err(FsError::is_dir(format!("inode {ino}"))),
+            InodeKind::Conflict => {
+                return Err(FsError::new(libc::EACCES, "conflict copies are read-only"));
+            }
+            InodeKind::File => {}
+        }
+        if !cached {
+            if let Some(path) = &path {
+                self.fetch_for_open(ino, path)?;
+            }
+        }
+        match handle {
+            Some(h) => {
+                h.file
+                    .set_len(size)
+                    .map_err(|e| FsError::io(format!("truncate inode {ino}"), &e))?;
+                h.written.store(true, Ordering::SeqCst);
+                self.note_resized(ino, size);
+            }
+            None => {
+                // truncate(2) by path: no close will follow, so make it durable now.
+                let file = open_cache(&self.cache_path(ino), true, true)
+                    .map_err(|e| FsError::io(format!("open cache of inode {ino}"), &e))?;
+                file.set_len(size).map_err(|e| FsError::io(format!("truncate {ino}"), &e))?;
+                self.note_resized(ino, size);
+                self.durable_flush(ino, &file)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn note_resized(&self, ino: u64, size: u64) {
+        let mut t = lock(&self.table);
+        if let Some(inode) = t.get_mut(ino) {
+            let now = now_ns();
+            inode.row.size = size;
+            inode.row.cached = true;
+            inode.row.mtime_ns = now;
+            inode.row.ctime_ns = now;
+            inode.unflushed = true;
+        }
+    }
+}

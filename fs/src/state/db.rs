@@ -1,0 +1,529 @@
+//! [`StateDb`]: typed access to the state DB. One connection behind a mutex: every call is
+//! a short local transaction and callers never hold it across network I/O.
+
+use super::rows::{ConflictRow, InodeKind, InodeRow, PendingRow, Record, StatusRow};
+use super::schema::migrations;
+use rusqlite::{Connection, OptionalExtension, params};
+use savesync_core::{ContentHash, Rev, SavePath, Seq, Version};
+use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
+
+/// A state DB failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error(transparent)]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("migrating the state db: {0}")]
+    Migration(#[from] rusqlite_migration::Error),
+    #[error("corrupt value in state db: {0}")]
+    Corrupt(String),
+}
+
+type DbResult<T> = Result<T, DbError>;
+
+/// The mount's state DB.
+#[derive(Debug)]
+pub struct StateDb {
+    conn: Mutex<Connection>,
+}
+
+fn version_to_db(v: Option<Version>) -> (Option<i64>, Option<String>) {
+    match v {
+        Some(v) => (Some(v.rev.0 as i64), v.hash.map(|h| h.to_hex())),
+        None => (None, None),
+    }
+}
+
+fn version_from_db(rev: Option<i64>, hash: Option<String>) -> DbResult<Option<Version>> {
+    let Some(rev) = rev else { return Ok(None) };
+    let hash = match hash {
+        Some(h) => Some(h.parse::<ContentHash>().map_err(|e| DbError::Corrupt(e.to_string()))?),
+        None => None,
+    };
+    Ok(Some(Version { rev: Rev(rev as u64), hash }))
+}
+
+fn parse_path(s: &str) -> DbResult<SavePath> {
+    SavePath::parse(s).map_err(|e| DbError::Corrupt(format!("{s:?}: {e}")))
+}
+
+fn inode_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<InodeRow> {
+    Ok(InodeRow {
+        ino: r.get::<_, i64>(0)? as u64,
+        parent: r.get::<_, i64>(1)? as u64,
+        name: r.get(2)?,
+        kind: InodeKind::from_db(r.get(3)?),
+        mode: r.get::<_, i64>(4)? as u32,
+        uid: r.get::<_, i64>(5)? as u32,
+        gid: r.get::<_, i64>(6)? as u32,
+        size: r.get::<_, i64>(7)? as u64,
+        atime_ns: r.get(8)?,
+        mtime_ns: r.get(9)?,
+        ctime_ns: r.get(10)?,
+        cached: r.get::<_, i64>(11)? != 0,
+        cache_size: r.get::<_, i64>(12)? as u64,
+        cache_mtime_ns: r.get(13)?,
+    })
+}
+
+fn upsert_inode(conn: &Connection, row: &InodeRow) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO inodes (ino, parent, name, kind, mode, uid, gid, size, atime_ns, mtime_ns,
+            ctime_ns, cached, cache_size, cache_mtime_ns)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)
+         ON CONFLICT(ino) DO UPDATE SET parent = ?2, name = ?3, kind = ?4, mode = ?5, uid = ?6,
+            gid = ?7, size = ?8, atime_ns = ?9, mtime_ns = ?10, ctime_ns = ?11, cached = ?12,
+            cache_size = ?13, cache_mtime_ns = ?14",
+        params![
+            row.ino as i64,
+            row.parent as i64,
+            row.name,
+            row.kind.to_db(),
+            i64::from(row.mode),
+            i64::from(row.uid),
+            i64::from(row.gid),
+            row.size as i64,
+            row.atime_ns,
+            row.mtime_ns,
+            row.ctime_ns,
+            i64::from(row.cached),
+            row.cache_size as i64,
+            row.cache_mtime_ns,
+        ],
+    )?;
+    Ok(())
+}
+
+fn enqueue_in(conn: &Connection, path: &SavePath, due_ms: i64) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO pending (path, due_ms, generation, attempts) VALUES (?1, ?2, 1, 0)
+         ON CONFLICT(path) DO UPDATE SET due_ms = ?2, generation = generation + 1, attempts = 0",
+        params![path.as_str(), due_ms],
+    )?;
+    Ok(())
+}
+
+impl StateDb {
+    /// Open (creating if needed) and migrate the state DB at `path`.
+    pub fn open(path: &Path) -> DbResult<StateDb> {
+        let mut conn = Connection::open(path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        migrations().to_latest(&mut conn)?;
+        Ok(StateDb { conn: Mutex::new(conn) })
+    }
+
+    /// Open an existing DB for reading from another process (the status CLI).
+    pub fn open_existing(path: &Path) -> DbResult<StateDb> {
+        let conn = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(StateDb { conn: Mutex::new(conn) })
+    }
+
+    fn conn(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock leaves SQLite itself consistent (transactions roll
+        // back), so a poisoned mutex is safe to reuse.
+        self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    // ---- inodes ----
+
+    pub fn load_inodes(&self) -> DbResult<Vec<InodeRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT ino, parent, name, kind, mode, uid, gid, size, atime_ns, mtime_ns, ctime_ns,
+                    cached, cache_size, cache_mtime_ns FROM inodes ORDER BY ino",
+        )?;
+        let rows = stmt.query_map([], inode_from_row)?.collect::<Result<Vec<_>, _>>()?;
+        Ok(rows)
+    }
+
+    pub fn put_inode(&self, row: &InodeRow) -> DbResult<()> {
+        upsert_inode(&self.conn(), row)?;
+        Ok(())
+    }
+
+    /// Persist several inode rows and removals in one transaction (rename, create with
+    /// parents).
+    pub fn put_inodes(&self, rows: &[InodeRow], removed: &[u64]) -> DbResult<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for ino in removed {
+            tx.execute("DELETE FROM inodes WHERE ino = ?1", [*ino as i64])?;
+        }
+        for row in rows {
+            upsert_inode(&tx, row)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn delete_inode(&self, ino: u64) -> DbResult<()> {
+        self.conn().execute("DELETE FROM inodes WHERE ino = ?1", [ino as i64])?;
+        Ok(())
+    }
+
+    /// Durable close/fsync of a written save: the inode row (size, times, cache stat) and
+    /// the queue entry land in one transaction.
+    pub fn flush_file(&self, row: &InodeRow, enqueue: Option<(&SavePath, i64)>) -> DbResult<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        upsert_inode(&tx, row)?;
+        if let Some((path, due_ms)) = enqueue {
+            enqueue_in(&tx, path, due_ms)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    // ---- kv ----
+
+    pub fn get_kv(&self, key: &str) -> DbResult<Option<String>> {
+        Ok(self
+            .conn()
+            .query_row("SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
+            .optional()?)
+    }
+
+    pub fn set_kv(&self, key: &str, value: &str) -> DbResult<()> {
+        self.conn().execute(
+            "INSERT INTO kv (key, value) VALUES (?1, ?2)
+             ON CONFLICT(key) DO UPDATE SET value = ?2",
+            [key, value],
+        )?;
+        Ok(())
+    }
+
+    pub fn cursor(&self) -> DbResult<Seq> {
+        Ok(Seq(self.get_kv("cursor")?.and_then(|v| v.parse().ok()).unwrap_or(0)))
+    }
+
+    pub fn set_cursor(&self, cursor: Seq) -> DbResult<()> {
+        self.set_kv("cursor", &cursor.0.to_string())
+    }
+
+    // ---- records ----
+
+    pub fn record(&self, path: &SavePath) -> DbResult<Record> {
+        let conn = self.conn();
+        let row = conn
+            .query_row(
+                "SELECT base_rev, base_hash, head_rev, head_hash, head_size FROM records
+                 WHERE path = ?1",
+                [path.as_str()],
+                |r| {
+                    Ok((
+                        r.get::<_, Option<i64>>(0)?,
+                        r.get::<_, Option<String>>(1)?,
+                        r.get::<_, Option<i64>>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, i64>(4)?,
+                    ))
+                },
+            )
+            .optional()?;
+        let Some((br, bh, hr, hh, hs)) = row else { return Ok(Record::default()) };
+        Ok(Record {
+            base: version_from_db(br, bh)?,
+            head: version_from_db(hr, hh)?,
+            head_size: hs as u64,
+        })
+    }
+
+    pub fn all_records(&self) -> DbResult<Vec<(SavePath, Record)>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT path, base_rev, base_hash, head_rev, head_hash, head_size FROM records",
+        )?;
+        let raw = stmt
+            .query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, Option<i64>>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, Option<i64>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, i64>(5)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        raw.into_iter()
+            .map(|(p, br, bh, hr, hh, hs)| {
+                Ok((
+                    parse_path(&p)?,
+                    Record {
+                        base: version_from_db(br, bh)?,
+                        head: version_from_db(hr, hh)?,
+                        head_size: hs as u64,
+                    },
+                ))
+            })
+            .collect()
+    }
+
+    pub fn set_base(&self, path: &SavePath, base: Option<Version>) -> DbResult<()> {
+        let (rev, hash) = version_to_db(base);
+        self.conn().execute(
+            "INSERT INTO records (path, base_rev, base_hash) VALUES (?1, ?2, ?3)
+             ON CONFLICT(path) DO UPDATE SET base_rev = ?2, base_hash = ?3",
+            params![path.as_str(), rev, hash],
+        )?;
+        Ok(())
+    }
+
+    /// Remember a server head, unless an equal or newer one is already known.
+    pub fn note_head(&self, path: &SavePath, head: Version, size: u64) -> DbResult<()> {
+        let (rev, hash) = version_to_db(Some(head));
+        self.conn().execute(
+            "INSERT INTO records (path, head_rev, head_hash, head_size) VALUES (?1, ?2, ?3, ?4)
+             ON CONFLICT(path) DO UPDATE SET head_rev = ?2, head_hash = ?3, head_size = ?4
+             WHERE head_rev IS NULL OR head_rev <= ?2",
+            params![path.as_str(), rev, hash, size as i64],
+        )?;
+        Ok(())
+    }
+
+    /// Forget what is known of the head (the server no longer has the save at all).
+    pub fn clear_head(&self, path: &SavePath) -> DbResult<()> {
+        self.conn().execute(
+            "UPDATE records SET head_rev = NULL, head_hash = NULL, head_size = 0 WHERE path = ?1",
+            [path.as_str()],
+        )?;
+        Ok(())
+    }
+
+    /// Agree on `v`: it becomes both base and known head.
+    pub fn agree(&self, path: &SavePath, v: Version, size: u64) -> DbResult<()> {
+        let (rev, hash) = version_to_db(Some(v));
+        self.conn().execute(
+            "INSERT INTO records (path, base_rev, base_hash, head_rev, head_hash, head_size)
+             VALUES (?1, ?2, ?3, ?2, ?3, ?4)
+             ON CONFLICT(path) DO UPDATE SET base_rev = ?2, base_hash = ?3,
+                head_rev = CASE WHEN head_rev IS NULL OR head_rev <= ?2 THEN ?2 ELSE head_rev END,
+                head_hash = CASE WHEN head_rev IS NULL OR head_rev <= ?2 THEN ?3 ELSE head_hash END,
+                head_size = CASE WHEN head_rev IS NULL OR head_rev <= ?2 THEN ?4 ELSE head_size END",
+            params![path.as_str(), rev, hash, size as i64],
+        )?;
+        Ok(())
+    }
+
+    // ---- pending queue ----
+
+    pub fn enqueue(&self, path: &SavePath, due_ms: i64) -> DbResult<()> {
+        enqueue_in(&self.conn(), path, due_ms)?;
+        Ok(())
+    }
+
+    pub fn enqueue_many(&self, paths: &[SavePath], due_ms: i64) -> DbResult<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        for p in paths {
+            enqueue_in(&tx, p, due_ms)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Entries due at `now_ms`, oldest first.
+    pub fn due_pending(&self, now_ms: i64, limit: usize) -> DbResult<Vec<PendingRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(
+            "SELECT path, generation, attempts FROM pending WHERE due_ms <= ?1
+             ORDER BY due_ms LIMIT ?2",
+        )?;
+        let raw = stmt
+            .query_map(params![now_ms, limit as i64], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        raw.into_iter()
+            .map(|(p, generation, attempts)| {
+                Ok(PendingRow { path: parse_path(&p)?, generation, attempts })
+            })
+            .collect()
+    }
+
+    /// The earliest due time in the queue.
+    pub fn next_due(&self) -> DbResult<Option<i64>> {
+        Ok(self.conn().query_row("SELECT MIN(due_ms) FROM pending", [], |r| r.get(0))?)
+    }
+
+    /// Remove a queue entry if nobody re-enqueued it since it was picked up.
+    pub fn finish_pending(&self, path: &SavePath, generation: i64) -> DbResult<()> {
+        self.conn().execute(
+            "DELETE FROM pending WHERE path = ?1 AND generation = ?2",
+            params![path.as_str(), generation],
+        )?;
+        Ok(())
+    }
+
+    /// Try again later (offline, transient error, busy file).
+    pub fn retry_pending(&self, path: &SavePath, generation: i64, due_ms: i64) -> DbResult<()> {
+        self.conn().execute(
+            "UPDATE pending SET due_ms = ?3, attempts = attempts + 1
+             WHERE path = ?1 AND generation = ?2",
+            params![path.as_str(), generation, due_ms],
+        )?;
+        Ok(())
+    }
+
+    /// Make everything in the queue due now (the server came back).
+    pub fn wake_all_pending(&self, now_ms: i64) -> DbResult<()> {
+        self.conn().execute("UPDATE pending SET due_ms = ?1 WHERE due_ms > ?1", [now_ms])?;
+        Ok(())
+    }
+
+    pub fn pending_count(&self) -> DbResult<u64> {
+        Ok(self.conn().query_row("SELECT COUNT(*) FROM pending", [], |r| r.get::<_, i64>(0))?
+            as u64)
+    }
+
+    // ---- conflicts ----
+
+    pub fn conflicts(&self) -> DbResult<Vec<ConflictRow>> {
+        self.query_conflicts("SELECT path, ino, rev, hash, size FROM conflicts ORDER BY path", &[])
+    }
+
+    fn query_conflicts(
+        &self,
+        sql: &str,
+        args: &[&dyn rusqlite::ToSql],
+    ) -> DbResult<Vec<ConflictRow>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare(sql)?;
+        let raw = stmt
+            .query_map(args, |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, i64>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        raw.into_iter()
+            .map(|(p, ino, rev, hash, size)| {
+                Ok(ConflictRow {
+                    path: parse_path(&p)?,
+                    ino: ino as u64,
+                    rev: Rev(rev as u64),
+                    hash: hash.parse().map_err(|e: savesync_core::ParseHashError| {
+                        DbError::Corrupt(e.to_string())
+                    })?,
+                    size: size as u64,
+                })
+            })
+            .collect()
+    }
+
+    pub fn conflict(&self, path: &SavePath) -> DbResult<Option<ConflictRow>> {
+        let rows = self.query_conflicts(
+            "SELECT path, ino, rev, hash, size FROM conflicts WHERE path = ?1",
+            &[&path.as_str()],
+        )?;
+        Ok(rows.into_iter().next())
+    }
+
+    /// Record a conflict copy and its inode in one transaction.
+    pub fn put_conflict(&self, c: &ConflictRow, inode: &InodeRow) -> DbResult<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction()?;
+        upsert_inode(&tx, inode)?;
+        tx.execute(
+            "INSERT INTO conflicts (path, ino, rev, hash, size) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(path) DO UPDATE SET ino = ?2, rev = ?3, hash = ?4, size = ?5",
+            params![c.path.as_str(), c.ino as i64, c.rev.0 as i64, c.hash.to_hex(), c.size as i64],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn delete_conflict(&self, path: &SavePath) -> DbResult<()> {
+        self.conn().execute("DELETE FROM conflicts WHERE path = ?1", [path.as_str()])?;
+        Ok(())
+    }
+
+    // ---- status ----
+
+    pub fn write_status(&self, s: &StatusRow) -> DbResult<()> {
+        self.conn().execute(
+            "INSERT INTO status (id, online, last_error, mountpoint, pid, updated_ms)
+             VALUES (1, ?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(id) DO UPDATE SET online = ?1, last_error = ?2, mountpoint = ?3,
+                pid = ?4, updated_ms = ?5",
+            params![
+                i64::from(s.online),
+                s.last_error,
+                s.mountpoint,
+                s.pid.map(i64::from),
+                s.updated_ms
+            ],
+        )?;
+        Ok(())
+    }
+
+    pub fn read_status(&self) -> DbResult<Option<StatusRow>> {
+        Ok(self
+            .conn()
+            .query_row(
+                "SELECT online, last_error, mountpoint, pid, updated_ms FROM status WHERE id = 1",
+                [],
+                |r| {
+                    Ok(StatusRow {
+                        online: r.get::<_, i64>(0)? != 0,
+                        last_error: r.get(1)?,
+                        mountpoint: r.get(2)?,
+                        pid: r.get::<_, Option<i64>>(3)?.map(|p| p as u32),
+                        updated_ms: r.get(4)?,
+                    })
+                },
+            )
+            .optional()?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StateDb;
+    use savesync_core::{ContentHash, SavePath, Version};
+
+    fn db() -> (tempfile::TempDir, StateDb) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = StateDb::open(&dir.path().join("state.db")).unwrap();
+        (dir, db)
+    }
+
+    #[test]
+    fn a_save_requeued_while_syncing_is_not_dropped_by_the_finished_sync() {
+        let (_dir, db) = db();
+        let p = SavePath::parse("snes/a.srm").unwrap();
+        db.enqueue(&p, 0).unwrap();
+        let picked = db.due_pending(10, 10).unwrap().remove(0);
+        db.enqueue(&p, 5).unwrap(); // written again while the upload ran
+        db.finish_pending(&p, picked.generation).unwrap();
+        assert_eq!(db.pending_count().unwrap(), 1);
+        let again = db.due_pending(10, 10).unwrap().remove(0);
+        db.finish_pending(&p, again.generation).unwrap();
+        assert_eq!(db.pending_count().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_head_never_moves_backwards_and_agree_sets_base_and_head() {
+        let (_dir, db) = db();
+        let p = SavePath::parse("a.srm").unwrap();
+        let h = ContentHash::of(b"x");
+        db.note_head(&p, Version::live(3, h), 1).unwrap();
+        db.note_head(&p, Version::live(2, h), 1).unwrap();
+        assert_eq!(db.record(&p).unwrap().head, Some(Version::live(3, h)));
+        db.agree(&p, Version::live(4, h), 1).unwrap();
+        let rec = db.record(&p).unwrap();
+        assert_eq!((rec.base, rec.head), (Some(Version::live(4, h)), Some(Version::live(4, h))));
+        db.agree(&p, Version::tombstone(5), 0).unwrap();
+        assert_eq!(db.record(&p).unwrap().base, Some(Version::tombstone(5)));
+    }
+}

@@ -1,0 +1,11 @@
+//! The mount's durable state: one SQLite file (`data_dir/state.db`, WAL,
+//! `synchronous=FULL` because a closed save must survive a power cut, not only a crash).
+//! Everything the daemon must remember across kill -9 and reboots lives here; the cache
+//! files hold only bytes.
+
+mod db;
+mod rows;
+mod schema;
+
+pub use db::{DbError, StateDb};
+pub use rows::{ConflictRow, InodeKind, InodeRow, PendingRow, Record, StatusRow};

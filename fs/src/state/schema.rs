@@ -1,0 +1,67 @@
+//! Schema of the mount's state DB, as ordered migrations. Never edit a released migration:
+//! append a new one.
+//!
+//! - `inodes`: the local tree with stable inode numbers (kind 0 file, 1 dir, 2 conflict
+//!   copy); `cache_size`/`cache_mtime_ns` are the cache file's stat at the last durable
+//!   flush, so a crash between a write and its close is detected at the next start.
+//! - `records`: per save path, the base this device last agreed on and the last server head
+//!   it heard of (NULL hash with a rev = tombstone).
+//! - `pending`: paths that need a sync decision, with a due time (debounce, backoff) and a
+//!   generation so "changed again while uploading" is never lost.
+//! - `conflicts`: the other side's version shown as `NAME.conflict`.
+//! - `kv`: feed cursor and the next inode number; `status`: one row the daemon keeps fresh
+//!   for `savesync status`.
+
+use rusqlite_migration::{M, Migrations};
+
+pub fn migrations() -> Migrations<'static> {
+    Migrations::new(vec![M::up(
+        "CREATE TABLE inodes (
+            ino INTEGER PRIMARY KEY,
+            parent INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            kind INTEGER NOT NULL,
+            mode INTEGER NOT NULL,
+            uid INTEGER NOT NULL,
+            gid INTEGER NOT NULL,
+            size INTEGER NOT NULL,
+            atime_ns INTEGER NOT NULL,
+            mtime_ns INTEGER NOT NULL,
+            ctime_ns INTEGER NOT NULL,
+            cached INTEGER NOT NULL,
+            cache_size INTEGER NOT NULL DEFAULT 0,
+            cache_mtime_ns INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE UNIQUE INDEX inodes_parent_name ON inodes(parent, name);
+        CREATE TABLE records (
+            path TEXT PRIMARY KEY,
+            base_rev INTEGER,
+            base_hash TEXT,
+            head_rev INTEGER,
+            head_hash TEXT,
+            head_size INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE pending (
+            path TEXT PRIMARY KEY,
+            due_ms INTEGER NOT NULL,
+            generation INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE conflicts (
+            path TEXT PRIMARY KEY,
+            ino INTEGER NOT NULL,
+            rev INTEGER NOT NULL,
+            hash TEXT NOT NULL,
+            size INTEGER NOT NULL
+        );
+        CREATE TABLE kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE status (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            online INTEGER NOT NULL,
+            last_error TEXT,
+            mountpoint TEXT,
+            pid INTEGER,
+            updated_ms INTEGER NOT NULL
+        );",
+    )])
+}

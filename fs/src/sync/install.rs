@@ -1,0 +1,262 @@
+//! Installing what the server decided into the local tree: downloaded bytes (to a temp
+//! file in `data_dir/tmp`, hash verified by the client, then renamed over the cache file),
+//! entries known only by name (too big to prefetch), local deletes, and `NAME.conflict`
+//! copies. Each install re-checks under the table lock that the file did not change while
+//! the download ran, and tells the kernel through the invalidation queue.
+
+use super::reconcile::{Outcome, Snapshot, SyncError, SyncMode};
+use crate::inode_table::{InodeTable, ROOT_INO};
+use crate::savefs::{Invalidation, SaveFs, cache_stat, lock, now_ns};
+use crate::state::{ConflictRow, InodeKind, InodeRow};
+use savesync_core::{CONFLICT_SUFFIX, SavePath, Version};
+use std::sync::atomic::Ordering;
+
+/// Make sure every directory above `path` exists; returns the parent inode and the rows
+/// created.
+fn ensure_parents(
+    fs: &SaveFs,
+    t: &mut InodeTable,
+    path: &SavePath,
+) -> Result<(u64, Vec<InodeRow>), SyncError> {
+    let mut cur = ROOT_INO;
+    let mut rows = Vec::new();
+    if let Some(parent) = path.parent() {
+        for comp in parent.components() {
+            cur = match t.child(cur, comp) {
+                Some(ino) if t.get(ino).is_some_and(|i| i.row.kind == InodeKind::Dir) => ino,
+                Some(_) => {
+                    return Err(SyncError::Local(format!("{path}: {comp} is not a directory")));
+                }
+                None => {
+                    let ino = t.alloc_ino();
+                    let row = fs.new_row(
+                        ino,
+                        cur,
+                        comp,
+                        InodeKind::Dir,
+                        fs.cfg.dir_mode,
+                        (fs.cfg.uid, fs.cfg.gid),
+                    );
+                    t.insert(row.clone());
+                    rows.push(row);
+                    fs.invalidate(Invalidation::Entry { parent: cur, name: comp.to_owned() });
+                    ino
+                }
+            };
+        }
+    }
+    Ok((cur, rows))
+}
+
+/// Add (or update) an entry for a save whose bytes are not downloaded.
+pub(crate) fn show_uncached(
+    fs: &SaveFs,
+    path: &SavePath,
+    v: Version,
+    size: u64,
+) -> Result<(), SyncError> {
+    let rows = {
+        let mut t = lock(&fs.table);
+        let (parent, mut rows) = ensure_parents(fs, &mut t, path)?;
+        let ino = match t.child(parent, path.file_name()) {
+            Some(ino) => ino,
+            None => {
+                let ino = t.alloc_ino();
+                let mut row = fs.new_row(
+                    ino,
+                    parent,
+                    path.file_name(),
+                    InodeKind::File,
+                    fs.cfg.file_mode,
+                    (fs.cfg.uid, fs.cfg.gid),
+                );
+                row.cached = false;
+                t.insert(row);
+                fs.invalidate(Invalidation::Entry { parent, name: path.file_name().to_owned() });
+                ino
+            }
+        };
+        if let Some(inode) = t.get_mut(ino) {
+            if !inode.row.cached {
+                inode.row.size = size;
+                rows.push(inode.row.clone());
+                fs.invalidate(Invalidation::Inode(ino));
+            }
+        }
+        rows
+    };
+    fs.db.put_inodes(&rows, &[]).map_err(SyncError::local)?;
+    // The device now stands for this version without holding its bytes.
+    fs.db.agree(path, v, size).map_err(SyncError::local)?;
+    Ok(())
+}
+
+/// Download `v` of `path` and make it the local content and the base.
+pub(crate) async fn download(
+    fs: &SaveFs,
+    path: &SavePath,
+    v: Version,
+    snap: &Snapshot,
+    mode: SyncMode,
+) -> Result<Outcome, SyncError> {
+    let tmp = fs.tmp_path("download");
+    let fetched = fs.remote.download_to_file(path.clone(), Some(v.rev), tmp.clone()).await;
+    let fetched = match fetched {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+    };
+    fs.online.store(true, Ordering::Relaxed);
+    let installed = {
+        let mut t = lock(&fs.table);
+        let now_ino = t.lookup_path(path);
+        let unchanged = match (snap.ino, now_ino) {
+            (None, None) => true,
+            (Some(a), Some(b)) if a == b => t.get(b).is_some_and(|i| {
+                i.open_writers == 0 && !i.unflushed && i.row.cache_mtime_ns == snap.cache_mtime_ns
+            }),
+            _ => false,
+        };
+        if unchanged { Some(install_file(fs, &mut t, path, &tmp, fetched.size)?) } else { None }
+    };
+    let Some(rows) = installed else {
+        // The file changed while we downloaded: the next decision sees the new bytes.
+        let _ = std::fs::remove_file(&tmp);
+        tracing::debug!(%path, ?mode, "download discarded: local file changed meanwhile");
+        return Ok(Outcome::Busy);
+    };
+    fs.db.put_inodes(&rows, &[]).map_err(SyncError::local)?;
+    fs.db.agree(path, fetched.version, fetched.size).map_err(SyncError::local)?;
+    tracing::info!(%path, rev = %fetched.version.rev, "downloaded");
+    Ok(Outcome::Done)
+}
+
+fn install_file(
+    fs: &SaveFs,
+    t: &mut InodeTable,
+    path: &SavePath,
+    tmp: &std::path::Path,
+    size: u64,
+) -> Result<Vec<InodeRow>, SyncError> {
+    let (parent, mut rows) = ensure_parents(fs, t, path)?;
+    let name = path.file_name();
+    let (ino, new) = match t.child(parent, name) {
+        Some(ino) => (ino, false),
+        None => (t.alloc_ino(), true),
+    };
+    std::fs::rename(tmp, fs.cache_path(ino)).map_err(SyncError::local)?;
+    let stat = std::fs::metadata(fs.cache_path(ino)).map_err(SyncError::local)?;
+    let (csize, cmtime) = cache_stat(&stat);
+    if new {
+        let row = fs.new_row(
+            ino,
+            parent,
+            name,
+            InodeKind::File,
+            fs.cfg.file_mode,
+            (fs.cfg.uid, fs.cfg.gid),
+        );
+        t.insert(row);
+    }
+    let inode = t.get_mut(ino).ok_or_else(|| SyncError::Local(format!("{path}: inode lost")))?;
+    let now = now_ns();
+    inode.row.cached = true;
+    inode.row.size = size;
+    inode.row.cache_size = csize;
+    inode.row.cache_mtime_ns = cmtime;
+    inode.row.mtime_ns = now;
+    inode.row.ctime_ns = now;
+    rows.push(inode.row.clone());
+    if new {
+        fs.invalidate(Invalidation::Entry { parent, name: name.to_owned() });
+    } else {
+        fs.invalidate(Invalidation::Inode(ino));
+    }
+    Ok(rows)
+}
+
+/// The server deleted the save and this device had not changed it: remove it locally.
+pub(crate) fn remove_local(fs: &SaveFs, path: &SavePath, v: Version) -> Result<(), SyncError> {
+    let removed = {
+        let mut t = lock(&fs.table);
+        match t.lookup_path(path) {
+            Some(ino) => {
+                let parent = t.get(ino).map_or(ROOT_INO, |i| i.row.parent);
+                t.detach(ino);
+                fs.invalidate(Invalidation::Entry { parent, name: path.file_name().to_owned() });
+                Some(ino)
+            }
+            None => None,
+        }
+    };
+    if let Some(ino) = removed {
+        fs.db.delete_inode(ino).map_err(SyncError::local)?;
+        let _ = std::fs::remove_file(fs.cache_path(ino));
+        tracing::info!(%path, "deleted locally (deleted on the server)");
+    }
+    fs.db.set_base(path, Some(v)).map_err(SyncError::local)?;
+    Ok(())
+}
+
+/// Show the other side's version `v` beside the save as `NAME.conflict` (replacing an
+/// older conflict copy: at most one per save, the newest).
+pub(crate) async fn conflict_copy(
+    fs: &SaveFs,
+    path: &SavePath,
+    v: Version,
+    size: u64,
+) -> Result<Outcome, SyncError> {
+    let Some(hash) = v.hash else { return Ok(Outcome::Done) };
+    let tmp = fs.tmp_path("conflict");
+    if let Err(e) = fs.remote.download_to_file(path.clone(), Some(v.rev), tmp.clone()).await {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e.into());
+    }
+    let cname = format!("{}{CONFLICT_SUFFIX}", path.file_name());
+    let (row, crow) = {
+        let mut t = lock(&fs.table);
+        let (parent, _) = ensure_parents(fs, &mut t, path)?;
+        let (cino, new) = match t.child(parent, &cname) {
+            Some(ino) => (ino, false),
+            None => (t.alloc_ino(), true),
+        };
+        std::fs::rename(&tmp, fs.conflict_path(cino)).map_err(SyncError::local)?;
+        let mut row =
+            fs.new_row(cino, parent, &cname, InodeKind::Conflict, 0o444, (fs.cfg.uid, fs.cfg.gid));
+        row.size = size;
+        t.insert(row.clone());
+        fs.invalidate(if new {
+            Invalidation::Entry { parent, name: cname.clone() }
+        } else {
+            Invalidation::Inode(cino)
+        });
+        (row, ConflictRow { path: path.clone(), ino: cino, rev: v.rev, hash, size })
+    };
+    fs.db.put_conflict(&crow, &row).map_err(SyncError::local)?;
+    tracing::warn!(%path, rev = %v.rev, "conflict: the other version is shown as {cname}");
+    Ok(Outcome::Done)
+}
+
+/// The conflict went away by itself (both sides converged): remove the copy.
+pub(crate) fn drop_conflict(
+    fs: &SaveFs,
+    path: &SavePath,
+    conflict: Option<&ConflictRow>,
+) -> Result<(), SyncError> {
+    let Some(c) = conflict else { return Ok(()) };
+    {
+        let mut t = lock(&fs.table);
+        if let Some(inode) = t.get(c.ino) {
+            let parent = inode.row.parent;
+            let name = inode.row.name.clone();
+            t.detach(c.ino);
+            fs.invalidate(Invalidation::Entry { parent, name });
+        }
+    }
+    fs.db.delete_conflict(path).map_err(SyncError::local)?;
+    fs.db.delete_inode(c.ino).map_err(SyncError::local)?;
+    let _ = std::fs::remove_file(fs.conflict_path(c.ino));
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! [`sync_path`]: decide one save with `core::decide` and carry the decision out.
+//!
+//! Inputs: `local` is the hash of the cache file (for a save known only from the server
+//! and never downloaded, its base: the device "has" the base without its bytes), `base`
+//! and `head` come from the state DB. A lost compare-and-swap (409) records the head the
+//! server returned and decides again, which turns it into a conflict or a convergence.
+//!
+//! No lock is held across network I/O: the snapshot is taken, the call made, and the
+//! result installed only if the file did not change meanwhile (else decide again).
+
+use super::install;
+use crate::remote::RemoteError;
+use crate::savefs::{SaveFs, lock};
+use crate::state::{ConflictRow, InodeKind, Record};
+use bytes::Bytes;
+use savesync_core::{ContentHash, Decision, Rev, SavePath, decide};
+use std::sync::atomic::Ordering;
+
+/// Why `sync_path` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SyncMode {
+    /// From the queue: large downloads are left for open; busy files wait.
+    Background,
+    /// A FUSE thread opening (or renaming) the file: its bytes are needed now.
+    Open,
+}
+
+/// What happened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The save is settled for now.
+    Done,
+    /// The file is being written: try again later.
+    Busy,
+}
+
+/// A sync that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+    #[error("local: {0}")]
+    Local(String),
+}
+
+impl SyncError {
+    pub(crate) fn local(e: impl std::fmt::Display) -> SyncError {
+        SyncError::Local(e.to_string())
+    }
+}
+
+/// What the device has for one save path right now.
+#[derive(Debug, Clone)]
+pub(crate) struct Snapshot {
+    pub ino: Option<u64>,
+    pub kind: Option<InodeKind>,
+    pub cached: bool,
+    /// Open for writing or written since the last flush: bytes must not be replaced.
+    pub busy: bool,
+    /// Written since the last flush/fsync: bytes are mid-change, do not upload yet.
+    pub unflushed: bool,
+    pub cache_mtime_ns: i64,
+    pub record: Record,
+    pub conflict: Option<ConflictRow>,
+}
+
+fn snapshot(fs: &SaveFs, path: &SavePath) -> Result<Snapshot, SyncError> {
+    let record = fs.db.record(path).map_err(SyncError::local)?;
+    let conflict = fs.db.conflict(path).map_err(SyncError::local)?;
+    let t = lock(&fs.table);
+    let ino = t.lookup_path(path);
+    let inode = ino.and_then(|i| t.get(i));
+    Ok(Snapshot {
+        ino,
+        kind: inode.map(|i| i.row.kind),
+        cached: inode.is_some_and(|i| i.row.cached),
+        busy: inode.is_some_and(|i| i.open_writers > 0 || i.unflushed),
+        unflushed: inode.is_some_and(|i| i.unflushed),
+        cache_mtime_ns: inode.map_or(0, |i| i.row.cache_mtime_ns),
+        record,
+        conflict,
+    })
+}
+
+async fn read_cache(fs: &SaveFs, ino: u64) -> Result<Bytes, SyncError> {
+    let p = fs.cache_path(ino);
+    let bytes = tokio::task::spawn_blocking(move || std::fs::read(p))
+        .await
+        .map_err(SyncError::local)?
+        .map_err(SyncError::local)?;
+    Ok(Bytes::from(bytes))
+}
+
+/// Decide `path` and act. Bounded: a handful of compare-and-swap rounds at most.
+pub async fn sync_path(fs: &SaveFs, path: &SavePath, mode: SyncMode) -> Result<Outcome, SyncError> {
+    let path_lock = fs.path_lock(path);
+    let _guard = path_lock.lock().await;
+    // Set once our bytes were offered and refused (409): the server holds them now.
+    let mut kept_on_server = false;
+    for _round in 0..4 {
+        let snap = snapshot(fs, path)?;
+        if snap.kind == Some(InodeKind::Dir) || snap.kind == Some(InodeKind::Conflict) {
+            // A local directory shadows a server save of the same name: leave both alone.
+            return Ok(Outcome::Done);
+        }
+        let (local, bytes) = match (snap.ino, snap.cached) {
+            (None, _) => (None, None),
+            (Some(_), false) => (snap.record.base.and_then(|b| b.hash), None),
+            (Some(ino), true) => {
+                let b = read_cache(fs, ino).await?;
+                (Some(ContentHash::of(&b)), Some(b))
+            }
+        };
+        let rec = snap.record;
+        let decision = decide(local, rec.base, rec.head);
+        tracing::debug!(%path, ?decision, "sync decision");
+        if snap.conflict.is_some() && !matches!(decision, Decision::Conflict(_)) {
+            install::drop_conflict(fs, path, snap.conflict.as_ref())?;
+        }
+        match decision {
+            Decision::NoOp | Decision::RecordBase(_) => {
+                if let Decision::RecordBase(v) = decision {
+                    fs.db.set_base(path, v).map_err(SyncError::local)?;
+                }
+                if mode == SyncMode::Open && snap.ino.is_some() && !snap.cached {
+                    if let Some(v) = rec.head.filter(|h| h.hash.is_some()).or(rec.base) {
+                        return install::download(fs, path, v, &snap, mode).await;
+                    }
+                }
+                return Ok(Outcome::Done);
+            }
+            Decision::Upload { expected } => {
+                // An emulator may keep its save open for hours and fsync it: what was
+                // flushed is uploaded; only bytes still in motion wait.
+                if snap.unflushed && mode == SyncMode::Background {
+                    return Ok(Outcome::Busy);
+                }
+                let Some(bytes) = bytes else {
+                    return Err(SyncError::Local(format!("{path}: upload without bytes")));
+                };
+                let size = bytes.len() as u64;
+                match fs.remote.upload(path.clone(), expected, bytes).await {
+                    Ok(meta) => {
+                        fs.online.store(true, Ordering::Relaxed);
+                        fs.db.agree(path, meta.version(), size).map_err(SyncError::local)?;
+                        tracing::info!(%path, rev = %meta.rev, "uploaded");
+                        return Ok(Outcome::Done);
+                    }
+                    Err(RemoteError::Conflict(head)) => {
+                        kept_on_server = true;
+                        note_conflict_head(fs, path, head)?;
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Decision::DeleteRemote { expected } => {
+                match fs.remote.delete(path.clone(), expected).await {
+                    Ok(meta) => {
+                        fs.db.agree(path, meta.version(), 0).map_err(SyncError::local)?;
+                        tracing::info!(%path, rev = %meta.rev, "deleted on the server");
+                        return Ok(Outcome::Done);
+                    }
+                    Err(RemoteError::Conflict(head)) => note_conflict_head(fs, path, head)?,
+                    Err(RemoteError::NotFound) => {
+                        fs.db.clear_head(path).map_err(SyncError::local)?;
+                        fs.db.set_base(path, None).map_err(SyncError::local)?;
+                        return Ok(Outcome::Done);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            Decision::Download(v) => {
+                if snap.busy {
+                    return Ok(Outcome::Busy);
+                }
+                let large = rec.head_size > fs.cfg.prefetch_max_bytes;
+                if mode == SyncMode::Background && large && (snap.ino.is_none() || !snap.cached) {
+                    // Too big to prefetch: show it, fetch it when opened.
+                    install::show_uncached(fs, path, v, rec.head_size)?;
+                    return Ok(Outcome::Done);
+                }
+                return install::download(fs, path, v, &snap, mode).await;
+            }
+            Decision::DeleteLocal(v) => {
+                if snap.busy {
+                    return Ok(Outcome::Busy);
+                }
+                install::remove_local(fs, path, v)?;
+                return Ok(Outcome::Done);
+            }
+            Decision::Conflict(v) => {
+                if snap.conflict.as_ref().is_some_and(|c| c.version() == v) {
+                    return Ok(Outcome::Done);
+                }
+                if !kept_on_server {
+                    // Offer our bytes against our base: the compare-and-swap fails, and the
+                    // server keeps them in the save's history as a `conflict` version, so
+                    // whichever side the user picks, the other is never lost.
+                    if let Some(bytes) = bytes {
+                        let expected = rec.base.map_or(Rev::NONE, |b| b.rev);
+                        match fs.remote.upload(path.clone(), expected, bytes).await {
+                            Ok(meta) => {
+                                fs.db
+                                    .agree(path, meta.version(), meta.size)
+                                    .map_err(SyncError::local)?;
+                                return Ok(Outcome::Done);
+                            }
+                            Err(RemoteError::Conflict(head)) => {
+                                kept_on_server = true;
+                                note_conflict_head(fs, path, head)?;
+                                continue;
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                }
+                return install::conflict_copy(fs, path, v, rec.head_size).await;
+            }
+        }
+    }
+    Ok(Outcome::Busy)
+}
+
+fn note_conflict_head(
+    fs: &SaveFs,
+    path: &SavePath,
+    head: Option<Box<savesync_core::wire::SaveMeta>>,
+) -> Result<(), SyncError> {
+    fs.online.store(true, Ordering::Relaxed);
+    match head {
+        Some(h) => fs.db.note_head(path, h.version(), h.size).map_err(SyncError::local),
+        None => fs.db.clear_head(path).map_err(SyncError::local),
+    }
+}

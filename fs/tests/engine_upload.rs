@@ -1,0 +1,133 @@
+//! Local-first writes reach the server: debounce upload, rename-over, deletes, temp names,
+//! offline periods.
+
+mod common;
+
+use common::{DEADLINE, Device, wait_until};
+use savesync_fs::fake_remote::FakeRemote;
+use std::time::Duration;
+
+#[test]
+fn closed_save_is_uploaded_in_the_background() {
+    let remote = FakeRemote::new();
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::start(&remote, dir.path());
+    dev.write_file("snes/Chrono Trigger.srm", b"sram v1");
+    wait_until(DEADLINE, "upload of the closed save", || {
+        (remote.content("snes/Chrono Trigger.srm").as_deref() == Some(&b"sram v1"[..]))
+            .then_some(())
+    });
+    wait_until(DEADLINE, "queue drained", || (dev.pending() == 0).then_some(()));
+}
+
+#[test]
+fn retroarch_pwrite_in_place_then_fsync_is_uploaded_while_the_file_stays_open() {
+    let remote = FakeRemote::new();
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::start(&remote, dir.path());
+    dev.write_file("gba/game.srm", &[0u8; 8192]);
+    let ino = dev.lookup("gba/game.srm").unwrap().ino;
+    let fh = dev.fs.open(ino, libc::O_RDWR).unwrap();
+    dev.fs.write(fh, 4096, b"progress").unwrap();
+    dev.fs.fsync(fh).unwrap();
+    let mut expected = vec![0u8; 8192];
+    expected[4096..4104].copy_from_slice(b"progress");
+    wait_until(DEADLINE, "upload after fsync with the file still open", || {
+        (remote.content("gba/game.srm").as_deref() == Some(&expected[..])).then_some(())
+    });
+    dev.fs.release(fh).unwrap();
+}
+
+#[test]
+fn gio_temp_file_renamed_over_a_save_uploads_the_target_and_never_the_temp_name() {
+    let remote = FakeRemote::new();
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::start(&remote, dir.path());
+    dev.write_file("psx/state.ss0", b"old state");
+    wait_until(DEADLINE, "first upload", || remote.head("psx/state.ss0"));
+    dev.write_file("psx/.goutputstream-XYZ123", b"new state");
+    let parent = dev.lookup("psx").unwrap().ino;
+    dev.fs
+        .rename(parent, ".goutputstream-XYZ123", parent, "state.ss0", Default::default())
+        .unwrap();
+    wait_until(DEADLINE, "upload of the replaced save", || {
+        (remote.content("psx/state.ss0").as_deref() == Some(&b"new state"[..])).then_some(())
+    });
+    wait_until(DEADLINE, "queue drained", || (dev.pending() == 0).then_some(()));
+    assert_eq!(remote.live_paths(), vec!["psx/state.ss0".to_owned()]);
+    assert_eq!(dev.read_file("psx/state.ss0").unwrap(), b"new state");
+}
+
+#[test]
+fn rename_of_a_save_is_a_delete_of_the_old_path_and_an_upload_of_the_new() {
+    let remote = FakeRemote::new();
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::start(&remote, dir.path());
+    dev.write_file("a/one.srm", b"bytes");
+    wait_until(DEADLINE, "first upload", || remote.head("a/one.srm"));
+    let a = dev.lookup("a").unwrap().ino;
+    dev.fs.rename(a, "one.srm", a, "two.srm", Default::default()).unwrap();
+    wait_until(DEADLINE, "rename synced", || {
+        (remote.live_paths() == vec!["a/two.srm".to_owned()]).then_some(())
+    });
+    assert!(remote.head("a/one.srm").unwrap().deleted);
+}
+
+#[test]
+fn unlink_of_a_synced_save_deletes_it_on_the_server() {
+    let remote = FakeRemote::new();
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::start(&remote, dir.path());
+    dev.write_file("n64/zelda.eep", b"eeprom");
+    wait_until(DEADLINE, "upload", || remote.head("n64/zelda.eep"));
+    dev.unlink("n64/zelda.eep").unwrap();
+    wait_until(DEADLINE, "remote tombstone", || remote.head("n64/zelda.eep").filter(|h| h.deleted));
+}
+
+#[test]
+fn temp_names_stay_local() {
+    let remote = FakeRemote::new();
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::start(&remote, dir.path());
+    for name in ["x.tmp", ".DS_Store", "Thumbs.db", "._card.mcd", "~$lock"] {
+        dev.write_file(name, b"junk");
+    }
+    dev.write_file("real.srm", b"save");
+    wait_until(DEADLINE, "real save uploaded", || remote.head("real.srm"));
+    wait_until(DEADLINE, "queue drained", || (dev.pending() == 0).then_some(()));
+    assert_eq!(remote.live_paths(), vec!["real.srm".to_owned()]);
+    assert_eq!(dev.read_file("x.tmp").unwrap(), b"junk");
+}
+
+#[test]
+fn writes_made_offline_are_uploaded_when_the_server_returns() {
+    let remote = FakeRemote::new();
+    let dir = tempfile::tempdir().unwrap();
+    remote.set_offline(true);
+    let dev = Device::start(&remote, dir.path());
+    dev.write_file("gb/pokemon.sav", b"caught them all");
+    assert_eq!(dev.read_file("gb/pokemon.sav").unwrap(), b"caught them all");
+    assert!(remote.head("gb/pokemon.sav").is_none());
+    assert_eq!(dev.pending(), 1);
+    remote.set_offline(false);
+    wait_until(Duration::from_secs(15), "upload after reconnect", || {
+        (remote.content("gb/pokemon.sav").as_deref() == Some(&b"caught them all"[..])).then_some(())
+    });
+}
+
+#[test]
+fn a_server_failing_with_5xx_is_retried_until_it_recovers() {
+    let remote = FakeRemote::new();
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::start(&remote, dir.path());
+    wait_until(DEADLINE, "online", || dev.fs.is_online().then_some(()));
+    remote.set_failing(true);
+    let refused = remote.refused_calls();
+    dev.write_file("snes/mario.srm", b"world 8");
+    wait_until(DEADLINE, "an upload attempt refused with 5xx", || {
+        (remote.refused_calls() > refused && dev.pending() == 1).then_some(())
+    });
+    assert!(remote.head("snes/mario.srm").is_none());
+    remote.set_failing(false);
+    wait_until(Duration::from_secs(15), "upload after 5xx", || remote.head("snes/mario.srm"));
+}
