@@ -4,7 +4,7 @@
 //! Times are RFC 3339 strings in UTC and are informational only: no decision ever reads
 //! them.
 
-use crate::{ContentHash, ErrorCode, Rev, SavePath, Seq, Version};
+use crate::{ContentHash, Decision, ErrorCode, Rev, SavePath, Seq, Version};
 use serde::{Deserialize, Serialize};
 
 /// Request header carrying the hex SHA-256 of an upload body.
@@ -198,6 +198,23 @@ pub enum ActionKind {
     NoOp,
     /// The device opted out of this save.
     Untracked,
+}
+
+impl ActionKind {
+    /// The wire action for a decision, with the head revision an upload or delete is
+    /// conditional on.
+    #[must_use]
+    pub fn of(decision: Decision) -> (ActionKind, Option<Rev>) {
+        match decision {
+            Decision::NoOp => (ActionKind::NoOp, None),
+            Decision::RecordBase(_) => (ActionKind::RecordBase, None),
+            Decision::Upload { expected } => (ActionKind::Upload, Some(expected)),
+            Decision::DeleteRemote { expected } => (ActionKind::DeleteRemote, Some(expected)),
+            Decision::Download(_) => (ActionKind::Download, None),
+            Decision::DeleteLocal(_) => (ActionKind::DeleteLocal, None),
+            Decision::Conflict(_) => (ActionKind::Conflict, None),
+        }
+    }
 }
 
 /// One line of the negotiate answer.

@@ -17,7 +17,7 @@ use savesync_core::wire::{
     ActionKind, ManifestEntry, NegotiateRequest, NegotiateResponse, PlannedAction, SaveMeta,
     SessionReport,
 };
-use savesync_core::{ContentHash, Decision, SavePath, Version, decide};
+use savesync_core::{ContentHash, SavePath, Version, decide};
 use std::collections::{HashMap, HashSet};
 
 pub async fn negotiate(
@@ -107,16 +107,10 @@ fn action_for(
     base: Option<Version>,
     head: Option<SaveMeta>,
 ) -> Option<PlannedAction> {
-    let (action, expected_rev) = match decide(local, base, head.as_ref().map(SaveMeta::version)) {
-        Decision::NoOp => return None,
-        Decision::RecordBase(_) => (ActionKind::RecordBase, None),
-        Decision::Upload { expected } => (ActionKind::Upload, Some(expected)),
-        Decision::DeleteRemote { expected } => (ActionKind::DeleteRemote, Some(expected)),
-        Decision::Download(_) => (ActionKind::Download, None),
-        Decision::DeleteLocal(_) => (ActionKind::DeleteLocal, None),
-        Decision::Conflict(_) => (ActionKind::Conflict, None),
-    };
-    Some(PlannedAction { path, action, expected_rev, head })
+    match ActionKind::of(decide(local, base, head.as_ref().map(SaveMeta::version))) {
+        (ActionKind::NoOp, _) => None,
+        (action, expected_rev) => Some(PlannedAction { path, action, expected_rev, head }),
+    }
 }
 
 #[cfg(test)]
