@@ -9,8 +9,8 @@
 mod reexport_common;
 
 use reexport_common::{
-    MountedDevice, ProcessGroup, ShareClient, assert_server_holds_exactly, free_loopback_port,
-    require_tools, run_save_scenario, wait_with_deadline,
+    MountedDevice, ProcessGroup, ShareClient, assert_dir_holds, assert_server_holds_exactly,
+    free_loopback_port, require_tools, run_save_scenario, wait_with_deadline,
 };
 use std::net::TcpStream;
 use std::path::Path;
@@ -36,8 +36,8 @@ fn samba_share_of_a_plain_directory_runs_the_save_scenario() {
     let share = TempDir::new().expect("share dir");
     let smbd = Smbd::start(share.path());
     let staging = TempDir::new().expect("staging dir");
-    run_save_scenario(&smbd.client(), staging.path());
-    assert!(share.path().join("snes/Chrono Trigger.srm").is_file());
+    let expected = run_save_scenario(&smbd.client(), staging.path());
+    assert_dir_holds(share.path(), &expected);
 }
 
 #[test]
@@ -50,7 +50,6 @@ fn samba_rename_over_and_delete_reach_the_server_without_temp_files() {
     let staging = TempDir::new().expect("staging dir");
     let expected = run_save_scenario(&smbd.client(), staging.path());
     assert_server_holds_exactly(&mounted.remote, &expected);
-    drop(smbd);
 }
 
 /// A running `smbd` sharing one directory as `saves` on a loopback port.

@@ -10,8 +10,8 @@
 mod reexport_common;
 
 use reexport_common::{
-    MountedDevice, ShareClient, assert_server_holds_exactly, require_tools, run_save_scenario,
-    wait_with_deadline,
+    MountedDevice, ShareClient, assert_dir_holds, assert_server_holds_exactly, require_tools,
+    run_save_scenario, wait_with_deadline,
 };
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -36,8 +36,8 @@ fn sftp_session_on_a_plain_directory_runs_the_save_scenario() {
     let share = TempDir::new().expect("share dir");
     let staging = TempDir::new().expect("staging dir");
     let client = SftpClient { server, root: share.path().to_path_buf(), staging: staging.path() };
-    run_save_scenario(&client, staging.path());
-    assert!(share.path().join("snes/Chrono Trigger.srm").is_file());
+    let expected = run_save_scenario(&client, staging.path());
+    assert_dir_holds(share.path(), &expected);
 }
 
 #[test]

@@ -187,6 +187,14 @@ pub fn run_save_scenario(client: &dyn ShareClient, staging: &Path) -> BTreeMap<S
     ])
 }
 
+/// The plain-directory control: `root` holds exactly the expected files with their bytes.
+pub fn assert_dir_holds(root: &Path, expected: &BTreeMap<String, Vec<u8>>) {
+    for (path, bytes) in expected {
+        let got = std::fs::read(root.join(path)).unwrap_or_else(|e| panic!("read {path}: {e}"));
+        assert!(got == *bytes, "{path} does not hold the bytes written last");
+    }
+}
+
 /// Waits until the sync server's live saves are exactly `expected` (same paths, same
 /// bytes): nothing missing, nothing stale, no temp file, no deleted save. On the deadline
 /// the panic shows both sides by name.
