@@ -11,7 +11,7 @@ use futures::stream::BoxStream;
 use savesync_core::wire::{
     ActionKind, ChangesPage, ManifestEntry, NegotiateResponse, PlannedAction, SaveList, SaveMeta,
 };
-use savesync_core::{ContentHash, Decision, Rev, SavePath, Seq, Version, decide};
+use savesync_core::{ContentHash, Rev, SavePath, Seq, Version, decide};
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -226,18 +226,6 @@ impl FakeRemote {
     }
 }
 
-fn action_of(d: Decision) -> (ActionKind, Option<Rev>) {
-    match d {
-        Decision::NoOp => (ActionKind::NoOp, None),
-        Decision::RecordBase(_) => (ActionKind::RecordBase, None),
-        Decision::Upload { expected } => (ActionKind::Upload, Some(expected)),
-        Decision::DeleteRemote { expected } => (ActionKind::DeleteRemote, Some(expected)),
-        Decision::Download(_) => (ActionKind::Download, None),
-        Decision::DeleteLocal(_) => (ActionKind::DeleteLocal, None),
-        Decision::Conflict(_) => (ActionKind::Conflict, None),
-    }
-}
-
 impl Remote for FakeRemote {
     fn list(&self) -> BoxFuture<'_, RemoteResult<SaveList>> {
         Box::pin(async move {
@@ -291,6 +279,19 @@ impl Remote for FakeRemote {
         Box::pin(async move { self.commit(&path, base, Some(bytes)) })
     }
 
+    fn upload_file(
+        &self,
+        path: SavePath,
+        base: Rev,
+        file: PathBuf,
+    ) -> BoxFuture<'_, RemoteResult<SaveMeta>> {
+        Box::pin(async move {
+            let bytes = std::fs::read(&file)
+                .map_err(|e| RemoteError::Refused(format!("fake upload read: {e}")))?;
+            self.commit(&path, base, Some(Bytes::from(bytes)))
+        })
+    }
+
     fn delete(&self, path: SavePath, base: Rev) -> BoxFuture<'_, RemoteResult<SaveMeta>> {
         Box::pin(async move { self.commit(&path, base, None) })
     }
@@ -342,7 +343,7 @@ impl Remote for FakeRemote {
                 named.insert(e.path.clone());
                 let head = s.heads.get(&e.path);
                 let (action, expected_rev) =
-                    action_of(decide(e.local, e.base, head.map(SaveMeta::version)));
+                    ActionKind::of(decide(e.local, e.base, head.map(SaveMeta::version)));
                 if action != ActionKind::NoOp {
                     actions.push(PlannedAction {
                         path: e.path.clone(),

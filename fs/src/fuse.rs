@@ -199,8 +199,12 @@ impl Filesystem for SaveFsFuse {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.fs.open(ino.0, flags.0) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+        match self.fs.open_with_cache_hint(ino.0, flags.0) {
+            Ok((fh, keep_cache)) => {
+                let flags =
+                    if keep_cache { FopenFlags::FOPEN_KEEP_CACHE } else { FopenFlags::empty() };
+                reply.opened(FileHandle(fh), flags);
+            }
             Err(e) => reply.error(reply_err("open", &e)),
         }
     }

@@ -29,6 +29,9 @@ pub struct Inode {
     pub unflushed: bool,
     /// False once unlinked or replaced; the inode lives on only while open.
     pub linked: bool,
+    /// The bytes were replaced from the server since the last open reply: the next open
+    /// must not keep the kernel's page cache (the invalidation is asynchronous).
+    pub replaced: bool,
 }
 
 /// The tree.
@@ -71,7 +74,10 @@ impl InodeTable {
         let prev = self.inodes.remove(&ino);
         let (open_handles, open_writers, unflushed) =
             prev.map_or((0, 0, false), |p| (p.open_handles, p.open_writers, p.unflushed));
-        self.inodes.insert(ino, Inode { row, open_handles, open_writers, unflushed, linked: true });
+        self.inodes.insert(
+            ino,
+            Inode { row, open_handles, open_writers, unflushed, linked: true, replaced: true },
+        );
     }
 
     #[must_use]

@@ -92,6 +92,14 @@ pub trait Remote: Send + Sync + std::fmt::Debug + 'static {
         base: Rev,
         bytes: Bytes,
     ) -> BoxFuture<'_, RemoteResult<SaveMeta>>;
+    /// Upload a (large) file by streaming it, conditional on `base` being the head. The
+    /// server refuses it (transient) if the file changed while it was sent.
+    fn upload_file(
+        &self,
+        path: SavePath,
+        base: Rev,
+        file: PathBuf,
+    ) -> BoxFuture<'_, RemoteResult<SaveMeta>>;
     /// Commit a tombstone conditional on `base` being the head.
     fn delete(&self, path: SavePath, base: Rev) -> BoxFuture<'_, RemoteResult<SaveMeta>>;
     /// Commits after `since` (no waiting).
@@ -152,6 +160,15 @@ impl Remote for ClientRemote {
         Box::pin(async move { Ok(self.client.upload(&path, base, bytes).await?) })
     }
 
+    fn upload_file(
+        &self,
+        path: SavePath,
+        base: Rev,
+        file: PathBuf,
+    ) -> BoxFuture<'_, RemoteResult<SaveMeta>> {
+        Box::pin(async move { Ok(self.client.upload_file(&path, base, &file).await?) })
+    }
+
     fn delete(&self, path: SavePath, base: Rev) -> BoxFuture<'_, RemoteResult<SaveMeta>> {
         Box::pin(async move { Ok(self.client.delete(&path, base).await?) })
     }
@@ -203,6 +220,15 @@ impl Remote for OfflineRemote {
         _path: SavePath,
         _base: Rev,
         _bytes: Bytes,
+    ) -> BoxFuture<'_, RemoteResult<SaveMeta>> {
+        Box::pin(async { offline() })
+    }
+
+    fn upload_file(
+        &self,
+        _path: SavePath,
+        _base: Rev,
+        _file: PathBuf,
     ) -> BoxFuture<'_, RemoteResult<SaveMeta>> {
         Box::pin(async { offline() })
     }

@@ -131,3 +131,15 @@ fn a_server_failing_with_5xx_is_retried_until_it_recovers() {
     remote.set_failing(false);
     wait_until(Duration::from_secs(15), "upload after 5xx", || remote.head("snes/mario.srm"));
 }
+
+#[test]
+fn a_big_memory_card_is_streamed_to_the_server_intact() {
+    let remote = FakeRemote::new();
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::start(&remote, dir.path());
+    let card: Vec<u8> = (0..6 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    dev.write_file("ps2/Mcd001.ps2", &card);
+    wait_until(Duration::from_secs(15), "big save uploaded", || {
+        (remote.content("ps2/Mcd001.ps2").as_deref() == Some(&card[..])).then_some(())
+    });
+}

@@ -80,6 +80,13 @@ impl SaveFs {
     /// than what this device has, is brought up to date first (the network call runs with
     /// no lock held). Offline, a cached file is served as it is.
     pub fn open(&self, ino: u64, flags: i32) -> FsResult<u64> {
+        self.open_with_cache_hint(ino, flags).map(|(fh, _)| fh)
+    }
+
+    /// [`SaveFs::open`], plus whether the kernel may keep its page cache of the file: true
+    /// unless the bytes were replaced from the server since the last open (local writes go
+    /// through the kernel, so its cache already has them).
+    pub fn open_with_cache_hint(&self, ino: u64, flags: i32) -> FsResult<(u64, bool)> {
         let acc = flags & libc::O_ACCMODE;
         let writable = acc != libc::O_RDONLY;
         let (kind, path, busy) = {
@@ -117,14 +124,16 @@ impl SaveFs {
         if writable {
             inode.open_writers += 1;
         }
+        let keep_cache = !std::mem::replace(&mut inode.replaced, false);
         drop(t);
-        Ok(lock(&self.handles).add_file(OpenFile {
+        let fh = lock(&self.handles).add_file(OpenFile {
             ino,
             file,
             writable,
             append: flags & libc::O_APPEND != 0,
             written: false.into(),
-        }))
+        });
+        Ok((fh, keep_cache))
     }
 
     fn needs_fresh(&self, ino: u64, path: &SavePath) -> FsResult<bool> {

@@ -22,9 +22,16 @@ pub enum DbError {
 type DbResult<T> = Result<T, DbError>;
 
 /// The mount's state DB.
+///
+/// Two connections to the same file: `conn` commits with `synchronous=FULL` and carries
+/// everything a power cut must not lose (the tree, and "this closed save is not on the
+/// server yet"); `lazy` commits with `synchronous=NORMAL` and carries the engine's
+/// bookkeeping (bases, heads, queue removals, cursor, status), which a power cut may roll
+/// back harmlessly: the next decision redoes the work (uploads are idempotent).
 #[derive(Debug)]
 pub struct StateDb {
     conn: Mutex<Connection>,
+    lazy: Mutex<Connection>,
 }
 
 fn version_to_db(v: Option<Version>) -> (Option<i64>, Option<String>) {
@@ -103,6 +110,20 @@ fn enqueue_in(conn: &Connection, path: &SavePath, due_ms: i64) -> rusqlite::Resu
     Ok(())
 }
 
+fn agree_in(conn: &Connection, path: &SavePath, v: Version, size: u64) -> rusqlite::Result<()> {
+    let (rev, hash) = version_to_db(Some(v));
+    conn.execute(
+        "INSERT INTO records (path, base_rev, base_hash, head_rev, head_hash, head_size)
+         VALUES (?1, ?2, ?3, ?2, ?3, ?4)
+         ON CONFLICT(path) DO UPDATE SET base_rev = ?2, base_hash = ?3,
+            head_rev = CASE WHEN head_rev IS NULL OR head_rev <= ?2 THEN ?2 ELSE head_rev END,
+            head_hash = CASE WHEN head_rev IS NULL OR head_rev <= ?2 THEN ?3 ELSE head_hash END,
+            head_size = CASE WHEN head_rev IS NULL OR head_rev <= ?2 THEN ?4 ELSE head_size END",
+        params![path.as_str(), rev, hash, size as i64],
+    )?;
+    Ok(())
+}
+
 impl StateDb {
     /// Open (creating if needed) and migrate the state DB at `path`.
     pub fn open(path: &Path) -> DbResult<StateDb> {
@@ -111,7 +132,10 @@ impl StateDb {
         conn.pragma_update(None, "synchronous", "FULL")?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations().to_latest(&mut conn)?;
-        Ok(StateDb { conn: Mutex::new(conn) })
+        let lazy = Connection::open(path)?;
+        lazy.pragma_update(None, "synchronous", "NORMAL")?;
+        lazy.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(StateDb { conn: Mutex::new(conn), lazy: Mutex::new(lazy) })
     }
 
     /// Open an existing DB for reading from another process (the status CLI).
@@ -121,13 +145,19 @@ impl StateDb {
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        Ok(StateDb { conn: Mutex::new(conn) })
+        let lazy = Connection::open(path)?;
+        lazy.busy_timeout(std::time::Duration::from_secs(5))?;
+        Ok(StateDb { conn: Mutex::new(conn), lazy: Mutex::new(lazy) })
     }
 
     fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite itself consistent (transactions roll
         // back), so a poisoned mutex is safe to reuse.
         self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn lazy(&self) -> MutexGuard<'_, Connection> {
+        self.lazy.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     // ---- inodes ----
@@ -151,12 +181,28 @@ impl StateDb {
     /// parents).
     pub fn put_inodes(&self, rows: &[InodeRow], removed: &[u64]) -> DbResult<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for ino in removed {
             tx.execute("DELETE FROM inodes WHERE ino = ?1", [*ino as i64])?;
         }
         for row in rows {
             upsert_inode(&tx, row)?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Bookkeeping variant of [`StateDb::put_inodes`] for entries the engine installs from
+    /// the server (a power cut may roll it back; the next sync redoes it), with the
+    /// versions this device now agrees on, in one transaction.
+    pub fn install(&self, rows: &[InodeRow], agreed: &[(SavePath, Version, u64)]) -> DbResult<()> {
+        let mut conn = self.lazy();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for row in rows {
+            upsert_inode(&tx, row)?;
+        }
+        for (path, v, size) in agreed {
+            agree_in(&tx, path, *v, *size)?;
         }
         tx.commit()?;
         Ok(())
@@ -171,7 +217,7 @@ impl StateDb {
     /// the queue entry land in one transaction.
     pub fn flush_file(&self, row: &InodeRow, enqueue: Option<(&SavePath, i64)>) -> DbResult<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         upsert_inode(&tx, row)?;
         if let Some((path, due_ms)) = enqueue {
             enqueue_in(&tx, path, due_ms)?;
@@ -190,7 +236,7 @@ impl StateDb {
     }
 
     pub fn set_kv(&self, key: &str, value: &str) -> DbResult<()> {
-        self.conn().execute(
+        self.lazy().execute(
             "INSERT INTO kv (key, value) VALUES (?1, ?2)
              ON CONFLICT(key) DO UPDATE SET value = ?2",
             [key, value],
@@ -267,7 +313,7 @@ impl StateDb {
 
     pub fn set_base(&self, path: &SavePath, base: Option<Version>) -> DbResult<()> {
         let (rev, hash) = version_to_db(base);
-        self.conn().execute(
+        self.lazy().execute(
             "INSERT INTO records (path, base_rev, base_hash) VALUES (?1, ?2, ?3)
              ON CONFLICT(path) DO UPDATE SET base_rev = ?2, base_hash = ?3",
             params![path.as_str(), rev, hash],
@@ -278,7 +324,7 @@ impl StateDb {
     /// Remember a server head, unless an equal or newer one is already known.
     pub fn note_head(&self, path: &SavePath, head: Version, size: u64) -> DbResult<()> {
         let (rev, hash) = version_to_db(Some(head));
-        self.conn().execute(
+        self.lazy().execute(
             "INSERT INTO records (path, head_rev, head_hash, head_size) VALUES (?1, ?2, ?3, ?4)
              ON CONFLICT(path) DO UPDATE SET head_rev = ?2, head_hash = ?3, head_size = ?4
              WHERE head_rev IS NULL OR head_rev <= ?2",
@@ -289,7 +335,7 @@ impl StateDb {
 
     /// Forget what is known of the head (the server no longer has the save at all).
     pub fn clear_head(&self, path: &SavePath) -> DbResult<()> {
-        self.conn().execute(
+        self.lazy().execute(
             "UPDATE records SET head_rev = NULL, head_hash = NULL, head_size = 0 WHERE path = ?1",
             [path.as_str()],
         )?;
@@ -298,16 +344,7 @@ impl StateDb {
 
     /// Agree on `v`: it becomes both base and known head.
     pub fn agree(&self, path: &SavePath, v: Version, size: u64) -> DbResult<()> {
-        let (rev, hash) = version_to_db(Some(v));
-        self.conn().execute(
-            "INSERT INTO records (path, base_rev, base_hash, head_rev, head_hash, head_size)
-             VALUES (?1, ?2, ?3, ?2, ?3, ?4)
-             ON CONFLICT(path) DO UPDATE SET base_rev = ?2, base_hash = ?3,
-                head_rev = CASE WHEN head_rev IS NULL OR head_rev <= ?2 THEN ?2 ELSE head_rev END,
-                head_hash = CASE WHEN head_rev IS NULL OR head_rev <= ?2 THEN ?3 ELSE head_hash END,
-                head_size = CASE WHEN head_rev IS NULL OR head_rev <= ?2 THEN ?4 ELSE head_size END",
-            params![path.as_str(), rev, hash, size as i64],
-        )?;
+        agree_in(&self.lazy(), path, v, size)?;
         Ok(())
     }
 
@@ -320,7 +357,7 @@ impl StateDb {
 
     pub fn enqueue_many(&self, paths: &[SavePath], due_ms: i64) -> DbResult<()> {
         let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         for p in paths {
             enqueue_in(&tx, p, due_ms)?;
         }
@@ -354,7 +391,7 @@ impl StateDb {
 
     /// Remove a queue entry if nobody re-enqueued it since it was picked up.
     pub fn finish_pending(&self, path: &SavePath, generation: i64) -> DbResult<()> {
-        self.conn().execute(
+        self.lazy().execute(
             "DELETE FROM pending WHERE path = ?1 AND generation = ?2",
             params![path.as_str(), generation],
         )?;
@@ -363,7 +400,7 @@ impl StateDb {
 
     /// Try again later (offline, transient error, busy file).
     pub fn retry_pending(&self, path: &SavePath, generation: i64, due_ms: i64) -> DbResult<()> {
-        self.conn().execute(
+        self.lazy().execute(
             "UPDATE pending SET due_ms = ?3, attempts = attempts + 1
              WHERE path = ?1 AND generation = ?2",
             params![path.as_str(), generation, due_ms],
@@ -373,7 +410,7 @@ impl StateDb {
 
     /// Make everything in the queue due now (the server came back).
     pub fn wake_all_pending(&self, now_ms: i64) -> DbResult<()> {
-        self.conn().execute("UPDATE pending SET due_ms = ?1 WHERE due_ms > ?1", [now_ms])?;
+        self.lazy().execute("UPDATE pending SET due_ms = ?1 WHERE due_ms > ?1", [now_ms])?;
         Ok(())
     }
 
@@ -431,8 +468,8 @@ impl StateDb {
 
     /// Record a conflict copy and its inode in one transaction.
     pub fn put_conflict(&self, c: &ConflictRow, inode: &InodeRow) -> DbResult<()> {
-        let mut conn = self.conn();
-        let tx = conn.transaction()?;
+        let mut conn = self.lazy();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         upsert_inode(&tx, inode)?;
         tx.execute(
             "INSERT INTO conflicts (path, ino, rev, hash, size) VALUES (?1, ?2, ?3, ?4, ?5)
@@ -444,14 +481,14 @@ impl StateDb {
     }
 
     pub fn delete_conflict(&self, path: &SavePath) -> DbResult<()> {
-        self.conn().execute("DELETE FROM conflicts WHERE path = ?1", [path.as_str()])?;
+        self.lazy().execute("DELETE FROM conflicts WHERE path = ?1", [path.as_str()])?;
         Ok(())
     }
 
     // ---- status ----
 
     pub fn write_status(&self, s: &StatusRow) -> DbResult<()> {
-        self.conn().execute(
+        self.lazy().execute(
             "INSERT INTO status (id, online, last_error, mountpoint, pid, updated_ms)
              VALUES (1, ?1, ?2, ?3, ?4, ?5)
              ON CONFLICT(id) DO UPDATE SET online = ?1, last_error = ?2, mountpoint = ?3,

@@ -71,7 +71,7 @@ fn local_hash(
     if !cached {
         return base;
     }
-    std::fs::read(fs.cache_path(ino)).ok().map(|b| ContentHash::of(&b))
+    super::reconcile::hash_file(&fs.cache_path(ino)).ok()
 }
 
 async fn negotiate(fs: &SaveFs) -> Result<(), RemoteError> {
@@ -103,9 +103,19 @@ async fn negotiate(fs: &SaveFs) -> Result<(), RemoteError> {
     });
     let resp = fs.remote.negotiate(manifest.into_values().collect()).await?;
     let mut queue = Vec::new();
+    let mut unseen = Vec::new();
     for action in resp.actions {
         if action.action == ActionKind::Untracked || action.action == ActionKind::NoOp {
             continue;
+        }
+        if action.action == ActionKind::Download {
+            if let Some(h) = action.head.as_ref().filter(|h| !h.deleted) {
+                let known = lock(&fs.table).lookup_path(&action.path).is_some();
+                if !known {
+                    // Not on this device at all: list it now, bytes come by prefetch.
+                    unseen.push((action.path.clone(), h.version(), h.size));
+                }
+            }
         }
         let noted = match &action.head {
             Some(h) => fs.db.note_head(&action.path, h.version(), h.size),
@@ -114,6 +124,8 @@ async fn negotiate(fs: &SaveFs) -> Result<(), RemoteError> {
         noted.map_err(|e| RemoteError::Transient(e.to_string()))?;
         queue.push(action.path);
     }
+    super::install::show_many_uncached(fs, &unseen)
+        .map_err(|e| RemoteError::Transient(e.to_string()))?;
     fs.db.enqueue_many(&queue, now_ms()).map_err(|e| RemoteError::Transient(e.to_string()))?;
     fs.db.set_cursor(resp.cursor).map_err(|e| RemoteError::Transient(e.to_string()))?;
     fs.wake.notify_one();

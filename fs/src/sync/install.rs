@@ -85,10 +85,45 @@ pub(crate) fn show_uncached(
         }
         rows
     };
-    fs.db.put_inodes(&rows, &[]).map_err(SyncError::local)?;
     // The device now stands for this version without holding its bytes.
-    fs.db.agree(path, v, size).map_err(SyncError::local)?;
+    fs.db.install(&rows, &[(path.clone(), v, size)]).map_err(SyncError::local)?;
     Ok(())
+}
+
+/// Show many server saves at once (negotiate on a fresh device): one table lock, one DB
+/// transaction, so the whole library is listed at once; bytes follow by prefetch or open.
+pub(crate) fn show_many_uncached(
+    fs: &SaveFs,
+    saves: &[(SavePath, Version, u64)],
+) -> Result<(), SyncError> {
+    let mut rows = Vec::new();
+    let mut agreed = Vec::new();
+    {
+        let mut t = lock(&fs.table);
+        for (path, v, size) in saves {
+            if t.lookup_path(path).is_some() {
+                continue;
+            }
+            let Ok((parent, dirs)) = ensure_parents(fs, &mut t, path) else { continue };
+            rows.extend(dirs);
+            let ino = t.alloc_ino();
+            let mut row = fs.new_row(
+                ino,
+                parent,
+                path.file_name(),
+                InodeKind::File,
+                fs.cfg.file_mode,
+                (fs.cfg.uid, fs.cfg.gid),
+            );
+            row.cached = false;
+            row.size = *size;
+            t.insert(row.clone());
+            fs.invalidate(Invalidation::Entry { parent, name: path.file_name().to_owned() });
+            rows.push(row);
+            agreed.push((path.clone(), *v, *size));
+        }
+    }
+    fs.db.install(&rows, &agreed).map_err(SyncError::local)
 }
 
 /// Download `v` of `path` and make it the local content and the base.
@@ -127,9 +162,10 @@ pub(crate) async fn download(
         tracing::debug!(%path, ?mode, "download discarded: local file changed meanwhile");
         return Ok(Outcome::Busy);
     };
-    fs.db.put_inodes(&rows, &[]).map_err(SyncError::local)?;
-    fs.db.agree(path, fetched.version, fetched.size).map_err(SyncError::local)?;
-    tracing::info!(%path, rev = %fetched.version.rev, "downloaded");
+    fs.db
+        .install(&rows, &[(path.clone(), fetched.version, fetched.size)])
+        .map_err(SyncError::local)?;
+    tracing::debug!(%path, rev = %fetched.version.rev, "downloaded");
     Ok(Outcome::Done)
 }
 
@@ -168,6 +204,7 @@ fn install_file(
     inode.row.cache_mtime_ns = cmtime;
     inode.row.mtime_ns = now;
     inode.row.ctime_ns = now;
+    inode.replaced = true;
     rows.push(inode.row.clone());
     if new {
         fs.invalidate(Invalidation::Entry { parent, name: name.to_owned() });

@@ -13,7 +13,9 @@ use crate::remote::RemoteError;
 use crate::savefs::{SaveFs, lock};
 use crate::state::{ConflictRow, InodeKind, Record};
 use bytes::Bytes;
-use savesync_core::{ContentHash, Decision, Rev, SavePath, decide};
+use savesync_core::{ContentHash, ContentHasher, Decision, Rev, SavePath, decide};
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
 /// Why `sync_path` runs.
@@ -82,13 +84,57 @@ fn snapshot(fs: &SaveFs, path: &SavePath) -> Result<Snapshot, SyncError> {
     })
 }
 
-async fn read_cache(fs: &SaveFs, ino: u64) -> Result<Bytes, SyncError> {
+/// Saves up to this size are read into memory to hash and upload; bigger ones are hashed
+/// and uploaded by streaming the cache file, so a 64 MiB memory card never sits in RAM.
+const IN_MEMORY_MAX: u64 = 4 * 1024 * 1024;
+
+/// The local bytes of a save, ready to upload.
+#[derive(Debug, Clone)]
+enum Local {
+    Small(Bytes),
+    Large(PathBuf),
+}
+
+/// Hash of a file, read in chunks.
+pub(crate) fn hash_file(path: &Path) -> std::io::Result<ContentHash> {
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = ContentHasher::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hasher.finish());
+        }
+        hasher.update(&buf[..n]);
+    }
+}
+
+async fn read_local(fs: &SaveFs, ino: u64) -> Result<(ContentHash, Local), SyncError> {
     let p = fs.cache_path(ino);
-    let bytes = tokio::task::spawn_blocking(move || std::fs::read(p))
-        .await
-        .map_err(SyncError::local)?
-        .map_err(SyncError::local)?;
-    Ok(Bytes::from(bytes))
+    tokio::task::spawn_blocking(move || {
+        let size = std::fs::metadata(&p)?.len();
+        if size <= IN_MEMORY_MAX {
+            let bytes = Bytes::from(std::fs::read(&p)?);
+            Ok((ContentHash::of(&bytes), Local::Small(bytes)))
+        } else {
+            Ok((hash_file(&p)?, Local::Large(p)))
+        }
+    })
+    .await
+    .map_err(SyncError::local)?
+    .map_err(|e: std::io::Error| SyncError::local(e))
+}
+
+async fn upload_local(
+    fs: &SaveFs,
+    path: &SavePath,
+    expected: Rev,
+    local: Local,
+) -> Result<savesync_core::wire::SaveMeta, RemoteError> {
+    match local {
+        Local::Small(bytes) => fs.remote.upload(path.clone(), expected, bytes).await,
+        Local::Large(file) => fs.remote.upload_file(path.clone(), expected, file).await,
+    }
 }
 
 /// Decide `path` and act. Bounded: a handful of compare-and-swap rounds at most.
@@ -107,8 +153,8 @@ pub async fn sync_path(fs: &SaveFs, path: &SavePath, mode: SyncMode) -> Result<O
             (None, _) => (None, None),
             (Some(_), false) => (snap.record.base.and_then(|b| b.hash), None),
             (Some(ino), true) => {
-                let b = read_cache(fs, ino).await?;
-                (Some(ContentHash::of(&b)), Some(b))
+                let (hash, local) = read_local(fs, ino).await?;
+                (Some(hash), Some(local))
             }
         };
         let rec = snap.record;
@@ -122,7 +168,11 @@ pub async fn sync_path(fs: &SaveFs, path: &SavePath, mode: SyncMode) -> Result<O
                 if let Decision::RecordBase(v) = decision {
                     fs.db.set_base(path, v).map_err(SyncError::local)?;
                 }
-                if mode == SyncMode::Open && snap.ino.is_some() && !snap.cached {
+                // A save shown without its bytes: fetch them when opened, or now if small
+                // enough to prefetch for offline play.
+                let prefetch = mode == SyncMode::Open
+                    || (rec.head_size <= fs.cfg.prefetch_max_bytes && !snap.busy);
+                if prefetch && snap.ino.is_some() && !snap.cached {
                     if let Some(v) = rec.head.filter(|h| h.hash.is_some()).or(rec.base) {
                         return install::download(fs, path, v, &snap, mode).await;
                     }
@@ -138,12 +188,11 @@ pub async fn sync_path(fs: &SaveFs, path: &SavePath, mode: SyncMode) -> Result<O
                 let Some(bytes) = bytes else {
                     return Err(SyncError::Local(format!("{path}: upload without bytes")));
                 };
-                let size = bytes.len() as u64;
-                match fs.remote.upload(path.clone(), expected, bytes).await {
+                match upload_local(fs, path, expected, bytes).await {
                     Ok(meta) => {
                         fs.online.store(true, Ordering::Relaxed);
-                        fs.db.agree(path, meta.version(), size).map_err(SyncError::local)?;
-                        tracing::info!(%path, rev = %meta.rev, "uploaded");
+                        fs.db.agree(path, meta.version(), meta.size).map_err(SyncError::local)?;
+                        tracing::debug!(%path, rev = %meta.rev, "uploaded");
                         return Ok(Outcome::Done);
                     }
                     Err(RemoteError::Conflict(head)) => {
@@ -198,7 +247,7 @@ pub async fn sync_path(fs: &SaveFs, path: &SavePath, mode: SyncMode) -> Result<O
                     // whichever side the user picks, the other is never lost.
                     if let Some(bytes) = bytes {
                         let expected = rec.base.map_or(Rev::NONE, |b| b.rev);
-                        match fs.remote.upload(path.clone(), expected, bytes).await {
+                        match upload_local(fs, path, expected, bytes).await {
                             Ok(meta) => {
                                 fs.db
                                     .agree(path, meta.version(), meta.size)
