@@ -8,8 +8,14 @@
 //!
 //! A *save path* is the `/`-joined path of a regular file whose every component is a valid
 //! save name and none of which is a local-only temp name: only those are ever synced.
+//! Symlinks, FIFOs, sockets and device nodes are local-only too: [`InodeTable::save_path`]
+//! is None for every kind but a regular file, so nothing upstream ever queues them.
+//!
+//! Hard links (special kinds only, see `ops_special`): an inode's first name is its row's
+//! `(parent, name)`; further names are `extra_names`, each also an entry in `children`.
+//! Dropping the first name promotes an extra one, so the row always holds a live name.
 
-use crate::state::{InodeKind, InodeRow};
+use crate::state::{InodeKind, InodeRow, SpecialData};
 use savesync_core::{SavePath, is_local_only_name};
 use std::collections::{BTreeMap, HashMap};
 
@@ -32,6 +38,10 @@ pub struct Inode {
     /// The bytes were replaced from the server since the last open reply: the next open
     /// must not keep the kernel's page cache (the invalidation is asynchronous).
     pub replaced: bool,
+    /// Symlink target or device number of a special kind (empty for the others).
+    pub special: SpecialData,
+    /// Names besides the row's `(parent, name)` (hard links), as (parent, name).
+    pub extra_names: Vec<(u64, String)>,
 }
 
 /// The tree.
@@ -72,12 +82,95 @@ impl InodeTable {
             self.children.entry(ino).or_default();
         }
         let prev = self.inodes.remove(&ino);
-        let (open_handles, open_writers, unflushed) =
-            prev.map_or((0, 0, false), |p| (p.open_handles, p.open_writers, p.unflushed));
+        let (open_handles, open_writers, unflushed, special, extra_names) = prev.map_or_else(
+            || (0, 0, false, SpecialData::default(), Vec::new()),
+            |p| (p.open_handles, p.open_writers, p.unflushed, p.special, p.extra_names),
+        );
         self.inodes.insert(
             ino,
-            Inode { row, open_handles, open_writers, unflushed, linked: true, replaced: true },
+            Inode {
+                row,
+                open_handles,
+                open_writers,
+                unflushed,
+                linked: true,
+                replaced: true,
+                special,
+                extra_names,
+            },
         );
+    }
+
+    /// Give `ino` one more name (a hard link); the caller checked the name is free.
+    pub fn add_name(&mut self, ino: u64, parent: u64, name: &str) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            inode.extra_names.push((parent, name.to_owned()));
+            self.children.entry(parent).or_default().insert(name.to_owned(), ino);
+        }
+    }
+
+    /// True when `ino` has more than one name.
+    #[must_use]
+    pub fn has_extra_names(&self, ino: u64) -> bool {
+        self.inodes.get(&ino).is_some_and(|i| !i.extra_names.is_empty())
+    }
+
+    /// Drop the name `(parent, name)` of an inode that has others. Returns the extra name
+    /// whose `links` row must go: the dropped one, or the one promoted to the row's name
+    /// when the first name was dropped (the caller then persists the row too).
+    pub fn drop_name(&mut self, ino: u64, parent: u64, name: &str) -> Option<(u64, String)> {
+        let inode = self.inodes.get_mut(&ino)?;
+        let gone = if (inode.row.parent, inode.row.name.as_str()) == (parent, name) {
+            if inode.extra_names.is_empty() {
+                return None;
+            }
+            let (p, n) = inode.extra_names.remove(0);
+            inode.row.parent = p;
+            inode.row.name = n.clone();
+            (p, n)
+        } else {
+            let at =
+                inode.extra_names.iter().position(|(p, n)| (*p, n.as_str()) == (parent, name))?;
+            inode.extra_names.remove(at)
+        };
+        if let Some(c) = self.children.get_mut(&parent) {
+            if c.get(name) == Some(&ino) {
+                c.remove(name);
+            }
+        }
+        Some(gone)
+    }
+
+    /// Move the name `(parent, name)` of `ino` to `(new_parent, new_name)`. For the row's
+    /// own name this is [`InodeTable::relink`] (None); for an extra name it returns the
+    /// old and new `links` rows to swap.
+    pub fn rename_name(
+        &mut self,
+        ino: u64,
+        (parent, name): (u64, &str),
+        (new_parent, new_name): (u64, &str),
+    ) -> Option<((u64, String), (u64, String))> {
+        let inode = self.inodes.get_mut(&ino)?;
+        if (inode.row.parent, inode.row.name.as_str()) == (parent, name) {
+            self.relink(ino, new_parent, new_name);
+            return None;
+        }
+        let at = inode.extra_names.iter().position(|(p, n)| (*p, n.as_str()) == (parent, name))?;
+        let old = std::mem::replace(&mut inode.extra_names[at], (new_parent, new_name.to_owned()));
+        if let Some(c) = self.children.get_mut(&parent) {
+            if c.get(name) == Some(&ino) {
+                c.remove(name);
+            }
+        }
+        self.children.entry(new_parent).or_default().insert(new_name.to_owned(), ino);
+        Some((old, (new_parent, new_name.to_owned())))
+    }
+
+    /// Attach the target or device number of a special inode.
+    pub fn set_special(&mut self, ino: u64, data: SpecialData) {
+        if let Some(inode) = self.inodes.get_mut(&ino) {
+            inode.special = data;
+        }
     }
 
     #[must_use]

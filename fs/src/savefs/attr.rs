@@ -20,6 +20,8 @@ pub struct Attr {
     pub mtime: SystemTime,
     pub ctime: SystemTime,
     pub nlink: u32,
+    /// Device number of a device node (0 for everything else).
+    pub rdev: u32,
 }
 
 impl Attr {
@@ -45,8 +47,9 @@ impl Attr {
             nlink: match (r.kind, inode.linked) {
                 (_, false) => 0,
                 (InodeKind::Dir, true) => 2 + subdirs,
-                _ => 1,
+                _ => 1 + inode.extra_names.len() as u32,
             },
+            rdev: inode.special.rdev,
         }
     }
 }

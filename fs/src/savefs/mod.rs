@@ -15,6 +15,7 @@ mod attr;
 mod handles;
 mod ops_dir;
 mod ops_file;
+mod ops_special;
 mod resolve;
 
 pub use attr::{Attr, DirEntry, SetAttr, Statfs, TimeSet};
@@ -164,7 +165,13 @@ impl SaveFs {
         if !rows.iter().any(|r| r.ino == ROOT_INO) {
             db.put_inode(&root)?;
         }
-        let table = InodeTable::from_rows(rows, root);
+        let mut table = InodeTable::from_rows(rows, root);
+        for (ino, data) in db.load_specials()? {
+            table.set_special(ino, data);
+        }
+        for (ino, parent, name) in db.load_links()? {
+            table.add_name(ino, parent, &name);
+        }
         let fs = Arc::new(SaveFs {
             cfg,
             db,

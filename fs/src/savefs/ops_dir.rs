@@ -6,6 +6,9 @@
 //! rename over an existing save (the temp-file-then-rename pattern of GIO, Samba and
 //! editors) becomes one upload of the target's new content. Unlinking or renaming a
 //! `NAME.conflict` copy resolves the conflict (`resolve.rs`).
+//!
+//! Unlinking or renaming one name of a hard-linked special inode (`ops_special.rs`) moves
+//! or drops that name only; the inode lives on under its other names.
 
 use super::attr::{Attr, DirEntry};
 use super::{SaveFs, lock, now_ns};
@@ -13,6 +16,13 @@ use crate::error::{FsError, FsResult};
 use crate::inode_table::{InodeTable, ROOT_INO};
 use crate::state::InodeKind;
 use savesync_core::SavePath;
+
+/// `links` rows a rename of hard-linked names drops and adds (see `ops_special.rs`).
+#[derive(Debug, Default)]
+struct LinkOps {
+    gone: Vec<(u64, String)>,
+    added: Option<(u64, (u64, String))>,
+}
 
 /// `renameat2` flags the mount understands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -106,7 +116,11 @@ impl SaveFs {
                     drop(t);
                     return self.resolve_keep_mine(ino);
                 }
-                InodeKind::File => {}
+                // Regular files and the local-only special kinds (ops_special.rs).
+                _ => {}
+            }
+            if t.has_extra_names(ino) {
+                return self.unlink_one_name(t, ino, parent, name);
             }
             let cached = inode.row.cached;
             let path = t.save_path(ino);
@@ -175,6 +189,7 @@ impl SaveFs {
         new_name: &str,
         opts: RenameOptions,
     ) -> FsResult<()> {
+        let mut link_ops = LinkOps::default();
         let (src_row, removed, mut paths) = {
             let mut t = lock(&self.table);
             let src = t.child(parent, name).ok_or_else(|| FsError::not_found(name))?;
@@ -225,18 +240,32 @@ impl SaveFs {
             let mut paths: Vec<SavePath> =
                 t.save_paths_below(src).into_iter().map(|(_, p)| p).collect();
             let mut removed = Vec::new();
-            if let Some(target) = target {
-                t.detach(target);
-                removed.push(target);
-            }
-            t.relink(src, new_parent, new_name);
+            let mut rows = Vec::new();
             let now = now_ns();
+            if let Some(target) = target {
+                if t.has_extra_names(target) {
+                    // A hard-linked target loses this one name only (ops_special.rs); its
+                    // row goes first, as it may still hold the name the source takes.
+                    link_ops.gone.extend(t.drop_name(target, new_parent, new_name));
+                    if let Some(inode) = t.get_mut(target) {
+                        inode.row.ctime_ns = now;
+                        rows.push(inode.row.clone());
+                    }
+                } else {
+                    t.detach(target);
+                    removed.push(target);
+                }
+            }
+            if let Some((old, new)) = t.rename_name(src, (parent, name), (new_parent, new_name)) {
+                link_ops.gone.push(old);
+                link_ops.added = Some((src, new));
+            }
             if let Some(inode) = t.get_mut(src) {
                 inode.row.ctime_ns = now;
             }
             paths.extend(t.save_paths_below(src).into_iter().map(|(_, p)| p));
             let row = t.get(src).map(|i| i.row.clone()).ok_or_else(|| FsError::not_found(name))?;
-            let mut rows = vec![row];
+            rows.push(row);
             rows.extend(t.touch_dir(parent, now));
             if new_parent != parent {
                 rows.extend(t.touch_dir(new_parent, now));
@@ -246,6 +275,13 @@ impl SaveFs {
         self.db
             .put_inodes(&src_row, &removed)
             .map_err(|e| FsError::db(format!("rename {name} -> {new_name}"), &e))?;
+        let ctx = |e: &crate::state::DbError| FsError::db(format!("rename {name}"), e);
+        for (p, n) in &link_ops.gone {
+            self.db.delete_link(*p, n).map_err(|e| ctx(&e))?;
+        }
+        if let Some((ino, (p, n))) = &link_ops.added {
+            self.db.put_link(*ino, *p, n).map_err(|e| ctx(&e))?;
+        }
         for ino in &removed {
             let _ = std::fs::remove_file(self.cache_path(*ino));
         }

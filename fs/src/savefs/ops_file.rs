@@ -63,7 +63,7 @@ impl SaveFs {
             ((row, dir), file)
         };
         let rows: Vec<_> = std::iter::once(row.clone()).chain(dir).collect();
-        self.db.put_inodes(&rows, &[]).map_err(|e| FsError::db(format!("create {name}"), &e))?;
+        self.db.put_created(&rows).map_err(|e| FsError::db(format!("create {name}"), &e))?;
         let fh = lock(&self.handles).add_file(OpenFile {
             ino: row.ino,
             file,
@@ -339,7 +339,11 @@ impl SaveFs {
             InodeKind::Conflict => {
                 return Err(FsError::new(libc::EACCES, "conflict copies are read-only"));
             }
-            InodeKind::File => {}
+            // The kernel refuses truncate on anything but regular files before asking us.
+            kind if kind.is_special() => {
+                return Err(FsError::new(libc::EINVAL, "only regular files have a size to set"));
+            }
+            _ => {}
         }
         if !cached {
             if let Some(path) = &path {

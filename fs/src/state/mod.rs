@@ -6,6 +6,7 @@
 mod db;
 mod rows;
 mod schema;
+mod specials;
 
 pub use db::{DbError, StateDb};
-pub use rows::{ConflictRow, InodeKind, InodeRow, PendingRow, Record, StatusRow};
+pub use rows::{ConflictRow, InodeKind, InodeRow, PendingRow, Record, SpecialData, StatusRow};

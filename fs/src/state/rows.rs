@@ -11,6 +11,13 @@ pub enum InodeKind {
     Dir,
     /// A read-only `NAME.conflict` copy of the other side's version.
     Conflict,
+    /// Local-only special files (never synced): the target or device number lives in the
+    /// `specials` table, and the kernel does the I/O of FIFOs, sockets and device nodes.
+    Symlink,
+    Fifo,
+    Socket,
+    CharDev,
+    BlockDev,
 }
 
 impl InodeKind {
@@ -19,6 +26,11 @@ impl InodeKind {
             InodeKind::File => 0,
             InodeKind::Dir => 1,
             InodeKind::Conflict => 2,
+            InodeKind::Symlink => 3,
+            InodeKind::Fifo => 4,
+            InodeKind::Socket => 5,
+            InodeKind::CharDev => 6,
+            InodeKind::BlockDev => 7,
         }
     }
 
@@ -26,9 +38,38 @@ impl InodeKind {
         match v {
             1 => InodeKind::Dir,
             2 => InodeKind::Conflict,
+            3 => InodeKind::Symlink,
+            4 => InodeKind::Fifo,
+            5 => InodeKind::Socket,
+            6 => InodeKind::CharDev,
+            7 => InodeKind::BlockDev,
             _ => InodeKind::File,
         }
     }
+}
+
+impl InodeKind {
+    /// True for the local-only special kinds (symlinks, FIFOs, sockets, device nodes):
+    /// they have no bytes of their own in the cache and are never synced.
+    #[must_use]
+    pub fn is_special(self) -> bool {
+        matches!(
+            self,
+            InodeKind::Symlink
+                | InodeKind::Fifo
+                | InodeKind::Socket
+                | InodeKind::CharDev
+                | InodeKind::BlockDev
+        )
+    }
+}
+
+/// What a special inode keeps besides its row: a symlink's target (raw bytes: a target
+/// need not be UTF-8) or a device node's number.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SpecialData {
+    pub target: Vec<u8>,
+    pub rdev: u32,
 }
 
 /// One persisted inode.

@@ -9,14 +9,20 @@
 //! - `pending`: paths that need a sync decision, with a due time (debounce, backoff) and a
 //!   generation so "changed again while uploading" is never lost.
 //! - `conflicts`: the other side's version shown as `NAME.conflict`.
+//! - `specials` (migration 2): the symlink target or device number of the local-only
+//!   special kinds (kind 3 symlink, 4 FIFO, 5 socket, 6 char device, 7 block device); a
+//!   trigger drops the row with its inode.
+//! - `links` (migration 2): the extra names (hard links) of special inodes; the first name
+//!   stays in `inodes`. The same trigger drops them with their inode.
 //! - `kv`: feed cursor and the next inode number; `status`: one row the daemon keeps fresh
 //!   for `savesync status`.
 
 use rusqlite_migration::{M, Migrations};
 
 pub fn migrations() -> Migrations<'static> {
-    Migrations::new(vec![M::up(
-        "CREATE TABLE inodes (
+    Migrations::new(vec![
+        M::up(
+            "CREATE TABLE inodes (
             ino INTEGER PRIMARY KEY,
             parent INTEGER NOT NULL,
             name TEXT NOT NULL,
@@ -63,5 +69,24 @@ pub fn migrations() -> Migrations<'static> {
             pid INTEGER,
             updated_ms INTEGER NOT NULL
         );",
-    )])
+        ),
+        M::up(
+            "CREATE TABLE specials (
+                ino INTEGER PRIMARY KEY,
+                target BLOB NOT NULL,
+                rdev INTEGER NOT NULL
+            );
+            CREATE TABLE links (
+                ino INTEGER NOT NULL,
+                parent INTEGER NOT NULL,
+                name TEXT NOT NULL,
+                PRIMARY KEY (parent, name)
+            );
+            CREATE TRIGGER specials_follow_inodes AFTER DELETE ON inodes
+            BEGIN
+                DELETE FROM specials WHERE ino = OLD.ino;
+                DELETE FROM links WHERE ino = OLD.ino;
+            END;",
+        ),
+    ])
 }

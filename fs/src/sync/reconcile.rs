@@ -145,8 +145,9 @@ pub async fn sync_path(fs: &SaveFs, path: &SavePath, mode: SyncMode) -> Result<O
     let mut kept_on_server = false;
     for _round in 0..4 {
         let snap = snapshot(fs, path)?;
-        if snap.kind == Some(InodeKind::Dir) || snap.kind == Some(InodeKind::Conflict) {
-            // A local directory shadows a server save of the same name: leave both alone.
+        if snap.kind.is_some_and(|k| k != InodeKind::File) {
+            // A local directory (or symlink, FIFO, ...) shadows a server save of the same
+            // name: leave both alone.
             return Ok(Outcome::Done);
         }
         let (local, bytes) = match (snap.ino, snap.cached) {

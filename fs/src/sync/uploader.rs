@@ -2,15 +2,18 @@
 //! each (a few at a time), and removes an entry only if nobody re-queued it meanwhile (its
 //! generation is unchanged), so a save changed again while it was uploading is uploaded
 //! again. Failures back off exponentially per entry; the queue survives restarts.
+//! Up to [`PARALLEL`] syncs run at once, never two of the same path.
 
 use super::reconcile::{Outcome, SyncError, SyncMode, sync_path};
 use crate::remote::RemoteError;
 use crate::savefs::{SaveFs, now_ms};
 use crate::state::PendingRow;
-use futures::StreamExt;
+use savesync_core::SavePath;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
+use tokio::task::JoinSet;
 
 /// How many saves sync at once.
 const PARALLEL: usize = 8;
@@ -23,29 +26,73 @@ fn backoff_ms(attempts: i64) -> i64 {
 }
 
 pub(super) async fn run(fs: Arc<SaveFs>) {
+    // Pipelined rather than batch by batch: a slot that frees up takes the next due entry
+    // at once, instead of waiting for the slowest upload of its batch. While a writer closes
+    // saves one after another, this is what lets the server keep pace with it.
+    let mut running: JoinSet<()> = JoinSet::new();
+    let mut in_flight: HashMap<tokio::task::Id, SavePath> = HashMap::new();
     loop {
-        let due = match fs.db.due_pending(now_ms(), 256) {
-            Ok(d) => d,
-            Err(e) => {
-                tracing::error!("reading the pending queue: {e}");
-                super::note_error(&fs, &e);
-                Vec::new()
+        let free = PARALLEL.saturating_sub(running.len());
+        if free > 0 {
+            let busy: HashSet<&SavePath> = in_flight.values().collect();
+            for row in take_due(&fs, &busy, free) {
+                let path = row.path.clone();
+                let fs = Arc::clone(&fs);
+                let task = running.spawn(async move { process(&fs, row).await });
+                in_flight.insert(task.id(), path);
             }
-        };
-        if due.is_empty() {
-            let wait = match fs.db.next_due() {
-                Ok(Some(t)) => Duration::from_millis((t - now_ms()).clamp(1, 5_000) as u64),
-                _ => IDLE_SCAN,
-            };
+        }
+        if running.is_empty() {
+            let wait = until_due(&fs, fs.db.next_due());
             let _ = tokio::time::timeout(wait, fs.wake.notified()).await;
             continue;
         }
-        futures::stream::iter(due)
-            .for_each_concurrent(PARALLEL, |row| {
-                let fs = Arc::clone(&fs);
-                async move { process(&fs, row).await }
-            })
-            .await;
+        let slot_free = running.len() < PARALLEL;
+        let wait = if slot_free { until_due(&fs, fs.db.next_due_after(now_ms())) } else { IDLE_SCAN };
+        tokio::select! {
+            done = running.join_next_with_id() => {
+                let id = match done {
+                    Some(Ok((id, ()))) => Some(id),
+                    Some(Err(e)) => {
+                        // The entry stays queued and is retried at the next scan.
+                        tracing::error!("sync task failed: {e}");
+                        Some(e.id())
+                    }
+                    None => None,
+                };
+                if let Some(id) = id {
+                    in_flight.remove(&id);
+                }
+            }
+            // New work only matters when a slot is free.
+            () = fs.wake.notified(), if slot_free => {}
+            () = tokio::time::sleep(wait), if slot_free => {}
+        }
+    }
+}
+
+/// Up to `free` due entries that are not already being synced, oldest first.
+fn take_due(fs: &SaveFs, in_flight: &HashSet<&SavePath>, free: usize) -> Vec<PendingRow> {
+    match fs.db.due_pending(now_ms(), in_flight.len() + free) {
+        Ok(due) => due.into_iter().filter(|r| !in_flight.contains(&r.path)).take(free).collect(),
+        Err(e) => {
+            tracing::error!("reading the pending queue: {e}");
+            super::note_error(fs, &e);
+            Vec::new()
+        }
+    }
+}
+
+/// How long until `next` (the earliest due time of interest) comes, bounded so that a
+/// missed wake-up only delays work.
+fn until_due(fs: &SaveFs, next: Result<Option<i64>, crate::state::DbError>) -> Duration {
+    match next {
+        Ok(Some(t)) => Duration::from_millis((t - now_ms()).clamp(1, 5_000) as u64),
+        Ok(None) => IDLE_SCAN,
+        Err(e) => {
+            super::note_error(fs, &e);
+            IDLE_SCAN
+        }
     }
 }
 

@@ -5,6 +5,8 @@
 //!
 //! Run: `cargo bench -p savesync-tests --bench savesync-bench` (as root, FUSE available).
 //! Smaller runs: `... -- --saves 200 --big-mib 16 --rounds 20 --many 2000`.
+//! Only the first workloads: `... -- --up-to 2` (workloads 1 and 2; each builds on the
+//! ones before it, so a prefix is what can run alone).
 //!
 //! The server is the harness's in-process `TestServer`, the mounts are real `savesync`
 //! processes (`Device`), both built in the bench (release) profile. The server's own peak
@@ -41,6 +43,8 @@ struct Params {
     big_mib: usize,
     rounds: usize,
     many: usize,
+    /// Last workload to run (1-7).
+    up_to: usize,
 }
 
 fn main() {
@@ -85,6 +89,7 @@ fn parse_params(args: &[String]) -> Params {
         big_mib: value("--big-mib", 64),
         rounds: value("--rounds", 100),
         many: value("--many", 10_000),
+        up_to: value("--up-to", 7),
     }
 }
 
@@ -121,6 +126,9 @@ fn run(p: &Params, report: &mut Report) {
         Some("≤ 3 s"),
     );
 
+    if p.up_to < 2 {
+        return;
+    }
     // 2. read back warm (cached) and cold (after remount, cache on disk).
     eprintln!("2. read back warm and cold");
     let plain_read = read_saves(&plain.path().join("w"), p.saves, SAVE_LEN);
@@ -137,6 +145,9 @@ fn run(p: &Params, report: &mut Report) {
     );
     report.absolute("remount (until the kernel lists the mount)", fmt_duration(remount), None);
 
+    if p.up_to < 3 {
+        return;
+    }
     // 3. a fresh device mounting and reading everything (download).
     eprintln!("3. fresh device reads all {}", p.saves);
     let mut b = Device::pair(&server, "bench", "bench-b");
@@ -160,6 +171,9 @@ fn run(p: &Params, report: &mut Report) {
         None,
     );
 
+    if p.up_to < 4 {
+        return;
+    }
     // 4. stat every entry of the folder.
     eprintln!("4. stat every entry");
     let (plain_n, plain_stat) = stat_all(&plain.path().join("w"));
@@ -167,6 +181,9 @@ fn run(p: &Params, report: &mut Report) {
     assert_eq!(plain_n, mount_n, "the mount lists as many entries as the plain dir");
     report.compared(&format!("readdir + stat {} entries", mount_n), plain_stat, mount_stat, None);
 
+    if p.up_to < 5 {
+        return;
+    }
     // 5. one big save state, then until it is on the server.
     eprintln!("5. one {} MiB save", p.big_mib);
     let big = save_bytes(424_242, p.big_mib * 1024 * 1024);
@@ -188,6 +205,9 @@ fn run(p: &Params, report: &mut Report) {
     );
     drop(big);
 
+    if p.up_to < 6 {
+        return;
+    }
     // 6. propagation A -> B.
     eprintln!("6. propagation A -> B x {}", p.rounds);
     let samples = propagation(&a, &b, p.rounds);
@@ -203,6 +223,9 @@ fn run(p: &Params, report: &mut Report) {
     );
     b.unmount();
 
+    if p.up_to < 7 {
+        return;
+    }
     // 7. peak RSS of the mount with many saves, and of a server holding as many.
     eprintln!("7. {} small saves and peak memory", p.many);
     let plain_many = write_saves(&plain.path().join("many"), p.many, SMALL_SAVE_LEN);
