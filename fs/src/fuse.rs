@@ -97,6 +97,16 @@ fn time_set(t: Option<TimeOrNow>) -> Option<TimeSet> {
 const GEN: Generation = Generation(0);
 
 impl Filesystem for SaveFsFuse {
+    fn init(&mut self, _req: &Request, config: &mut fuser::KernelConfig) -> std::io::Result<()> {
+        // READDIRPLUS: a listing also fills the kernel's name and attribute caches, so a
+        // stat of every listed entry (`ls -l`, a file manager, a frontend scanning saves)
+        // costs no LOOKUP each. Optional: without it the kernel sends plain READDIR.
+        if config.add_capabilities(fuser::InitFlags::FUSE_DO_READDIRPLUS).is_err() {
+            tracing::debug!("kernel without READDIRPLUS; listings use READDIR");
+        }
+        Ok(())
+    }
+
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         let name = match name_str(name) {
             Ok(n) => n,
@@ -326,6 +336,34 @@ impl Filesystem for SaveFsFuse {
             }
             Err(e) => reply.error(reply_err("readdir", &e)),
         }
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: fuser::ReplyDirectoryPlus,
+    ) {
+        let entries = match self.fs.readdir(fh.0, offset) {
+            Ok(entries) => entries,
+            Err(e) => return reply.error(reply_err("readdirplus", &e)),
+        };
+        let dir_attr = self.fs.getattr(ino.0).ok();
+        for (next, e) in entries {
+            // "." and ".." get the directory's attributes when theirs are not at hand (the
+            // kernel ignores attributes of those two); an entry removed meanwhile is skipped.
+            let attr = match (self.fs.getattr(e.ino), &dir_attr) {
+                (Ok(a), _) => a,
+                (Err(_), Some(d)) if e.name == "." || e.name == ".." => *d,
+                (Err(_), _) => continue,
+            };
+            if reply.add(INodeNo(e.ino), next, &e.name, &TTL, &to_fuse(&attr), GEN) {
+                break;
+            }
+        }
+        reply.ok();
     }
 
     fn releasedir(

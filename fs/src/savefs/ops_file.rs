@@ -58,6 +58,9 @@ impl SaveFs {
                 inode.open_handles += 1;
                 inode.open_writers += 1;
                 inode.unflushed = true;
+                // Every byte of a new file goes through the kernel's page cache, so the next
+                // open may keep that cache (dropping it made each warm read a READ trip).
+                inode.replaced = false;
             }
             let dir = t.touch_dir(parent, row.ctime_ns);
             ((row, dir), file)

@@ -30,16 +30,16 @@ pub(super) async fn run(fs: Arc<SaveFs>) {
     // at once, instead of waiting for the slowest upload of its batch. While a writer closes
     // saves one after another, this is what lets the server keep pace with it.
     let mut running: JoinSet<()> = JoinSet::new();
-    let mut in_flight: HashMap<tokio::task::Id, SavePath> = HashMap::new();
+    let mut in_flight: HashMap<tokio::task::Id, PendingRow> = HashMap::new();
     loop {
         let free = PARALLEL.saturating_sub(running.len());
         if free > 0 {
-            let busy: HashSet<&SavePath> = in_flight.values().collect();
+            let busy: HashSet<&SavePath> = in_flight.values().map(|r| &r.path).collect();
             for row in take_due(&fs, &busy, free) {
-                let path = row.path.clone();
+                let picked = row.clone();
                 let fs = Arc::clone(&fs);
                 let task = running.spawn(async move { process(&fs, row).await });
-                in_flight.insert(task.id(), path);
+                in_flight.insert(task.id(), picked);
             }
         }
         if running.is_empty() {
@@ -48,20 +48,26 @@ pub(super) async fn run(fs: Arc<SaveFs>) {
             continue;
         }
         let slot_free = running.len() < PARALLEL;
-        let wait = if slot_free { until_due(&fs, fs.db.next_due_after(now_ms())) } else { IDLE_SCAN };
+        let wait =
+            if slot_free { until_due(&fs, fs.db.next_due_after(now_ms())) } else { IDLE_SCAN };
         tokio::select! {
             done = running.join_next_with_id() => {
-                let id = match done {
-                    Some(Ok((id, ()))) => Some(id),
-                    Some(Err(e)) => {
-                        // The entry stays queued and is retried at the next scan.
-                        tracing::error!("sync task failed: {e}");
-                        Some(e.id())
+                match done {
+                    Some(Ok((id, ()))) => {
+                        in_flight.remove(&id);
                     }
-                    None => None,
-                };
-                if let Some(id) = id {
-                    in_flight.remove(&id);
+                    Some(Err(e)) => {
+                        // A panicked sync: back the entry off like a failure, so a save
+                        // that always panics cannot spin the worker.
+                        tracing::error!("sync task failed: {e}");
+                        if let Some(row) = in_flight.remove(&e.id()) {
+                            let due = now_ms() + backoff_ms(row.attempts);
+                            if let Err(e) = fs.db.retry_pending(&row.path, row.generation, due) {
+                                tracing::error!(path = %row.path, "updating the pending queue: {e}");
+                            }
+                        }
+                    }
+                    None => {}
                 }
             }
             // New work only matters when a slot is free.
