@@ -26,6 +26,10 @@ pub enum Command {
     Conflicts(StatusArgs),
     /// Resolve a conflict: keep this device's version (mine) or the other one (theirs).
     Resolve(ResolveArgs),
+    /// Stop syncing one save on this device (other devices keep syncing it).
+    Untrack(TrackArgs),
+    /// Sync a save on this device again after `untrack`.
+    Track(TrackArgs),
 }
 
 #[derive(Debug, Args)]
@@ -58,6 +62,10 @@ pub struct MountArgs {
     /// Stay in the foreground (logs to stderr; Ctrl-C unmounts).
     #[arg(long, env = "SAVESYNC_FOREGROUND")]
     pub foreground: bool,
+    /// Set by `mount` when it re-runs itself as the background daemon: start a new session
+    /// (setsid) so closing the terminal does not hang up the daemon.
+    #[arg(long, hide = true, requires = "foreground")]
+    pub detached: bool,
     /// Let other users (Samba, sftp-server) use the mount. Default: true when root or when
     /// /etc/fuse.conf has user_allow_other.
     #[arg(long, env = "SAVESYNC_ALLOW_OTHER", value_name = "BOOL")]
@@ -115,6 +123,15 @@ pub struct ResolveArgs {
     pub profile: String,
 }
 
+#[derive(Debug, Args)]
+pub struct TrackArgs {
+    /// Save path inside the library, e.g. "snes/Chrono Trigger.srm".
+    pub path: String,
+    /// Profile to use.
+    #[arg(long, env = "SAVESYNC_PROFILE", default_value = "default")]
+    pub profile: String,
+}
+
 fn parse_octal(s: &str) -> Result<u32, String> {
     let digits = s.strip_prefix("0o").unwrap_or(s);
     let mode = u32::from_str_radix(digits, 8).map_err(|e| format!("not an octal mode: {e}"))?;
@@ -134,6 +151,8 @@ pub fn cli_main() -> ExitCode {
         Command::Status(a) => crate::commands::status::status(&a),
         Command::Conflicts(a) => crate::commands::status::conflicts(&a),
         Command::Resolve(a) => crate::commands::status::resolve(&a),
+        Command::Untrack(a) => crate::commands::track::run(&a, true),
+        Command::Track(a) => crate::commands::track::run(&a, false),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -59,9 +59,11 @@ impl FsError {
         FsError::new(err.raw_os_error().unwrap_or(libc::EIO), format!("{context}: {err}"))
     }
 
-    /// A state DB failure: the kernel sees EIO.
+    /// A state DB failure: the kernel sees ENOSPC when the disk is full (the application
+    /// can tell the user what to do), EIO otherwise.
     pub fn db(context: impl std::fmt::Display, err: &crate::state::DbError) -> FsError {
-        FsError::new(libc::EIO, format!("{context}: state db: {err}"))
+        let errno = if crate::savefs::is_disk_full(err) { libc::ENOSPC } else { libc::EIO };
+        FsError::new(errno, format!("{context}: state db: {err}"))
     }
 
     /// A name the save library cannot hold.

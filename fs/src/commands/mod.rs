@@ -5,6 +5,7 @@ pub mod mount;
 pub mod mountinfo;
 pub mod pair;
 pub mod status;
+pub mod track;
 
 /// Log to stderr, filtered by `RUST_LOG` (default `default_level`). Never logs tokens:
 /// nothing in this crate formats one.

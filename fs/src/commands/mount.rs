@@ -1,6 +1,6 @@
 //! `savesync mount MOUNTPOINT`: the daemon.
 //!
-//! Without `--foreground` it re-executes itself detached (own process group, log in
+//! Without `--foreground` it re-executes itself detached (own session via setsid, log in
 //! `data_dir/savesync.log`), waits until the mount is live, and exits 0. In the foreground
 //! it cleans a stale mount, opens the filesystem layer, mounts with several FUSE worker
 //! threads, starts the sync engine and a kernel-invalidation thread, keeps the status row
@@ -18,12 +18,17 @@ use crate::sync::Engine;
 use anyhow::Context;
 use fuser::{Config, INodeNo, MountOption, SessionACL};
 use std::ffi::OsStr;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 pub fn run(args: &MountArgs) -> anyhow::Result<()> {
+    if args.detached {
+        // A new session without a controlling terminal: closing the terminal that ran
+        // `savesync mount` sends SIGHUP to its session, not to ours. The child was not
+        // made a process-group leader, so setsid cannot fail with EPERM.
+        nix::unistd::setsid().context("starting a new session for the daemon")?;
+    }
     let profile = Profile::load(&args.profile)?;
     std::fs::create_dir_all(&args.mountpoint).ok();
     clean_stale_mount(&args.mountpoint)?;
@@ -40,7 +45,8 @@ pub fn run(args: &MountArgs) -> anyhow::Result<()> {
     if args.foreground { run_foreground(args, &profile) } else { detach(args, &profile) }
 }
 
-/// Re-run ourselves with `--foreground` in a new process group and wait for the mount.
+/// Re-run ourselves with `--foreground --detached` (the child calls setsid: its own
+/// session and process group, no controlling terminal) and wait for the mount.
 fn detach(args: &MountArgs, profile: &Profile) -> anyhow::Result<()> {
     std::fs::create_dir_all(&profile.data_dir)?;
     let log_path = profile.data_dir.join("savesync.log");
@@ -53,10 +59,10 @@ fn detach(args: &MountArgs, profile: &Profile) -> anyhow::Result<()> {
     let mut child = std::process::Command::new(exe)
         .args(std::env::args_os().skip(1))
         .arg("--foreground")
+        .arg("--detached")
         .stdin(std::process::Stdio::null())
         .stdout(log.try_clone()?)
         .stderr(log)
-        .process_group(0)
         .spawn()
         .context("starting the mount daemon")?;
     let deadline = Instant::now() + Duration::from_secs(30);

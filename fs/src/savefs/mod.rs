@@ -9,7 +9,8 @@
 //! with no lock held, so a slow download never stalls other files.
 //!
 //! Layout of `data_dir`: `state.db`, `cache/<ino>` (bytes of files), `conflicts/<ino>`
-//! (the other side's version shown as `NAME.conflict`), `tmp/` (downloads in flight).
+//! (the other side's version shown as `NAME.conflict`), `tmp/` (downloads in flight),
+//! `space.reserve` (room to record deletes on a full disk, see `space`).
 
 mod attr;
 mod handles;
@@ -17,9 +18,11 @@ mod ops_dir;
 mod ops_file;
 mod ops_special;
 mod resolve;
+mod space;
 
 pub use attr::{Attr, DirEntry, SetAttr, Statfs, TimeSet};
 pub use ops_dir::RenameOptions;
+pub(crate) use space::is_disk_full;
 
 use crate::error::{FsError, FsResult};
 use crate::inode_table::{InodeTable, ROOT_INO};
@@ -186,6 +189,7 @@ impl SaveFs {
             last_error: Mutex::new(None),
         });
         fs.recover_after_crash()?;
+        fs.ensure_reserve();
         Ok(fs)
     }
 

@@ -98,8 +98,7 @@ impl SaveFs {
             t.detach(ino);
             (ino, t.touch_dir(parent, now_ns()))
         };
-        self.db
-            .put_inodes(dir.as_slice(), &[ino])
+        self.db_write_freeing_reserve(|| self.db.put_inodes(dir.as_slice(), &[ino]))
             .map_err(|e| FsError::db(format!("rmdir {name}"), &e))
     }
 
@@ -128,8 +127,8 @@ impl SaveFs {
             let dir = t.touch_dir(parent, now_ns());
             (ino, path, cached, dir)
         };
-        self.db
-            .put_inodes(dir.as_slice(), &[ino])
+        // A delete must work on a full disk: it is how the user makes room again.
+        self.db_write_freeing_reserve(|| self.db.put_inodes(dir.as_slice(), &[ino]))
             .map_err(|e| FsError::db(format!("unlink {name}"), &e))?;
         // Open fds keep the bytes alive; the name is gone now.
         let _ = std::fs::remove_file(self.cache_path(ino));

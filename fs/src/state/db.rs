@@ -152,6 +152,9 @@ impl StateDb {
         let mut conn = Connection::open(path)?;
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "synchronous", "FULL")?;
+        // Bounded WAL (checkpoint every 128 pages): the file is reused, not grown, so on a
+        // full disk the DB can still record uploads and deletes.
+        conn.pragma_update(None, "wal_autocheckpoint", 128)?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         migrations().to_latest(&mut conn)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);

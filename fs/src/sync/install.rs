@@ -3,6 +3,12 @@
 //! entries known only by name (too big to prefetch), local deletes, and `NAME.conflict`
 //! copies. Each install re-checks under the table lock that the file did not change while
 //! the download ran, and tells the kernel through the invalidation queue.
+//!
+//! Directories this module creates (parents of saves from the server) are marked in the
+//! state DB's kv table (`synced_dir/<ino>`); when a remote delete or rename empties such a
+//! directory, it goes too, up the tree. Directories made locally (mkdir) carry no mark and
+//! stay, as does any directory that still holds something (local-only entries, a
+//! `.conflict` copy, another save).
 
 use super::reconcile::{Outcome, Snapshot, SyncError, SyncMode};
 use crate::inode_table::{InodeTable, ROOT_INO};
@@ -10,6 +16,25 @@ use crate::savefs::{Invalidation, SaveFs, cache_stat, lock, now_ns};
 use crate::state::{ConflictRow, InodeKind, InodeRow};
 use savesync_core::{CONFLICT_SUFFIX, SavePath, Version};
 use std::sync::atomic::Ordering;
+
+/// Key of the kv mark saying directory `ino` was created to hold saves from the server.
+fn synced_dir_key(ino: u64) -> String {
+    format!("synced_dir/{ino}")
+}
+
+/// Mark the directories among `rows` as created by sync (best effort: an unmarked
+/// directory is merely never pruned).
+fn mark_synced_dirs(fs: &SaveFs, rows: &[InodeRow]) {
+    for row in rows.iter().filter(|r| r.kind == InodeKind::Dir) {
+        if let Err(e) = fs.db.set_kv(&synced_dir_key(row.ino), "1") {
+            tracing::warn!(ino = row.ino, "marking a synced directory: {e}");
+        }
+    }
+}
+
+fn is_synced_dir(fs: &SaveFs, ino: u64) -> bool {
+    fs.db.get_kv(&synced_dir_key(ino)).ok().flatten().is_some_and(|v| v == "1")
+}
 
 /// Make sure every directory above `path` exists; returns the parent inode and the rows
 /// created.
@@ -87,6 +112,7 @@ pub(crate) fn show_uncached(
     };
     // The device now stands for this version without holding its bytes.
     fs.db.install(&rows, &[(path.clone(), v, size)]).map_err(SyncError::local)?;
+    mark_synced_dirs(fs, &rows);
     Ok(())
 }
 
@@ -123,7 +149,9 @@ pub(crate) fn show_many_uncached(
             agreed.push((path.clone(), *v, *size));
         }
     }
-    fs.db.install(&rows, &agreed).map_err(SyncError::local)
+    fs.db.install(&rows, &agreed).map_err(SyncError::local)?;
+    mark_synced_dirs(fs, &rows);
+    Ok(())
 }
 
 /// Download `v` of `path` and make it the local content and the base.
@@ -165,6 +193,7 @@ pub(crate) async fn download(
     fs.db
         .install(&rows, &[(path.clone(), fetched.version, fetched.size)])
         .map_err(SyncError::local)?;
+    mark_synced_dirs(fs, &rows);
     tracing::debug!(%path, rev = %fetched.version.rev, "downloaded");
     Ok(Outcome::Done)
 }
@@ -232,8 +261,38 @@ pub(crate) fn remove_local(fs: &SaveFs, path: &SavePath, v: Version) -> Result<(
         fs.db.delete_inode(ino).map_err(SyncError::local)?;
         let _ = std::fs::remove_file(fs.cache_path(ino));
         tracing::info!(%path, "deleted locally (deleted on the server)");
+        prune_emptied_dirs(fs, path)?;
     }
     fs.db.set_base(path, Some(v)).map_err(SyncError::local)?;
+    Ok(())
+}
+
+/// After `path` went away: remove its parent directories, innermost first, while each is
+/// empty and was created by sync. Stops at the first directory that holds anything, was
+/// made locally, or is open (a process may be about to create something in it).
+fn prune_emptied_dirs(fs: &SaveFs, path: &SavePath) -> Result<(), SyncError> {
+    let mut dir = path.parent();
+    while let Some(dir_path) = dir {
+        let pruned = {
+            let mut t = lock(&fs.table);
+            let Some(ino) = t.lookup_path(&dir_path) else { return Ok(()) };
+            let removable = ino != ROOT_INO
+                && t.get(ino).is_some_and(|i| i.row.kind == InodeKind::Dir && i.open_handles == 0)
+                && !t.has_children(ino)
+                && is_synced_dir(fs, ino);
+            if !removable {
+                return Ok(());
+            }
+            let parent = t.get(ino).map_or(ROOT_INO, |i| i.row.parent);
+            t.detach(ino);
+            fs.invalidate(Invalidation::Entry { parent, name: dir_path.file_name().to_owned() });
+            ino
+        };
+        fs.db.delete_inode(pruned).map_err(SyncError::local)?;
+        fs.db.set_kv(&synced_dir_key(pruned), "0").map_err(SyncError::local)?;
+        tracing::info!(dir = %dir_path, "removed a directory emptied on the server");
+        dir = dir_path.parent();
+    }
     Ok(())
 }
 

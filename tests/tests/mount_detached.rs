@@ -1,0 +1,63 @@
+//! `savesync mount MOUNTPOINT` without `--foreground`: the command returns once the mount
+//! is live, and the daemon it leaves behind runs in its own session (setsid), so closing
+//! the terminal that started it does not hang it up.
+
+use savesync_tests::{Device, TestServer, is_fuse_mount, require_fuse, wait_until};
+use std::process::Command;
+use std::time::Duration;
+
+/// Session id of process `pid` (field 6 of /proc/PID/stat; the command name in field 2
+/// may hold spaces, so count from its closing parenthesis).
+fn session_of(pid: u32) -> Option<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // After the name: state, ppid, pgrp, session.
+    after_name.split_whitespace().nth(3)?.parse().ok()
+}
+
+/// The daemon pid from "Mounted MP (pid N, log ...)".
+fn daemon_pid(stdout: &str) -> Option<u32> {
+    let rest = &stdout[stdout.find("(pid ")? + 5..];
+    rest[..rest.find(',')?].parse().ok()
+}
+
+#[test]
+fn a_detached_mount_daemon_leads_its_own_session() {
+    if !require_fuse() {
+        return;
+    }
+    let server = TestServer::start_blocking();
+    let dev = Device::pair(&server, "detach", "detached-pc");
+    let out = dev
+        .command()
+        .args(["mount", dev.mountpoint().to_str().expect("utf-8 temp path")])
+        .output()
+        .expect("run savesync mount");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "savesync mount exits 0 once mounted: {}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pid = daemon_pid(&stdout).unwrap_or_else(|| panic!("no daemon pid in {stdout:?}"));
+    assert!(is_fuse_mount(dev.mountpoint()), "the mount is live when the command returns");
+    assert_eq!(session_of(pid), Some(pid), "the daemon leads its own session (setsid)");
+    assert_ne!(
+        session_of(std::process::id()),
+        Some(pid),
+        "the test process stays in its own session"
+    );
+
+    let status = Command::new("fusermount3")
+        .arg("-u")
+        .arg(dev.mountpoint())
+        .status()
+        .expect("run fusermount3 -u");
+    assert!(status.success(), "fusermount3 -u the detached mount");
+    wait_until(Duration::from_secs(20), "the daemon to exit after the unmount", || {
+        // A zombie counts as gone: its parent (the mount command) already exited.
+        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
+        state.is_none_or(|s| s.contains(") Z ")).then_some(())
+    });
+}
