@@ -44,7 +44,16 @@ fn an_untracked_save_keeps_its_old_bytes_here_until_it_is_tracked_again() {
     savesync_tests::wait_until(DEADLINE, "A's second version on the server", || {
         view.has(SAVE, &second).then_some(())
     });
+    let second_seq = view.head(SAVE).expect("A's second version is the head").seq.0;
     b.mount();
+    // Wait until B has negotiated past A's commit, so a wrong download would have been
+    // planned by now; then give it a bounded window to (wrongly) happen.
+    savesync_tests::wait_until(DEADLINE, "B online with a cursor past A's commit", || {
+        let status = b.status_json();
+        let caught_up =
+            status["online"] == true && status["cursor"].as_u64().is_some_and(|c| c >= second_seq);
+        caught_up.then_some(())
+    });
     // Untracked: B's negotiate leaves the save alone, so its old bytes stay.
     let seen_on_b = savesync_tests::poll_until(Duration::from_secs(2), || {
         (std::fs::read(b.path(SAVE)).ok()? == second).then_some(())

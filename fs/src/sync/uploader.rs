@@ -19,6 +19,9 @@ use tokio::task::JoinSet;
 const PARALLEL: usize = 8;
 /// Longest wait between queue scans when nothing wakes the worker.
 const IDLE_SCAN: Duration = Duration::from_secs(5);
+/// Pause before taking more work after the queue itself could not be updated (the state
+/// DB's disk is full): the entry is still due, and retrying at once would spin.
+const QUEUE_FAULT_PAUSE: Duration = Duration::from_secs(1);
 
 fn backoff_ms(attempts: i64) -> i64 {
     let exp = attempts.clamp(0, 7) as u32;
@@ -29,9 +32,13 @@ pub(super) async fn run(fs: Arc<SaveFs>) {
     // Pipelined rather than batch by batch: a slot that frees up takes the next due entry
     // at once, instead of waiting for the slowest upload of its batch. While a writer closes
     // saves one after another, this is what lets the server keep pace with it.
-    let mut running: JoinSet<()> = JoinSet::new();
+    let mut running: JoinSet<QueueUpdate> = JoinSet::new();
     let mut in_flight: HashMap<tokio::task::Id, PendingRow> = HashMap::new();
+    let mut paused_until: Option<tokio::time::Instant> = None;
     loop {
+        if let Some(until) = paused_until.take() {
+            tokio::time::sleep_until(until).await;
+        }
         let free = PARALLEL.saturating_sub(running.len());
         if free > 0 {
             let busy: HashSet<&SavePath> = in_flight.values().map(|r| &r.path).collect();
@@ -53,8 +60,11 @@ pub(super) async fn run(fs: Arc<SaveFs>) {
         tokio::select! {
             done = running.join_next_with_id() => {
                 match done {
-                    Some(Ok((id, ()))) => {
+                    Some(Ok((id, update))) => {
                         in_flight.remove(&id);
+                        if update == QueueUpdate::Failed {
+                            paused_until = Some(tokio::time::Instant::now() + QUEUE_FAULT_PAUSE);
+                        }
                     }
                     Some(Err(e)) => {
                         // A panicked sync: back the entry off like a failure, so a save
@@ -102,7 +112,14 @@ fn until_due(fs: &SaveFs, next: Result<Option<i64>, crate::state::DbError>) -> D
     }
 }
 
-async fn process(fs: &SaveFs, row: PendingRow) {
+/// Whether the queue entry could be updated after a sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum QueueUpdate {
+    Done,
+    Failed,
+}
+
+async fn process(fs: &SaveFs, row: PendingRow) -> QueueUpdate {
     let result = sync_path(fs, &row.path, SyncMode::Background).await;
     let db = &fs.db;
     let done = match result {
@@ -132,7 +149,11 @@ async fn process(fs: &SaveFs, row: PendingRow) {
             }
         }
     };
-    if let Err(e) = done {
-        tracing::error!(path = %row.path, "updating the pending queue: {e}");
+    match done {
+        Ok(()) => QueueUpdate::Done,
+        Err(e) => {
+            tracing::error!(path = %row.path, "updating the pending queue: {e}");
+            QueueUpdate::Failed
+        }
     }
 }
