@@ -20,6 +20,7 @@ mod mountinfo;
 mod remote_view;
 mod server;
 mod server_process;
+mod solo;
 mod wait;
 
 pub use bins::{mount_bin, server_bin};
@@ -30,6 +31,7 @@ pub use mountinfo::{fuse_mount_ids, is_fuse_mount};
 pub use remote_view::RemoteView;
 pub use server::TestServer;
 pub use server_process::ServerProcess;
+pub use solo::SoloDevice;
 pub use wait::{poll_until, wait_until, wait_until_async, wait_until_timed};
 
 /// A multi-thread tokio runtime for a test's own async calls (client requests), separate

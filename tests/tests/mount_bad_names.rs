@@ -2,32 +2,15 @@
 //! copies, control characters and backslashes are not save names, and `..` never lets a
 //! path reach outside the library (on the device or on the server).
 
-use savesync_tests::{Device, RemoteView, TestServer, poll_until, require_fuse, save_bytes};
+use savesync_tests::{SoloDevice, poll_until, save_bytes};
 use std::io::ErrorKind;
 use std::time::Duration;
 
 const USER: &str = "frank";
 const UPLOAD_DEADLINE: Duration = Duration::from_secs(10);
 
-struct OneDevice {
-    a: Device,
-    view: RemoteView,
-    _server: TestServer,
-}
-
-fn one_mounted_device() -> Option<OneDevice> {
-    if !require_fuse() {
-        return None;
-    }
-    let server = TestServer::start_blocking();
-    let view = RemoteView::new(&server, USER);
-    let mut a = Device::pair(&server, USER, "handheld-a");
-    a.mount();
-    Some(OneDevice { a, view, _server: server })
-}
-
 /// Write a real save and wait for it on the server: a barrier showing the uploader ran.
-fn upload_sentinel(t: &OneDevice) {
+fn upload_sentinel(t: &SoloDevice) {
     let bytes = save_bytes(999, 64);
     std::fs::write(t.a.path("sentinel.sav"), &bytes).unwrap();
     let ok = poll_until(UPLOAD_DEADLINE, || t.view.has("sentinel.sav", &bytes).then_some(()));
@@ -36,7 +19,7 @@ fn upload_sentinel(t: &OneDevice) {
 
 #[test]
 fn creating_a_conflict_name_through_the_mount_fails() {
-    let Some(t) = one_mounted_device() else { return };
+    let Some(t) = SoloDevice::start(USER, "handheld-a") else { return };
     std::fs::write(t.a.path("game.srm"), b"mine").unwrap();
     let created = std::fs::write(t.a.path("game.srm.conflict"), b"forged");
     assert!(created.is_err(), "creating game.srm.conflict must fail");
@@ -55,7 +38,7 @@ fn creating_a_conflict_name_through_the_mount_fails() {
 
 #[test]
 fn names_with_control_characters_or_backslashes_are_refused() {
-    let Some(t) = one_mounted_device() else { return };
+    let Some(t) = SoloDevice::start(USER, "handheld-a") else { return };
     for bad in ["bad\nname.srm", "tab\there.srm", "back\\slash.srm"] {
         let err = std::fs::write(t.a.path(bad), b"x").expect_err(bad);
         assert_ne!(err.kind(), ErrorKind::NotFound, "{bad:?}: a clear refusal, got {err}");
@@ -67,7 +50,7 @@ fn names_with_control_characters_or_backslashes_are_refused() {
 
 #[test]
 fn dot_dot_never_escapes_the_library() {
-    let Some(t) = one_mounted_device() else { return };
+    let Some(t) = SoloDevice::start(USER, "handheld-a") else { return };
     std::fs::create_dir_all(t.a.path("snes/deep")).unwrap();
     // `..` inside the mount stays inside: this is the save `snes/top.srm`.
     std::fs::write(t.a.path("snes/deep/../top.srm"), b"top").unwrap();

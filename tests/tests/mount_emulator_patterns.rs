@@ -1,9 +1,7 @@
 //! How real emulators and desktop tools write saves, through one mount, and what the server
 //! must end with: exactly the saves, with the final bytes, and never a temp name.
 
-use savesync_tests::{
-    Device, RemoteView, TestServer, poll_until, require_fuse, save_bytes, wait_for_bytes,
-};
+use savesync_tests::{RemoteView, SoloDevice, poll_until, save_bytes, wait_for_bytes};
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -12,23 +10,6 @@ use std::time::Duration;
 
 const USER: &str = "bob";
 const UPLOAD_DEADLINE: Duration = Duration::from_secs(10);
-
-struct OneDevice {
-    a: Device,
-    view: RemoteView,
-    _server: TestServer,
-}
-
-fn one_mounted_device() -> Option<OneDevice> {
-    if !require_fuse() {
-        return None;
-    }
-    let server = TestServer::start_blocking();
-    let view = RemoteView::new(&server, USER);
-    let mut a = Device::pair(&server, USER, "retro-handheld");
-    a.mount();
-    Some(OneDevice { a, view, _server: server })
-}
 
 /// Wait until the server's live saves are exactly `expected` (path -> bytes).
 fn wait_for_server_saves(view: &RemoteView, expected: &[(&str, &[u8])]) {
@@ -57,7 +38,7 @@ fn wait_for_server_saves(view: &RemoteView, expected: &[(&str, &[u8])]) {
 
 #[test]
 fn retroarch_sram_written_in_place_with_pwrite_and_fsync_is_uploaded_before_close() {
-    let Some(t) = one_mounted_device() else { return };
+    let Some(t) = SoloDevice::start(USER, "retro-handheld") else { return };
     std::fs::create_dir_all(t.a.path("snes")).unwrap();
     let path = t.a.path("snes/Zelda.srm");
     let mut sram = vec![0u8; 32 * 1024];
@@ -87,7 +68,7 @@ fn retroarch_sram_written_in_place_with_pwrite_and_fsync_is_uploaded_before_clos
 
 #[test]
 fn save_state_written_to_a_tmp_file_and_renamed_over_uploads_only_the_state() {
-    let Some(t) = one_mounted_device() else { return };
+    let Some(t) = SoloDevice::start(USER, "retro-handheld") else { return };
     std::fs::create_dir_all(t.a.path("snes")).unwrap();
     let state = t.a.path("snes/Zelda.state");
     let v1 = save_bytes(40, 100_000);
@@ -109,7 +90,7 @@ fn save_state_written_to_a_tmp_file_and_renamed_over_uploads_only_the_state() {
 
 #[test]
 fn gio_save_through_a_goutputstream_temp_and_rename_over_replaces_the_save() {
-    let Some(t) = one_mounted_device() else { return };
+    let Some(t) = SoloDevice::start(USER, "retro-handheld") else { return };
     std::fs::create_dir_all(t.a.path("psx/memcards")).unwrap();
     let card = t.a.path("psx/memcards/card1.mcd");
     let v1 = save_bytes(50, 128 * 1024);
@@ -127,7 +108,7 @@ fn gio_save_through_a_goutputstream_temp_and_rename_over_replaces_the_save() {
 
 #[test]
 fn truncate_then_write_leaves_exactly_the_new_shorter_bytes() {
-    let Some(t) = one_mounted_device() else { return };
+    let Some(t) = SoloDevice::start(USER, "retro-handheld") else { return };
     let path = t.a.path("gb.sav");
     std::fs::write(&path, save_bytes(60, 8192)).unwrap();
     wait_for_server_saves(&t.view, &[("gb.sav", &save_bytes(60, 8192))]);
@@ -152,7 +133,7 @@ fn truncate_then_write_leaves_exactly_the_new_shorter_bytes() {
 
 #[test]
 fn o_append_writes_add_to_the_end_of_the_save() {
-    let Some(t) = one_mounted_device() else { return };
+    let Some(t) = SoloDevice::start(USER, "retro-handheld") else { return };
     let path = t.a.path("journal.log.sav");
     std::fs::write(&path, b"line 1\n").unwrap();
     for line in [&b"line 2\n"[..], b"line 3\n"] {
@@ -166,7 +147,7 @@ fn o_append_writes_add_to_the_end_of_the_save() {
 
 #[test]
 fn temp_and_desktop_metadata_names_never_reach_the_server() {
-    let Some(t) = one_mounted_device() else { return };
+    let Some(t) = SoloDevice::start(USER, "retro-handheld") else { return };
     std::fs::create_dir_all(t.a.path("n64")).unwrap();
     for name in ["n64/Mario.eep.tmp", "n64/.DS_Store", "n64/Thumbs.db", "n64/._Mario.eep"] {
         std::fs::write(t.a.path(name), b"local only").unwrap();
@@ -182,7 +163,7 @@ fn temp_and_desktop_metadata_names_never_reach_the_server() {
 
 #[test]
 fn rapid_rewrites_of_one_save_end_with_the_last_version_on_the_server() {
-    let Some(t) = one_mounted_device() else { return };
+    let Some(t) = SoloDevice::start(USER, "retro-handheld") else { return };
     let path = t.a.path("quicksave.sav");
     let versions: Vec<Vec<u8>> = (0..25).map(|i| save_bytes(80 + i, 16 * 1024)).collect();
     for v in &versions {
