@@ -5,7 +5,7 @@
 //! Extended attributes are refused with a consistent ENOTSUP (the save library has none
 //! to keep, and a half-working xattr store would confuse Samba more than a clear "no").
 
-use crate::error::FsError;
+use crate::error::{FsError, FsResult};
 use crate::savefs::{Attr, RenameOptions, SaveFs, SetAttr, TimeSet};
 use crate::state::InodeKind;
 use fuser::{
@@ -48,6 +48,22 @@ fn reply_err(op: &str, e: &FsError) -> Errno {
         _ => tracing::warn!("{op}: {}", e.message()),
     }
     errno(e)
+}
+
+/// Answer a request that returns nothing: ok, or the errno of the failure.
+fn reply_empty(reply: ReplyEmpty, op: &str, result: FsResult<()>) {
+    match result {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(reply_err(op, &e)),
+    }
+}
+
+/// Answer a request that creates or finds a name: its entry, or the errno of the failure.
+fn reply_entry(reply: ReplyEntry, op: &str, result: FsResult<Attr>) {
+    match result {
+        Ok(a) => reply.entry(&TTL, &to_fuse(&a), GEN),
+        Err(e) => reply.error(reply_err(op, &e)),
+    }
 }
 
 fn file_type(kind: InodeKind) -> FileType {
@@ -112,10 +128,7 @@ impl Filesystem for SaveFsFuse {
             Ok(n) => n,
             Err(_) => return reply.error(Errno::ENOENT),
         };
-        match self.fs.lookup(parent.0, name) {
-            Ok(a) => reply.entry(&TTL, &to_fuse(&a), GEN),
-            Err(e) => reply.error(reply_err("lookup", &e)),
-        }
+        reply_entry(reply, "lookup", self.fs.lookup(parent.0, name))
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -163,10 +176,11 @@ impl Filesystem for SaveFsFuse {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
-        match self.fs.mkdir(parent.0, name, mode & !umask, req.uid(), req.gid()) {
-            Ok(a) => reply.entry(&TTL, &to_fuse(&a), GEN),
-            Err(e) => reply.error(reply_err("mkdir", &e)),
-        }
+        reply_entry(
+            reply,
+            "mkdir",
+            self.fs.mkdir(parent.0, name, mode & !umask, req.uid(), req.gid()),
+        )
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -174,10 +188,7 @@ impl Filesystem for SaveFsFuse {
             Ok(n) => n,
             Err(_) => return reply.error(Errno::ENOENT),
         };
-        match self.fs.unlink(parent.0, name) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(reply_err("unlink", &e)),
-        }
+        reply_empty(reply, "unlink", self.fs.unlink(parent.0, name))
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -185,10 +196,7 @@ impl Filesystem for SaveFsFuse {
             Ok(n) => n,
             Err(_) => return reply.error(Errno::ENOENT),
         };
-        match self.fs.rmdir(parent.0, name) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(reply_err("rmdir", &e)),
-        }
+        reply_empty(reply, "rmdir", self.fs.rmdir(parent.0, name))
     }
 
     fn rename(
@@ -209,10 +217,7 @@ impl Filesystem for SaveFsFuse {
             no_replace: flags.contains(RenameFlags::RENAME_NOREPLACE),
             exchange: flags.contains(RenameFlags::RENAME_EXCHANGE),
         };
-        match self.fs.rename(parent.0, name, newparent.0, newname, opts) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(reply_err("rename", &e)),
-        }
+        reply_empty(reply, "rename", self.fs.rename(parent.0, name, newparent.0, newname, opts))
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -274,10 +279,7 @@ impl Filesystem for SaveFsFuse {
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        match self.fs.flush(fh.0) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(reply_err("flush", &e)),
-        }
+        reply_empty(reply, "flush", self.fs.flush(fh.0))
     }
 
     fn release(
@@ -290,10 +292,7 @@ impl Filesystem for SaveFsFuse {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        match self.fs.release(fh.0) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(reply_err("release", &e)),
-        }
+        reply_empty(reply, "release", self.fs.release(fh.0))
     }
 
     fn fsync(
@@ -304,10 +303,7 @@ impl Filesystem for SaveFsFuse {
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
-        match self.fs.fsync(fh.0) {
-            Ok(()) => reply.ok(),
-            Err(e) => reply.error(reply_err("fsync", &e)),
-        }
+        reply_empty(reply, "fsync", self.fs.fsync(fh.0))
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
@@ -485,19 +481,17 @@ impl Filesystem for SaveFsFuse {
         // FIFOs, sockets and device nodes are local-only entries; a regular file is a save
         // (mknod is how some tools create empty files).
         if mode & libc::S_IFMT != libc::S_IFREG {
-            return match self.fs.mknod(parent.0, name, mode & !umask, rdev, req.uid(), req.gid()) {
-                Ok(a) => reply.entry(&TTL, &to_fuse(&a), GEN),
-                Err(e) => reply.error(reply_err("mknod", &e)),
-            };
+            return reply_entry(
+                reply,
+                "mknod",
+                self.fs.mknod(parent.0, name, mode & !umask, rdev, req.uid(), req.gid()),
+            );
         }
         let created = self
             .fs
             .create(parent.0, name, mode & !umask, libc::O_WRONLY, req.uid(), req.gid())
             .and_then(|(a, fh)| self.fs.release(fh).map(|()| a));
-        match created {
-            Ok(a) => reply.entry(&TTL, &to_fuse(&a), GEN),
-            Err(e) => reply.error(reply_err("mknod", &e)),
-        }
+        reply_entry(reply, "mknod", created)
     }
 
     fn symlink(
@@ -514,10 +508,7 @@ impl Filesystem for SaveFsFuse {
             Err(e) => return reply.error(e),
         };
         let target = target.as_os_str().as_bytes();
-        match self.fs.symlink(parent.0, name, target, req.uid(), req.gid()) {
-            Ok(a) => reply.entry(&TTL, &to_fuse(&a), GEN),
-            Err(e) => reply.error(reply_err("symlink", &e)),
-        }
+        reply_entry(reply, "symlink", self.fs.symlink(parent.0, name, target, req.uid(), req.gid()))
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
@@ -539,9 +530,6 @@ impl Filesystem for SaveFsFuse {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
-        match self.fs.link(ino.0, newparent.0, name) {
-            Ok(a) => reply.entry(&TTL, &to_fuse(&a), GEN),
-            Err(e) => reply.error(reply_err("link", &e)),
-        }
+        reply_entry(reply, "link", self.fs.link(ino.0, newparent.0, name))
     }
 }
