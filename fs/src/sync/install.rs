@@ -36,6 +36,25 @@ fn is_synced_dir(fs: &SaveFs, ino: u64) -> bool {
     fs.db.get_kv(&synced_dir_key(ino)).ok().flatten().is_some_and(|v| v == "1")
 }
 
+/// Add a file entry for a server save whose bytes are not here yet (fetched by prefetch or
+/// on open), and tell the kernel its parent gained a name. Returns the new row.
+fn insert_uncached_file(
+    fs: &SaveFs,
+    t: &mut InodeTable,
+    parent: u64,
+    name: &str,
+    size: u64,
+) -> InodeRow {
+    let ino = t.alloc_ino();
+    let mut row =
+        fs.new_row(ino, parent, name, InodeKind::File, fs.cfg.file_mode, (fs.cfg.uid, fs.cfg.gid));
+    row.cached = false;
+    row.size = size;
+    t.insert(row.clone());
+    fs.invalidate(Invalidation::Entry { parent, name: name.to_owned() });
+    row
+}
+
 /// Make sure every directory above `path` exists; returns the parent inode and the rows
 /// created.
 fn ensure_parents(
@@ -85,21 +104,7 @@ pub(crate) fn show_uncached(
         let (parent, mut rows) = ensure_parents(fs, &mut t, path)?;
         let ino = match t.child(parent, path.file_name()) {
             Some(ino) => ino,
-            None => {
-                let ino = t.alloc_ino();
-                let mut row = fs.new_row(
-                    ino,
-                    parent,
-                    path.file_name(),
-                    InodeKind::File,
-                    fs.cfg.file_mode,
-                    (fs.cfg.uid, fs.cfg.gid),
-                );
-                row.cached = false;
-                t.insert(row);
-                fs.invalidate(Invalidation::Entry { parent, name: path.file_name().to_owned() });
-                ino
-            }
+            None => insert_uncached_file(fs, &mut t, parent, path.file_name(), size).ino,
         };
         if let Some(inode) = t.get_mut(ino) {
             if !inode.row.cached {
@@ -132,20 +137,7 @@ pub(crate) fn show_many_uncached(
             }
             let Ok((parent, dirs)) = ensure_parents(fs, &mut t, path) else { continue };
             rows.extend(dirs);
-            let ino = t.alloc_ino();
-            let mut row = fs.new_row(
-                ino,
-                parent,
-                path.file_name(),
-                InodeKind::File,
-                fs.cfg.file_mode,
-                (fs.cfg.uid, fs.cfg.gid),
-            );
-            row.cached = false;
-            row.size = *size;
-            t.insert(row.clone());
-            fs.invalidate(Invalidation::Entry { parent, name: path.file_name().to_owned() });
-            rows.push(row);
+            rows.push(insert_uncached_file(fs, &mut t, parent, path.file_name(), *size));
             agreed.push((path.clone(), *v, *size));
         }
     }
