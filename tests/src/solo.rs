@@ -9,7 +9,7 @@ use crate::{Device, RemoteView, TestServer, require_fuse};
 pub struct SoloDevice {
     pub a: Device,
     pub view: RemoteView,
-    _server: TestServer,
+    pub server: TestServer,
 }
 
 impl SoloDevice {
@@ -24,6 +24,6 @@ impl SoloDevice {
         let view = RemoteView::new(&server, user);
         let mut a = Device::pair(&server, user, device);
         a.mount();
-        Some(SoloDevice { a, view, _server: server })
+        Some(SoloDevice { a, view, server })
     }
 }

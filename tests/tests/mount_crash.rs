@@ -3,8 +3,8 @@
 //! saves and require zero.
 
 use savesync_tests::{
-    Device, RemoteView, TestServer, fuse_mount_ids, is_fuse_mount, poll_until, require_fuse,
-    save_bytes, wait_for_bytes, wait_until,
+    Device, RemoteView, SoloDevice, TestServer, fuse_mount_ids, is_fuse_mount, poll_until,
+    require_fuse, save_bytes, wait_for_bytes, wait_until,
 };
 use std::time::{Duration, Instant};
 
@@ -50,13 +50,10 @@ fn write_saves(a: &Device, seed: u64) -> Vec<(String, Vec<u8>)> {
 
 #[test]
 fn kill9_right_after_closed_writes_then_remount_loses_no_save() {
-    if !require_fuse() {
+    let Some(SoloDevice { server: _server, view, mut a }) = SoloDevice::start(USER, "handheld-a")
+    else {
         return;
-    }
-    let server = TestServer::start_blocking();
-    let view = RemoteView::new(&server, USER);
-    let mut a = Device::pair(&server, USER, "handheld-a");
-    a.mount();
+    };
     // Half the saves exist on the server already and are overwritten, half are new.
     let old = write_saves(&a, 1);
     assert!(lost_saves(&view, &old[..15]).is_empty(), "the first saves reached the server");
@@ -110,13 +107,9 @@ fn kill9_before_any_upload_started_then_remount_loses_no_save() {
 
 #[test]
 fn kill9_while_the_server_is_down_then_remount_uploads_every_closed_save() {
-    if !require_fuse() {
+    let Some(SoloDevice { mut server, view, mut a }) = SoloDevice::start(USER, "handheld-a") else {
         return;
-    }
-    let mut server = TestServer::start_blocking();
-    let view = RemoteView::new(&server, USER);
-    let mut a = Device::pair(&server, USER, "handheld-a");
-    a.mount();
+    };
     server.stop_blocking();
     let expected = write_saves(&a, 3);
     a.kill9();
@@ -130,13 +123,10 @@ fn kill9_while_the_server_is_down_then_remount_uploads_every_closed_save() {
 
 #[test]
 fn mounting_over_a_stale_mount_left_by_kill9_cleans_it_and_serves_the_saves() {
-    if !require_fuse() {
+    let Some(SoloDevice { server: _server, view, mut a }) = SoloDevice::start(USER, "handheld-a")
+    else {
         return;
-    }
-    let server = TestServer::start_blocking();
-    let view = RemoteView::new(&server, USER);
-    let mut a = Device::pair(&server, USER, "handheld-a");
-    a.mount();
+    };
     let bytes = save_bytes(4, 2048);
     std::fs::write(a.path("stale.sav"), &bytes).unwrap();
     a.kill9_leave_stale_mount();

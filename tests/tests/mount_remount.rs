@@ -1,7 +1,7 @@
 //! What survives an ordinary unmount and mount of the same device: the tree, the bytes and
 //! the inode numbers (file managers, Samba and rsync key on them).
 
-use savesync_tests::{Device, RemoteView, TestServer, poll_until, require_fuse, save_bytes};
+use savesync_tests::{Device, SoloDevice, poll_until, save_bytes};
 use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
@@ -9,13 +9,10 @@ const USER: &str = "gina";
 
 #[test]
 fn inode_numbers_and_contents_survive_a_remount() {
-    if !require_fuse() {
+    let Some(SoloDevice { server: _server, view, mut a }) = SoloDevice::start(USER, "handheld-a")
+    else {
         return;
-    }
-    let server = TestServer::start_blocking();
-    let view = RemoteView::new(&server, USER);
-    let mut a = Device::pair(&server, USER, "handheld-a");
-    a.mount();
+    };
     std::fs::create_dir_all(a.path("snes/sub")).unwrap();
     let files = ["snes/a.srm", "snes/sub/b.srm", "top.srm"];
     for (i, f) in files.iter().enumerate() {

@@ -2,7 +2,8 @@
 //! their caches, and what was written meanwhile reaches the server and the other devices.
 
 use savesync_tests::{
-    Device, RemoteView, TestServer, poll_until, require_fuse, save_bytes, wait_for_bytes,
+    Device, RemoteView, SoloDevice, TestServer, poll_until, require_fuse, save_bytes,
+    wait_for_bytes,
 };
 use std::time::{Duration, Instant};
 
@@ -44,13 +45,9 @@ fn writes_made_during_a_server_outage_reach_b_after_the_server_restarts() {
 
 #[test]
 fn a_mount_started_while_the_server_is_down_serves_its_cached_saves_and_syncs_later() {
-    if !require_fuse() {
+    let Some(SoloDevice { mut server, view, mut a }) = SoloDevice::start(USER, "handheld-a") else {
         return;
-    }
-    let mut server = TestServer::start_blocking();
-    let view = RemoteView::new(&server, USER);
-    let mut a = Device::pair(&server, USER, "handheld-a");
-    a.mount();
+    };
     std::fs::create_dir_all(a.path("md")).unwrap();
     let saves: Vec<(String, Vec<u8>)> = (0..5)
         .map(|i| (format!("md/game-{i}.srm"), save_bytes(300 + i, 2048 + 100 * i as usize)))
@@ -124,13 +121,9 @@ fn small_saves_from_another_device_are_prefetched_and_readable_after_an_offline_
 
 #[test]
 fn status_reports_offline_with_pending_work_then_online_and_drained() {
-    if !require_fuse() {
+    let Some(SoloDevice { mut server, view, a }) = SoloDevice::start(USER, "handheld-a") else {
         return;
-    }
-    let mut server = TestServer::start_blocking();
-    let view = RemoteView::new(&server, USER);
-    let mut a = Device::pair(&server, USER, "handheld-a");
-    a.mount();
+    };
     // The daemon records its status row just after the kernel lists the mount.
     wait_until(RECONNECT_DEADLINE, "status to report the mount, online", || {
         let s = a.status_json();

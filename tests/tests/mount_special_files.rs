@@ -2,7 +2,7 @@
 //! local file system's, survive a remount, and never reach the server (they are local-only
 //! entries, like temp names). Hard links are refused on saves (regular files).
 
-use savesync_tests::{Device, RemoteView, TestServer, poll_until, require_fuse, save_bytes};
+use savesync_tests::{SoloDevice, poll_until, save_bytes};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::time::Duration;
 
@@ -11,13 +11,9 @@ const UPLOAD_DEADLINE: Duration = Duration::from_secs(10);
 
 #[test]
 fn symlinks_fifos_sockets_and_their_hard_links_work_and_never_reach_the_server() {
-    if !require_fuse() {
+    let Some(SoloDevice { server: _server, view, mut a }) = SoloDevice::start(USER, "sp") else {
         return;
-    }
-    let server = TestServer::start_blocking();
-    let view = RemoteView::new(&server, USER);
-    let mut a = Device::pair(&server, USER, "sp");
-    a.mount();
+    };
     std::fs::create_dir_all(a.path("snes")).unwrap();
     std::fs::write(a.path("snes/game.srm"), b"real save").unwrap();
 
