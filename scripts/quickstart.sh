@@ -17,9 +17,22 @@ server_data="${SAVESYNC_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/savesync-
 user="${SAVESYNC_USER:-${USER:-player}}"
 url="http://$listen"
 
-if ! command -v fusermount3 >/dev/null 2>&1; then
-  echo "quickstart: fusermount3 is missing; install it with: sudo apt-get install -y fuse3" >&2
-  exit 1
+# What the mount and this script need from the system: fusermount3 (fuse3) and curl. As root
+# they are installed when missing (as .ci/install-deps does); otherwise the script says what
+# to install and stops before building anything.
+missing=()
+command -v fusermount3 >/dev/null 2>&1 || missing+=(fuse3)
+command -v curl >/dev/null 2>&1 || missing+=(curl)
+if ((${#missing[@]})); then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "quickstart: installing ${missing[*]} (apt-get)"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  else
+    echo "quickstart: missing ${missing[*]}; install with: sudo apt-get install -y ${missing[*]}" >&2
+    exit 1
+  fi
 fi
 
 echo "quickstart: building (cargo build --release) ..."
