@@ -36,6 +36,9 @@ pub enum ErrorCode {
     Internal,
     /// The server is shutting down or overloaded; retry later.
     Unavailable,
+    /// The server's admin restricted this operation (minting pairing codes, revoking
+    /// devices) to its command line (`admin_cli_only`).
+    AdminOnly,
 }
 
 impl ErrorCode {
@@ -51,7 +54,7 @@ impl ErrorCode {
             ErrorCode::Unauthorized | ErrorCode::DeviceRevoked => 401,
             ErrorCode::NotFound => 404,
             ErrorCode::Conflict => 409,
-            ErrorCode::PairingCodeInvalid => 403,
+            ErrorCode::PairingCodeInvalid | ErrorCode::AdminOnly => 403,
             ErrorCode::RateLimited => 429,
             ErrorCode::StorageFull => 507,
             ErrorCode::Internal => 500,
@@ -83,6 +86,7 @@ impl ErrorCode {
             ErrorCode::StorageFull => "storage_full",
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
+            ErrorCode::AdminOnly => "admin_only",
         }
     }
 }
@@ -114,6 +118,7 @@ mod tests {
             ErrorCode::StorageFull,
             ErrorCode::Internal,
             ErrorCode::Unavailable,
+            ErrorCode::AdminOnly,
         ] {
             assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
         }

@@ -1,6 +1,6 @@
 //! [`App`]: the server's shared state (config, metadata store, blob store, feed, metrics)
 //! and the operations that are not tied to one HTTP request: opening the stores, issuing
-//! pairing codes, garbage-collecting blobs.
+//! pairing codes (keyed hashes, minting rate), revocation signals, garbage-collecting blobs.
 
 use crate::blob::{BlobStore, FsBlobStore};
 use crate::config::Config;
@@ -9,11 +9,16 @@ use crate::feed::Feed;
 use crate::meta::sqlite::SqliteMeta;
 use crate::meta::{DeviceId, MetaError, MetaStore, Retention, UserId};
 use crate::metrics::Metrics;
-use crate::secrets::PairingSecret;
+use crate::revocation::Revocations;
+use crate::secrets::{PairingKey, PairingSecret};
 use crate::timestamps::{now_unix, rfc3339};
 use anyhow::Context;
+use governor::clock::{Clock, DefaultClock};
+use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use savesync_core::wire::PairingCode;
 use std::collections::HashMap;
+use std::future::Future;
+use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
@@ -36,26 +41,49 @@ struct AppInner {
     gc_lock: RwLock<()>,
     /// When each device's `last_seen_at` was last written (see `due_for_last_seen`).
     last_seen_written: Mutex<HashMap<DeviceId, Instant>>,
+    /// Keys the stored hashes of pairing codes.
+    pairing_key: PairingKey,
+    /// How fast each device may mint pairing codes (`None`: unlimited).
+    mint_limiter: Option<DefaultKeyedRateLimiter<DeviceId>>,
+    /// Ends the streams and long-polls of revoked devices.
+    revocations: Revocations,
 }
+
+/// The shortest revocation re-check interval honoured (a zero interval would spin).
+const MIN_REVOCATION_CHECK: Duration = Duration::from_millis(10);
 
 /// `last_seen_at` is informational: write it at most this often per device, so reads do
 /// not each cost a write transaction.
 const LAST_SEEN_EVERY: Duration = Duration::from_secs(60);
 
 impl App {
-    /// Create the data directory, open SQLite (running migrations) and the blob store.
+    /// Create the data directory (`0700`), open SQLite (`0600`, running migrations), the
+    /// blob store and the pairing key (created on first start).
     pub fn open(config: Config) -> anyhow::Result<App> {
-        std::fs::create_dir_all(&config.data_dir)
-            .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+        crate::data_dir::prepare(&config.data_dir, &config.db_path())?;
         let meta = SqliteMeta::open(config.db_path())
             .with_context(|| format!("opening database {}", config.db_path().display()))?;
         let blobs = FsBlobStore::open(config.blob_dir())
             .with_context(|| format!("opening blob store {}", config.blob_dir().display()))?;
-        Ok(App::with_stores(config, Arc::new(meta), Arc::new(blobs)))
+        let key = crate::data_dir::pairing_key(&config.data_dir)?;
+        Ok(App::assemble(config, Arc::new(meta), Arc::new(blobs), key))
     }
 
-    /// Assemble an app over any store implementations (Postgres, S3, fault injection).
+    /// Assemble an app over any store implementations (Postgres, S3, fault injection). The
+    /// pairing key is random and in memory only: codes die with the process.
     pub fn with_stores(config: Config, meta: Arc<dyn MetaStore>, blobs: Arc<dyn BlobStore>) -> App {
+        App::assemble(config, meta, blobs, PairingKey::generate())
+    }
+
+    fn assemble(
+        config: Config,
+        meta: Arc<dyn MetaStore>,
+        blobs: Arc<dyn BlobStore>,
+        pairing_key: PairingKey,
+    ) -> App {
+        let burst = NonZeroU32::new(config.pairing_mint_burst.max(1)).unwrap_or(NonZeroU32::MIN);
+        let mint_limiter = Quota::with_period(config.pairing_mint_interval)
+            .map(|quota| RateLimiter::keyed(quota.allow_burst(burst)));
         App {
             inner: Arc::new(AppInner {
                 config,
@@ -65,6 +93,9 @@ impl App {
                 metrics: Metrics::default(),
                 gc_lock: RwLock::new(()),
                 last_seen_written: Mutex::new(HashMap::new()),
+                pairing_key,
+                mint_limiter,
+                revocations: Revocations::default(),
             }),
         }
     }
@@ -88,8 +119,58 @@ impl App {
         let secret = PairingSecret::generate();
         let ttl = i64::try_from(self.inner.config.pairing_ttl.as_secs()).unwrap_or(i64::MAX);
         let expires_at = now.saturating_add(ttl);
-        self.inner.meta.add_pairing_code(user, &secret.hash(), expires_at, by_device, now)?;
+        let hash = secret.hash(&self.inner.pairing_key);
+        self.inner.meta.add_pairing_code(user, &hash, expires_at, by_device, now)?;
         Ok(PairingCode { code: secret.reveal().to_owned(), expires_at: rfc3339(expires_at) })
+    }
+
+    /// The stored form of a typed pairing code.
+    pub(crate) fn pairing_code_hash(&self, typed: &str) -> String {
+        self.inner.pairing_key.hash_code(typed)
+    }
+
+    /// Count one code minted by `device`, or say how long it must wait
+    /// (`pairing_mint_burst` at once, then one per `pairing_mint_interval`).
+    pub(crate) fn admit_mint(&self, device: DeviceId) -> Result<(), Duration> {
+        let Some(limiter) = &self.inner.mint_limiter else { return Ok(()) };
+        limiter
+            .check_key(&device)
+            .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+    }
+
+    /// Tell this process's streams and long-polls of `device` that it was revoked.
+    pub(crate) fn signal_revoked(&self, device: DeviceId) {
+        self.inner.revocations.revoke(device);
+    }
+
+    /// Resolves once `device` is revoked: at once when revoked through this server's API,
+    /// within `revocation_check_interval` when revoked by the CLI (another process).
+    pub(crate) fn until_revoked(
+        &self,
+        device: DeviceId,
+    ) -> impl Future<Output = ()> + Send + use<> {
+        let app = self.clone();
+        async move {
+            let token = app.inner.revocations.token(device);
+            let every = app.inner.config.revocation_check_interval.max(MIN_REVOCATION_CHECK);
+            let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + every, every);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    () = token.cancelled() => return,
+                    _ = ticks.tick() => {
+                        match app.db(move |m| m.device_revoked(device)).await {
+                            Ok(true) => {
+                                app.signal_revoked(device);
+                                return;
+                            }
+                            Ok(false) => {}
+                            Err(e) => tracing::debug!(code = %e.code, "revocation re-check failed"),
+                        }
+                    }
+                }
+            }
+        }
     }
 
     pub fn config(&self) -> &Config {

@@ -50,6 +50,20 @@ pub struct Config {
     /// limit; enable it only when every request comes through that proxy, or clients can
     /// claim any address.
     pub trust_forwarded_for: bool,
+    /// Wrong pairing codes the server takes (from anyone) while a code is live before that
+    /// code stops working: caps the odds of guessing any one code at this many tries in
+    /// 31^8, however many addresses the guesses come from.
+    pub pairing_max_wrong_guesses: u32,
+    /// Pairing codes a device may mint at once through the API...
+    pub pairing_mint_burst: u32,
+    /// ...and then one more per this interval (zero: unlimited).
+    pub pairing_mint_interval: Duration,
+    /// Refuse `POST /pairing-codes` and `POST /devices/{id}/revoke` (`403 admin_only`):
+    /// only the admin CLI on the server mints codes and revokes devices.
+    pub admin_cli_only: bool,
+    /// How often open event streams and long-polls re-read their device's revoked flag, to
+    /// notice a revocation by the CLI (another process). API revocations act at once.
+    pub revocation_check_interval: Duration,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
@@ -71,6 +85,11 @@ impl Config {
             gc_interval: Duration::from_secs(60 * 60),
             retention: RetentionConfig::default(),
             trust_forwarded_for: false,
+            pairing_max_wrong_guesses: 10_000,
+            pairing_mint_burst: 5,
+            pairing_mint_interval: Duration::from_secs(60),
+            admin_cli_only: false,
+            revocation_check_interval: Duration::from_secs(15),
         }
     }
 
@@ -150,6 +169,23 @@ impl Config {
         if let Some(v) = get("SAVESYNC_TRUST_FORWARDED_FOR") {
             self.trust_forwarded_for = parse_env("SAVESYNC_TRUST_FORWARDED_FOR", &v)?;
         }
+        if let Some(v) = get("SAVESYNC_PAIRING_MAX_WRONG_GUESSES") {
+            self.pairing_max_wrong_guesses = parse_env("SAVESYNC_PAIRING_MAX_WRONG_GUESSES", &v)?;
+        }
+        if let Some(v) = get("SAVESYNC_PAIRING_MINT_BURST") {
+            self.pairing_mint_burst = parse_env("SAVESYNC_PAIRING_MINT_BURST", &v)?;
+        }
+        if let Some(v) = get("SAVESYNC_PAIRING_MINT_INTERVAL_SECS") {
+            self.pairing_mint_interval =
+                Duration::from_secs(parse_env("SAVESYNC_PAIRING_MINT_INTERVAL_SECS", &v)?);
+        }
+        if let Some(v) = get("SAVESYNC_ADMIN_CLI_ONLY") {
+            self.admin_cli_only = parse_env("SAVESYNC_ADMIN_CLI_ONLY", &v)?;
+        }
+        if let Some(v) = get("SAVESYNC_REVOCATION_CHECK_SECS") {
+            self.revocation_check_interval =
+                Duration::from_secs(parse_env("SAVESYNC_REVOCATION_CHECK_SECS", &v)?);
+        }
         Ok(())
     }
 }
@@ -177,6 +213,11 @@ struct ConfigFile {
     gc_interval_secs: Option<u64>,
     trust_forwarded_for: Option<bool>,
     retention: Option<RetentionFile>,
+    pairing_max_wrong_guesses: Option<u32>,
+    pairing_mint_burst: Option<u32>,
+    pairing_mint_interval_secs: Option<u64>,
+    admin_cli_only: Option<bool>,
+    revocation_check_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -205,6 +246,14 @@ impl ConfigFile {
         config.request_timeout = self.request_timeout_secs.map_or(config.request_timeout, secs);
         config.gc_interval = self.gc_interval_secs.map_or(config.gc_interval, secs);
         config.trust_forwarded_for = self.trust_forwarded_for.unwrap_or(config.trust_forwarded_for);
+        config.pairing_max_wrong_guesses =
+            self.pairing_max_wrong_guesses.unwrap_or(config.pairing_max_wrong_guesses);
+        config.pairing_mint_burst = self.pairing_mint_burst.unwrap_or(config.pairing_mint_burst);
+        config.pairing_mint_interval =
+            self.pairing_mint_interval_secs.map_or(config.pairing_mint_interval, secs);
+        config.admin_cli_only = self.admin_cli_only.unwrap_or(config.admin_cli_only);
+        config.revocation_check_interval =
+            self.revocation_check_secs.map_or(config.revocation_check_interval, secs);
         if let Some(r) = self.retention {
             config.retention.keep_versions =
                 r.keep_versions.unwrap_or(config.retention.keep_versions);
@@ -261,6 +310,33 @@ mod tests {
         assert!(c.trust_forwarded_for);
         c.apply_env(|k| (k == "SAVESYNC_TRUST_FORWARDED_FOR").then(|| "false".to_owned())).unwrap();
         assert!(!c.trust_forwarded_for);
+    }
+
+    #[test]
+    fn pairing_and_revocation_settings_come_from_file_then_env() {
+        let mut c = Config::with_data_dir("x");
+        assert_eq!((c.pairing_max_wrong_guesses, c.pairing_mint_burst), (10_000, 5));
+        assert!(!c.admin_cli_only);
+        let parsed: ConfigFile = toml::from_str(
+            "admin_cli_only = true\npairing_mint_burst = 2\npairing_mint_interval_secs = 9\n\
+             pairing_max_wrong_guesses = 50\nrevocation_check_secs = 3\n",
+        )
+        .unwrap();
+        parsed.apply(&mut c).unwrap();
+        assert!(c.admin_cli_only);
+        assert_eq!((c.pairing_mint_burst, c.pairing_max_wrong_guesses), (2, 50));
+        assert_eq!(c.pairing_mint_interval, Duration::from_secs(9));
+        assert_eq!(c.revocation_check_interval, Duration::from_secs(3));
+        let env: HashMap<&str, &str> = [
+            ("SAVESYNC_ADMIN_CLI_ONLY", "false"),
+            ("SAVESYNC_PAIRING_MINT_INTERVAL_SECS", "0"),
+            ("SAVESYNC_REVOCATION_CHECK_SECS", "1"),
+        ]
+        .into();
+        c.apply_env(|k| env.get(k).map(|v| (*v).to_owned())).unwrap();
+        assert!(!c.admin_cli_only);
+        assert_eq!(c.pairing_mint_interval, Duration::ZERO);
+        assert_eq!(c.revocation_check_interval, Duration::from_secs(1));
     }
 
     #[test]

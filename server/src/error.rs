@@ -112,6 +112,9 @@ impl From<MetaError> for ApiError {
                 ErrorCode::PairingCodeInvalid,
                 "pairing code is unknown, used or expired",
             ),
+            MetaError::DeviceRevoked => {
+                ApiError::new(ErrorCode::DeviceRevoked, "this device has been revoked")
+            }
             full if is_disk_full(&full) => {
                 tracing::error!(error = %full, "metadata store is out of disk space");
                 ApiError {

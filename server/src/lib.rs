@@ -4,13 +4,16 @@
 //! Layout: [`config`] (settings), [`app`] (shared state), `meta` (SQLite metadata behind
 //! the `MetaStore` trait), `blob` (content-addressed blobs behind `BlobStore`), `http`
 //! (the axum API and its accept loop), `feed` (cursor notifications), `gc` (blob and
-//! staging collection), `pair_limiter` (throttling pairing-code guesses), `cli`.
+//! staging collection), `pair_limiter` (throttling pairing-code guesses), `revocation`
+//! (ending a revoked device's streams), `data_dir` (private permissions, pairing key), `cli`.
 //! Tests and embedders start a server with [`launch`] on their own listener.
 
 mod app;
 pub mod blob;
 mod cli;
 mod config;
+mod data_dir;
+mod device_label;
 mod error;
 mod feed;
 mod gc;
@@ -18,6 +21,7 @@ mod http;
 pub mod meta;
 mod metrics;
 mod pair_limiter;
+mod revocation;
 mod secrets;
 mod timestamps;
 

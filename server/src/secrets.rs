@@ -1,9 +1,15 @@
 //! Device tokens and pairing codes: how they are generated, normalised and hashed.
 //!
-//! Only SHA-256 hashes are ever stored; the plaintext exists in the pair response (tokens)
-//! or on the admin's terminal (codes). Lookups go by hash and are confirmed with a
-//! constant-time comparison so response timing says nothing about stored secrets.
+//! Only hashes are ever stored; the plaintext exists in the pair response (tokens) or on the
+//! admin's terminal (codes). Lookups go by hash and are confirmed with a constant-time
+//! comparison so response timing says nothing about stored secrets.
+//!
+//! Tokens carry 256 random bits, so a plain SHA-256 is enough. Pairing codes carry only
+//! about 40 bits: a plain hash of one could be brute-forced from a copy of the database in
+//! minutes. They are stored as HMAC-SHA256 under a [`PairingKey`] that lives in a separate
+//! file of the data directory (see `crate::data_dir`), so the database alone is useless.
 
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -82,8 +88,8 @@ impl PairingSecret {
 
     /// What the database stores.
     #[must_use]
-    pub fn hash(&self) -> String {
-        hash_pairing_code(&self.0)
+    pub fn hash(&self, key: &PairingKey) -> String {
+        key.hash_code(&self.0)
     }
 }
 
@@ -93,15 +99,51 @@ impl std::fmt::Debug for PairingSecret {
     }
 }
 
-/// Hash of a typed code, after forgiving case, spaces and dashes.
-#[must_use]
-pub fn hash_pairing_code(typed: &str) -> String {
-    let normalised: String = typed
-        .chars()
-        .filter(|c| !c.is_whitespace() && *c != '-')
-        .map(|c| c.to_ascii_uppercase())
-        .collect();
-    hex::encode(Sha256::digest(normalised.as_bytes()))
+/// Bytes in a [`PairingKey`].
+pub const PAIRING_KEY_BYTES: usize = 32;
+
+/// The server secret pairing codes are keyed with. `Debug` never shows it.
+#[derive(Clone)]
+pub struct PairingKey([u8; PAIRING_KEY_BYTES]);
+
+impl PairingKey {
+    /// A fresh random key (from the thread-local CSPRNG, seeded from the OS).
+    #[must_use]
+    pub fn generate() -> PairingKey {
+        PairingKey(rand::random())
+    }
+
+    /// The key as stored in its file: lowercase hex.
+    #[must_use]
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Parse the file's contents (hex, surrounding whitespace ignored).
+    pub fn from_hex(text: &str) -> Option<PairingKey> {
+        let bytes = hex::decode(text.trim()).ok()?;
+        Some(PairingKey(bytes.try_into().ok()?))
+    }
+
+    /// HMAC-SHA256 hex of a typed code, after forgiving case, spaces and dashes.
+    #[must_use]
+    pub fn hash_code(&self, typed: &str) -> String {
+        let normalised: String = typed
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .map(|c| c.to_ascii_uppercase())
+            .collect();
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&self.0).expect("HMAC takes a key of any length");
+        mac.update(normalised.as_bytes());
+        hex::encode(mac.finalize().into_bytes())
+    }
+}
+
+impl std::fmt::Debug for PairingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PairingKey(<redacted>)")
+    }
 }
 
 #[cfg(test)]
@@ -124,8 +166,10 @@ mod tests {
     fn debug_output_redacts_secrets() {
         let t = Token::generate();
         let c = PairingSecret::generate();
+        let k = PairingKey::generate();
         assert!(!format!("{t:?}").contains(t.reveal()));
         assert!(!format!("{c:?}").contains(c.reveal()));
+        assert!(!format!("{k:?}").contains(&k.to_hex()));
     }
 
     #[test]
@@ -139,9 +183,29 @@ mod tests {
 
     #[test]
     fn typed_code_tolerates_case_spaces_and_missing_dash() {
+        let key = PairingKey::generate();
         let code = PairingSecret::generate();
         let sloppy = code.reveal().to_lowercase().replace('-', " ");
-        assert_eq!(hash_pairing_code(&sloppy), code.hash());
+        assert_eq!(key.hash_code(&sloppy), code.hash(&key));
+    }
+
+    #[test]
+    fn code_hashes_depend_on_the_key_and_are_not_a_plain_sha256() {
+        let (a, b) = (PairingKey::generate(), PairingKey::generate());
+        let code = PairingSecret::generate();
+        assert_ne!(code.hash(&a), code.hash(&b));
+        let plain = hex::encode(Sha256::digest(code.reveal().replace('-', "").as_bytes()));
+        assert_ne!(code.hash(&a), plain);
+        assert_eq!(code.hash(&a).len(), 64);
+    }
+
+    #[test]
+    fn pairing_key_round_trips_through_hex_and_rejects_other_lengths() {
+        let key = PairingKey::generate();
+        let back = PairingKey::from_hex(&format!("{}\n", key.to_hex())).unwrap();
+        assert_eq!(back.to_hex(), key.to_hex());
+        assert!(PairingKey::from_hex("abcd").is_none());
+        assert!(PairingKey::from_hex("not hex").is_none());
     }
 
     #[test]

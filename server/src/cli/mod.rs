@@ -18,7 +18,9 @@ use std::process::ExitCode;
 struct Cli {
     /// TOML config file. Keys: data_dir, listen, public_url, max_body_bytes, max_json_bytes,
     /// pairing_ttl_secs, long_poll_max_secs, request_timeout_secs, gc_interval_secs,
-    /// trust_forwarded_for, and a [retention] table with keep_versions, keep_days. Each is also settable as SAVESYNC_<KEY>
+    /// trust_forwarded_for, pairing_max_wrong_guesses, pairing_mint_burst,
+    /// pairing_mint_interval_secs, admin_cli_only, revocation_check_secs,
+    /// and a [retention] table with keep_versions, keep_days. Each is also settable as SAVESYNC_<KEY>
     /// (SAVESYNC_KEEP_VERSIONS, SAVESYNC_KEEP_DAYS for retention).
     #[arg(long, global = true, env = "SAVESYNC_CONFIG", value_name = "FILE")]
     config: Option<PathBuf>,

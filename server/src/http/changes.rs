@@ -1,14 +1,15 @@
 //! `GET /changes`: the changes feed with long-poll. Answers at once when there are commits
 //! after `since`; otherwise waits (at most `wait_ms`, clamped to `long_poll_max`) for the
-//! next commit or for shutdown, then answers, possibly with an empty page.
+//! next commit or for shutdown, then answers, possibly with an empty page. A wait cut short
+//! by the device's revocation answers `401 device_revoked`.
 
 use super::ServerState;
 use super::extract::{ApiQuery, AuthDevice};
 use crate::error::ApiError;
 use axum::Json;
 use axum::extract::State;
-use savesync_core::Seq;
 use savesync_core::wire::ChangesPage;
+use savesync_core::{ErrorCode, Seq};
 use serde::Deserialize;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -36,6 +37,8 @@ pub async fn changes(
     let deadline = Instant::now() + wait;
     // Subscribe before the first read so a commit between read and wait is not missed.
     let mut cursor_rx = state.app.feed().subscribe(auth.user_id);
+    let revoked = state.app.until_revoked(auth.device_id);
+    tokio::pin!(revoked);
     loop {
         let user = auth.user_id;
         let (changes, more) = state.app.db(move |m| m.changes(user, since, limit)).await?;
@@ -50,6 +53,9 @@ pub async fn changes(
         }
         tokio::select! {
             () = state.shutdown.cancelled() => {}
+            () = &mut revoked => {
+                return Err(ApiError::new(ErrorCode::DeviceRevoked, "this device has been revoked"));
+            }
             () = tokio::time::sleep_until(deadline) => {}
             changed = cursor_rx.changed() => {
                 if changed.is_err() {

@@ -1,4 +1,9 @@
 //! `GET /devices` and `POST /devices/{id}/revoke`, scoped to the caller's user.
+//!
+//! A revocation takes effect at once everywhere: new requests fail authentication, the
+//! device's open event streams and pending long-polls end (see `crate::revocation`), the
+//! unused pairing codes it minted are dropped, and its uploads still in flight fail inside
+//! their commit transaction.
 
 use super::ServerState;
 use super::extract::{ApiPath, AuthDevice};
@@ -21,15 +26,16 @@ pub async fn list(
     Ok(Json(DeviceList { devices }))
 }
 
-/// Takes effect at once: every request authenticates against the database.
 pub async fn revoke(
     State(state): State<ServerState>,
     auth: AuthDevice,
     ApiPath(id): ApiPath<i64>,
 ) -> Result<StatusCode, ApiError> {
+    super::pairing::ensure_api_may(&state, "revoking devices")?;
     let user = auth.user_id;
     let found = state.app.db(move |m| m.revoke_device(Some(user), id, now_unix())).await?;
     if found {
+        state.app.signal_revoked(id);
         tracing::info!(device_id = id, by = auth.device_id, "device revoked");
         Ok(StatusCode::NO_CONTENT)
     } else {

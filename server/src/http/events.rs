@@ -1,6 +1,7 @@
 //! `GET /events`: server-sent events announcing the user's cursor. The first event carries
 //! the current cursor, then one follows each commit (several commits may coalesce into one
-//! event with the latest cursor). The stream ends when the server shuts down.
+//! event with the latest cursor). The stream ends when the server shuts down or the device
+//! is revoked.
 
 use super::ServerState;
 use super::extract::AuthDevice;
@@ -52,13 +53,16 @@ pub async fn events(
     let first = state.app.db(move |m| m.current_seq(user)).await?;
     let gauge = ClientGauge::new(state.clone());
     let shutdown = state.shutdown.clone();
+    let revoked = state.app.until_revoked(auth.device_id);
     let stream = async_stream::stream! {
         let _gauge = gauge;
         let mut last = first;
+        tokio::pin!(revoked);
         yield Ok(cursor_event(first));
         loop {
             tokio::select! {
                 () = shutdown.cancelled() => break,
+                () = &mut revoked => break,
                 changed = cursor_rx.changed() => {
                     if changed.is_err() {
                         break;

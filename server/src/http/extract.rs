@@ -138,7 +138,8 @@ impl FromRequestParts<ServerState> for AuthDevice {
                 }
             });
         }
-        tracing::debug!(device = %device.device_name, user = %device.user_name, "authenticated");
+        // Debug formatting escapes anything a name stored before validation existed may hold.
+        tracing::debug!(device = ?device.device_name, user = ?device.user_name, "authenticated");
         Ok(AuthDevice { user_id: device.user_id, device_id: device.device_id })
     }
 }

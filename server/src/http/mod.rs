@@ -45,7 +45,7 @@ pub struct ServerState {
 pub fn router(state: ServerState) -> Router {
     let json_limit = usize::try_from(state.app.config().max_json_bytes).unwrap_or(usize::MAX);
     let api = Router::new()
-        .route("/pair", post(pairing::pair))
+        .route("/pair", post(pairing::pair).layer(DefaultBodyLimit::max(pairing::MAX_PAIR_BODY)))
         .route("/pairing-codes", post(pairing::issue_code))
         .route("/saves", get(saves::list))
         .route(

@@ -20,6 +20,9 @@ pub type DeviceId = i64;
 pub enum MetaError {
     #[error("pairing code is unknown, used or expired")]
     PairingCodeInvalid,
+    /// The acting device was revoked (checked inside the write's transaction).
+    #[error("the device has been revoked")]
+    DeviceRevoked,
     #[error("database: {0}")]
     Db(#[from] rusqlite::Error),
     #[error("database migration: {0}")]
@@ -38,6 +41,13 @@ pub struct DeviceAuth {
     pub revoked: bool,
     /// The stored token hash, for the constant-time confirmation.
     pub token_hash: String,
+}
+
+/// The validated name and kind a pairing device gave.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewDeviceInfo<'a> {
+    pub name: &'a str,
+    pub kind: &'a str,
 }
 
 /// A device created by redeeming a pairing code.
@@ -144,7 +154,8 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug {
     // --- users, pairing, devices ---
     /// Create the user if missing.
     fn ensure_user(&self, name: &str, now: i64) -> Result<UserId, MetaError>;
-    /// Store a pairing code hash for `user` until `expires_at`.
+    /// Store a pairing code hash for `user` until `expires_at`. Fails with `DeviceRevoked`
+    /// when `by_device` is revoked.
     fn add_pairing_code(
         &self,
         user: UserId,
@@ -154,19 +165,26 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug {
         now: i64,
     ) -> Result<(), MetaError>;
     /// Atomically use up a pairing code and create the device holding `token_hash`.
+    ///
+    /// A code is refused once `max_wrong_guesses` wrong codes were presented (anywhere on
+    /// the server) during its life, and when the device that minted it was revoked. A
+    /// refused attempt counts as a wrong guess against every live code, and that count is
+    /// committed even though the call fails with `PairingCodeInvalid`.
     fn redeem_pairing_code(
         &self,
         code_hash: &str,
-        device_name: &str,
-        device_kind: &str,
+        device: &NewDeviceInfo<'_>,
         token_hash: &str,
+        max_wrong_guesses: u32,
         now: i64,
     ) -> Result<NewDevice, MetaError>;
     fn device_by_token_hash(&self, token_hash: &str) -> Result<Option<DeviceAuth>, MetaError>;
+    /// True when `device` is revoked or no longer exists.
+    fn device_revoked(&self, device: DeviceId) -> Result<bool, MetaError>;
     fn touch_device(&self, device: DeviceId, now: i64) -> Result<(), MetaError>;
     fn list_devices(&self, user: UserId) -> Result<Vec<DeviceInfo>, MetaError>;
-    /// Revoke a device of `user` (`None`: any user, for the admin CLI). False if no such
-    /// device.
+    /// Revoke a device of `user` (`None`: any user, for the admin CLI) and drop the unused
+    /// pairing codes it minted. False if no such device.
     fn revoke_device(
         &self,
         user: Option<UserId>,

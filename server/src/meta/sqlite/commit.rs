@@ -3,6 +3,7 @@
 //! Runs inside the caller's IMMEDIATE transaction, so the head read, the rev check and the
 //! write are one atomic step even with concurrent uploaders.
 
+use super::accounts::ensure_not_revoked;
 use super::activity::{append_audit, record_synced};
 use super::rows::sql_u64;
 use super::saves::head;
@@ -17,6 +18,10 @@ pub fn commit(
 ) -> Result<CommitOutcome, MetaError> {
     let user = req.actor.user_id;
     let device = req.actor.device_id;
+    if let Some(id) = device {
+        // An upload authenticated before its device was revoked must not commit after.
+        ensure_not_revoked(conn, id)?;
+    }
     let path = req.path.as_str();
     let current = head(conn, user, &req.path)?;
     let new_hash = req.content.hash();

@@ -16,7 +16,7 @@ mod schema;
 
 use super::{
     Actor, AdminDevice, CommitOutcome, CommitRequest, DeviceAuth, DeviceId, MetaError, MetaStore,
-    NewDevice, Retention, SessionStart, StoredVersion, UserId, UserSummary,
+    NewDevice, NewDeviceInfo, Retention, SessionStart, StoredVersion, UserId, UserSummary,
 };
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use savesync_core::wire::{AuditEntry, DeviceInfo, History, SaveMeta, SessionReport};
@@ -132,18 +132,23 @@ impl MetaStore for SqliteMeta {
     fn redeem_pairing_code(
         &self,
         code_hash: &str,
-        device_name: &str,
-        device_kind: &str,
+        device: &NewDeviceInfo<'_>,
         token_hash: &str,
+        max_wrong_guesses: u32,
         now: i64,
     ) -> Result<NewDevice, MetaError> {
-        self.write(|tx| {
-            accounts::redeem_pairing_code(tx, code_hash, device_name, device_kind, token_hash, now)
-        })
+        // A refusal is committed (it counts a wrong guess), then reported.
+        let redeem = accounts::Redeem { code_hash, device, token_hash, max_wrong_guesses, now };
+        self.write(|tx| accounts::redeem_pairing_code(tx, &redeem))?
+            .ok_or(MetaError::PairingCodeInvalid)
     }
 
     fn device_by_token_hash(&self, token_hash: &str) -> Result<Option<DeviceAuth>, MetaError> {
         self.read(|c| accounts::device_by_token_hash(c, token_hash))
+    }
+
+    fn device_revoked(&self, device: DeviceId) -> Result<bool, MetaError> {
+        self.read(|c| accounts::device_revoked(c, device))
     }
 
     fn touch_device(&self, device: DeviceId, now: i64) -> Result<(), MetaError> {

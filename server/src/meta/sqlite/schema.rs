@@ -97,7 +97,15 @@ CREATE TABLE audit_log (
 CREATE INDEX audit_by_user ON audit_log(user_id, id);
 ";
 
-const MIGRATIONS_SLICE: &[M<'static>] = &[M::up(V1)];
+/// Pairing codes are now stored as HMAC-SHA256 under the data directory's pairing key, so
+/// unused codes stored as plain SHA-256 can never match again: drop them. `wrong_guesses`
+/// counts wrong codes presented while the code was live (its attempt budget).
+const PAIRING_CODES_KEYED: &str = r"
+DELETE FROM pairing_codes WHERE used_at IS NULL;
+ALTER TABLE pairing_codes ADD COLUMN wrong_guesses INTEGER NOT NULL DEFAULT 0;
+";
+
+const MIGRATIONS_SLICE: &[M<'static>] = &[M::up(V1), M::up(PAIRING_CODES_KEYED)];
 
 /// All migrations, oldest first.
 pub const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATIONS_SLICE);
