@@ -8,6 +8,7 @@ use super::extract::{ApiQuery, AuthDevice};
 use crate::error::ApiError;
 use axum::Json;
 use axum::extract::State;
+use futures::FutureExt;
 use savesync_core::wire::ChangesPage;
 use savesync_core::{ErrorCode, Seq};
 use serde::Deserialize;
@@ -43,6 +44,9 @@ pub async fn changes(
         let user = auth.user_id;
         let (changes, more) = state.app.db(move |m| m.changes(user, since, limit)).await?;
         if !changes.is_empty() || Instant::now() >= deadline || state.shutdown.is_cancelled() {
+            if (&mut revoked).now_or_never().is_some() {
+                return Err(revoked_error());
+            }
             let cursor = match changes.last() {
                 Some(last) => last.seq,
                 // Nothing new: the cursor stays where the client is (never moves backwards,
@@ -52,10 +56,10 @@ pub async fn changes(
             return Ok(Json(ChangesPage { changes, cursor, more }));
         }
         tokio::select! {
+            // Biased: a revocation that lands with a commit wins over the page.
+            biased;
+            () = &mut revoked => return Err(revoked_error()),
             () = state.shutdown.cancelled() => {}
-            () = &mut revoked => {
-                return Err(ApiError::new(ErrorCode::DeviceRevoked, "this device has been revoked"));
-            }
             () = tokio::time::sleep_until(deadline) => {}
             changed = cursor_rx.changed() => {
                 if changed.is_err() {
@@ -65,4 +69,8 @@ pub async fn changes(
             }
         }
     }
+}
+
+fn revoked_error() -> ApiError {
+    ApiError::new(ErrorCode::DeviceRevoked, "this device has been revoked")
 }

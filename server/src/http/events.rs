@@ -61,6 +61,8 @@ pub async fn events(
         yield Ok(cursor_event(first));
         loop {
             tokio::select! {
+                // Biased: a revocation that lands with a commit ends the stream unannounced.
+                biased;
                 () = shutdown.cancelled() => break,
                 () = &mut revoked => break,
                 changed = cursor_rx.changed() => {
