@@ -214,8 +214,13 @@ impl App {
 
     /// Retention in the store's terms.
     pub(crate) fn retention(&self) -> Retention {
-        let r = self.inner.config.retention;
-        Retention { keep_versions: r.keep_versions, keep_seconds: i64::from(r.keep_days) * 86_400 }
+        let c = &self.inner.config;
+        let r = c.retention;
+        Retention {
+            keep_versions: r.keep_versions,
+            keep_seconds: i64::from(r.keep_days) * 86_400,
+            max_conflict_versions: c.max_conflict_versions_per_save,
+        }
     }
 
     /// Run blocking metadata work off the async executor.

@@ -64,6 +64,9 @@ pub struct Config {
     /// How often open event streams and long-polls re-read their device's revoked flag, to
     /// notice a revocation by the CLI (another process). API revocations act at once.
     pub revocation_check_interval: Duration,
+    /// Most `conflict` versions kept per save: beyond it the oldest are thinned out (the
+    /// first and the newest always stay), so stale uploads cannot fill the disk.
+    pub max_conflict_versions_per_save: u32,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
@@ -90,6 +93,7 @@ impl Config {
             pairing_mint_interval: Duration::from_secs(60),
             admin_cli_only: false,
             revocation_check_interval: Duration::from_secs(15),
+            max_conflict_versions_per_save: 100,
         }
     }
 
@@ -186,6 +190,10 @@ impl Config {
             self.revocation_check_interval =
                 Duration::from_secs(parse_env("SAVESYNC_REVOCATION_CHECK_SECS", &v)?);
         }
+        if let Some(v) = get("SAVESYNC_MAX_CONFLICT_VERSIONS_PER_SAVE") {
+            self.max_conflict_versions_per_save =
+                parse_env("SAVESYNC_MAX_CONFLICT_VERSIONS_PER_SAVE", &v)?;
+        }
         Ok(())
     }
 }
@@ -218,6 +226,7 @@ struct ConfigFile {
     pairing_mint_interval_secs: Option<u64>,
     admin_cli_only: Option<bool>,
     revocation_check_secs: Option<u64>,
+    max_conflict_versions_per_save: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -254,6 +263,8 @@ impl ConfigFile {
         config.admin_cli_only = self.admin_cli_only.unwrap_or(config.admin_cli_only);
         config.revocation_check_interval =
             self.revocation_check_secs.map_or(config.revocation_check_interval, secs);
+        config.max_conflict_versions_per_save =
+            self.max_conflict_versions_per_save.unwrap_or(config.max_conflict_versions_per_save);
         if let Some(r) = self.retention {
             config.retention.keep_versions =
                 r.keep_versions.unwrap_or(config.retention.keep_versions);
@@ -275,6 +286,7 @@ mod tests {
         assert_eq!(c.max_body_bytes, 512 * 1024 * 1024);
         assert_eq!(c.pairing_ttl, Duration::from_secs(600));
         assert_eq!(c.retention, RetentionConfig { keep_versions: 10, keep_days: 30 });
+        assert_eq!(c.max_conflict_versions_per_save, 100);
         assert_eq!(c.db_path(), PathBuf::from("/d/savesync.db"));
         assert_eq!(c.device_url(), "http://127.0.0.1:7878");
     }
@@ -337,6 +349,17 @@ mod tests {
         assert!(!c.admin_cli_only);
         assert_eq!(c.pairing_mint_interval, Duration::ZERO);
         assert_eq!(c.revocation_check_interval, Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_conflict_version_cap_comes_from_the_file_then_the_environment() {
+        let mut c = Config::with_data_dir("x");
+        let parsed: ConfigFile = toml::from_str("max_conflict_versions_per_save = 7").unwrap();
+        parsed.apply(&mut c).unwrap();
+        assert_eq!(c.max_conflict_versions_per_save, 7);
+        c.apply_env(|k| (k == "SAVESYNC_MAX_CONFLICT_VERSIONS_PER_SAVE").then(|| "9".to_owned()))
+            .unwrap();
+        assert_eq!(c.max_conflict_versions_per_save, 9);
     }
 
     #[test]

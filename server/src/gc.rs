@@ -124,4 +124,81 @@ mod tests {
         assert_eq!(left, expected);
         assert_eq!(collect_garbage(&app).unwrap(), 0);
     }
+
+    /// A paired device of user 1, made straight in the store.
+    fn device(app: &App, name: &str) -> crate::meta::DeviceId {
+        let code = format!("code-{name}");
+        app.meta().add_pairing_code(1, &code, i64::MAX, None, 0).unwrap();
+        let info = crate::meta::NewDeviceInfo { name, kind: "test" };
+        app.meta()
+            .redeem_pairing_code(&code, &info, &format!("tok-{name}"), 10, 0)
+            .unwrap()
+            .device_id
+    }
+
+    /// Store `bytes` and commit them on `base` as `device` at time `now`.
+    async fn commit_as(
+        app: &App,
+        device: crate::meta::DeviceId,
+        base: u64,
+        bytes: &[u8],
+        now: i64,
+    ) -> CommitOutcome {
+        let mut writer = BlobWriter::new(app.blobs().stage().unwrap(), 1 << 20).unwrap();
+        writer.write(bytes).await.unwrap();
+        let staged = writer.finish().await.unwrap();
+        let hash = ContentHash::of(bytes);
+        app.blobs().persist(staged, &hash).unwrap();
+        let request = CommitRequest {
+            actor: Actor { user_id: 1, device_id: Some(device) },
+            path: SavePath::parse("gba/emerald.sav").unwrap(),
+            base_rev: Rev(base),
+            content: NewContent::Bytes { hash, size: bytes.len() as u64 },
+            operation: "upload",
+            now,
+        };
+        app.meta().commit(&request, app.retention()).unwrap()
+    }
+
+    fn blobs(app: &App) -> Vec<ContentHash> {
+        let mut left = app.blobs().list().unwrap();
+        left.sort();
+        left
+    }
+
+    fn hashes(all: &[&[u8]]) -> Vec<ContentHash> {
+        let mut hashes: Vec<ContentHash> = all.iter().map(|b| ContentHash::of(b)).collect();
+        hashes.sort();
+        hashes
+    }
+
+    #[tokio::test]
+    async fn retention_and_gc_keep_open_conflict_versions_until_their_device_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut config = Config::with_data_dir(dir.path());
+        // Keep only the newest two, nothing by age: everything else is pruned at once.
+        config.retention = RetentionConfig { keep_versions: 2, keep_days: 0 };
+        let app = App::open(config).unwrap();
+        app.meta().ensure_user("alice", 0).unwrap();
+        let (handheld, desktop) = (device(&app, "handheld"), device(&app, "desktop"));
+        let committed = |o: CommitOutcome| assert!(matches!(o, CommitOutcome::Committed(_)));
+        let refused = |o: CommitOutcome| assert!(matches!(o, CommitOutcome::Conflict(_)));
+        committed(commit_as(&app, handheld, 0, b"v1", 1).await);
+        committed(commit_as(&app, handheld, 1, b"v2", 2).await);
+        // The desktop is in conflict (its base is rev 1) and keeps backing up.
+        refused(commit_as(&app, desktop, 1, b"desk-1", 3).await);
+        refused(commit_as(&app, desktop, 1, b"desk-2", 4).await);
+        // The handheld commits on: each commit prunes; the open conflict versions stay.
+        for (base, bytes) in [(2, b"v3"), (3, b"v4"), (4, b"v5")] {
+            committed(commit_as(&app, handheld, base, bytes, 10 + base as i64).await);
+        }
+        collect_garbage(&app).unwrap();
+        assert_eq!(blobs(&app), hashes(&[b"v4", b"v5", b"desk-1", b"desk-2"]));
+
+        // The desktop resolves by keeping its version: its commit closes its conflict
+        // versions, and the next pruning drops them like any old version.
+        committed(commit_as(&app, desktop, 5, b"desk-3", 20).await);
+        collect_garbage(&app).unwrap();
+        assert_eq!(blobs(&app), hashes(&[b"v5", b"desk-3"]));
+    }
 }

@@ -482,7 +482,10 @@ impl StateDb {
     // ---- conflicts ----
 
     pub fn conflicts(&self) -> DbResult<Vec<ConflictRow>> {
-        self.query_conflicts("SELECT path, ino, rev, hash, size FROM conflicts ORDER BY path", &[])
+        self.query_conflicts(
+            "SELECT path, ino, rev, hash, size, backed_up_hash FROM conflicts ORDER BY path",
+            &[],
+        )
     }
 
     fn query_conflicts(
@@ -500,11 +503,14 @@ impl StateDb {
                     r.get::<_, i64>(2)?,
                     r.get::<_, String>(3)?,
                     r.get::<_, i64>(4)?,
+                    r.get::<_, Option<String>>(5)?,
                 ))
             })?
             .collect::<Result<Vec<_>, _>>()?;
+        let parse_hash =
+            |h: &str| h.parse::<ContentHash>().map_err(|e| DbError::Corrupt(e.to_string()));
         raw.into_iter()
-            .map(|(p, ino, rev, hash, size)| {
+            .map(|(p, ino, rev, hash, size, backed_up)| {
                 Ok(ConflictRow {
                     path: parse_path(&p)?,
                     ino: ino as u64,
@@ -513,6 +519,7 @@ impl StateDb {
                         DbError::Corrupt(e.to_string())
                     })?,
                     size: size as u64,
+                    backed_up: backed_up.as_deref().map(parse_hash).transpose()?,
                 })
             })
             .collect()
@@ -520,7 +527,7 @@ impl StateDb {
 
     pub fn conflict(&self, path: &SavePath) -> DbResult<Option<ConflictRow>> {
         let rows = self.query_conflicts(
-            "SELECT path, ino, rev, hash, size FROM conflicts WHERE path = ?1",
+            "SELECT path, ino, rev, hash, size, backed_up_hash FROM conflicts WHERE path = ?1",
             &[&path.as_str()],
         )?;
         Ok(rows.into_iter().next())
@@ -533,11 +540,31 @@ impl StateDb {
         upsert_inode(&tx, inode)?;
         exec(
             &tx,
-            "INSERT INTO conflicts (path, ino, rev, hash, size) VALUES (?1, ?2, ?3, ?4, ?5)
-             ON CONFLICT(path) DO UPDATE SET ino = ?2, rev = ?3, hash = ?4, size = ?5",
-            params![c.path.as_str(), c.ino as i64, c.rev.0 as i64, c.hash.to_hex(), c.size as i64],
+            "INSERT INTO conflicts (path, ino, rev, hash, size, backed_up_hash)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+             ON CONFLICT(path) DO UPDATE SET ino = ?2, rev = ?3, hash = ?4, size = ?5,
+                backed_up_hash = ?6",
+            params![
+                c.path.as_str(),
+                c.ino as i64,
+                c.rev.0 as i64,
+                c.hash.to_hex(),
+                c.size as i64,
+                c.backed_up.map(|h| h.to_hex())
+            ],
         )?;
         tx.commit()?;
+        Ok(())
+    }
+
+    /// Remember that this device's bytes `hash` are kept on the server while the conflict
+    /// of `path` is open (no-op without a conflict row).
+    pub fn set_conflict_backed_up(&self, path: &SavePath, hash: ContentHash) -> DbResult<()> {
+        exec(
+            &self.lazy(),
+            "UPDATE conflicts SET backed_up_hash = ?2 WHERE path = ?1",
+            params![path.as_str(), hash.to_hex()],
+        )?;
         Ok(())
     }
 

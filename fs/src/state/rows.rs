@@ -119,6 +119,9 @@ pub struct ConflictRow {
     pub rev: Rev,
     pub hash: ContentHash,
     pub size: u64,
+    /// This device's bytes last kept on the server (as a `conflict` version) while this
+    /// conflict is open, so each new closed version is backed up once (migration 3).
+    pub backed_up: Option<ContentHash>,
 }
 
 impl ConflictRow {

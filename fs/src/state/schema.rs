@@ -14,6 +14,8 @@
 //!   trigger drops the row with its inode.
 //! - `links` (migration 2): the extra names (hard links) of special inodes; the first name
 //!   stays in `inodes`. The same trigger drops them with their inode.
+//! - `conflicts.backed_up_hash` (migration 3): the hash of this device's bytes it last
+//!   kept on the server as a `conflict` version while the conflict is open.
 //! - `kv`: feed cursor and the next inode number; `status`: one row the daemon keeps fresh
 //!   for `savesync status`.
 
@@ -88,5 +90,6 @@ pub fn migrations() -> Migrations<'static> {
                 DELETE FROM links WHERE ino = OLD.ino;
             END;",
         ),
+        M::up("ALTER TABLE conflicts ADD COLUMN backed_up_hash TEXT;"),
     ])
 }

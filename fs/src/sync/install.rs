@@ -14,7 +14,7 @@ use super::reconcile::{Outcome, Snapshot, SyncError, SyncMode};
 use crate::inode_table::{InodeTable, ROOT_INO};
 use crate::savefs::{Invalidation, SaveFs, cache_stat, lock, now_ns};
 use crate::state::{ConflictRow, InodeKind, InodeRow};
-use savesync_core::{CONFLICT_SUFFIX, SavePath, Version};
+use savesync_core::{CONFLICT_SUFFIX, ContentHash, SavePath, Version};
 use std::sync::atomic::Ordering;
 
 /// Key of the kv mark saying directory `ino` was created to hold saves from the server.
@@ -289,12 +289,14 @@ fn prune_emptied_dirs(fs: &SaveFs, path: &SavePath) -> Result<(), SyncError> {
 }
 
 /// Show the other side's version `v` beside the save as `NAME.conflict` (replacing an
-/// older conflict copy: at most one per save, the newest).
+/// older conflict copy: at most one per save, the newest). `backed_up` is the hash of this
+/// device's bytes already kept on the server as a `conflict` version, if any.
 pub(crate) async fn conflict_copy(
     fs: &SaveFs,
     path: &SavePath,
     v: Version,
     size: u64,
+    backed_up: Option<ContentHash>,
 ) -> Result<Outcome, SyncError> {
     let Some(hash) = v.hash else { return Ok(Outcome::Done) };
     let tmp = fs.tmp_path("conflict");
@@ -320,7 +322,7 @@ pub(crate) async fn conflict_copy(
         } else {
             Invalidation::Inode(cino)
         });
-        (row, ConflictRow { path: path.clone(), ino: cino, rev: v.rev, hash, size })
+        (row, ConflictRow { path: path.clone(), ino: cino, rev: v.rev, hash, size, backed_up })
     };
     fs.db.put_conflict(&crow, &row).map_err(SyncError::local)?;
     tracing::warn!(%path, rev = %v.rev, "conflict: the other version is shown as {cname}");

@@ -141,8 +141,9 @@ async fn upload_local(
 pub async fn sync_path(fs: &SaveFs, path: &SavePath, mode: SyncMode) -> Result<Outcome, SyncError> {
     let path_lock = fs.path_lock(path);
     let _guard = path_lock.lock().await;
-    // Set once our bytes were offered and refused (409): the server holds them now.
-    let mut kept_on_server = false;
+    // Our bytes that were offered and refused (409) in this call: the server holds them
+    // now, as a `conflict` version.
+    let mut kept: Option<ContentHash> = None;
     for _round in 0..4 {
         let snap = snapshot(fs, path)?;
         if snap.kind.is_some_and(|k| k != InodeKind::File) {
@@ -197,7 +198,7 @@ pub async fn sync_path(fs: &SaveFs, path: &SavePath, mode: SyncMode) -> Result<O
                         return Ok(Outcome::Done);
                     }
                     Err(RemoteError::Conflict(head)) => {
-                        kept_on_server = true;
+                        kept = local;
                         note_conflict_head(fs, path, head)?;
                     }
                     Err(e) => return Err(e.into()),
@@ -239,32 +240,42 @@ pub async fn sync_path(fs: &SaveFs, path: &SavePath, mode: SyncMode) -> Result<O
                 return Ok(Outcome::Done);
             }
             Decision::Conflict(v) => {
+                // While the conflict is open, every new closed version of our bytes is
+                // offered against our (stale) base: the compare-and-swap fails and the
+                // server keeps them in the save's history as a `conflict` version, so
+                // whichever side the user picks, nothing closed here is lost. What was
+                // kept is remembered, so unchanged bytes are not sent twice. Bytes still
+                // being written wait for their flush, which queues the save again.
+                let backed_up = kept.or(snap.conflict.as_ref().and_then(|c| c.backed_up));
+                let in_motion = snap.unflushed && mode == SyncMode::Background;
+                if let Some(bytes) = bytes.filter(|_| local != backed_up && !in_motion) {
+                    let expected = rec.base.map_or(Rev::NONE, |b| b.rev);
+                    match upload_local(fs, path, expected, bytes).await {
+                        Ok(meta) => {
+                            // The head was our base after all: no conflict any more.
+                            fs.db
+                                .agree(path, meta.version(), meta.size)
+                                .map_err(SyncError::local)?;
+                            continue;
+                        }
+                        Err(RemoteError::Conflict(head)) => {
+                            kept = local;
+                            if let (Some(hash), Some(_)) = (local, &snap.conflict) {
+                                fs.db
+                                    .set_conflict_backed_up(path, hash)
+                                    .map_err(SyncError::local)?;
+                            }
+                            tracing::debug!(%path, "kept on the server as a conflict version");
+                            note_conflict_head(fs, path, head)?;
+                            continue;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
                 if snap.conflict.as_ref().is_some_and(|c| c.version() == v) {
                     return Ok(Outcome::Done);
                 }
-                if !kept_on_server {
-                    // Offer our bytes against our base: the compare-and-swap fails, and the
-                    // server keeps them in the save's history as a `conflict` version, so
-                    // whichever side the user picks, the other is never lost.
-                    if let Some(bytes) = bytes {
-                        let expected = rec.base.map_or(Rev::NONE, |b| b.rev);
-                        match upload_local(fs, path, expected, bytes).await {
-                            Ok(meta) => {
-                                fs.db
-                                    .agree(path, meta.version(), meta.size)
-                                    .map_err(SyncError::local)?;
-                                return Ok(Outcome::Done);
-                            }
-                            Err(RemoteError::Conflict(head)) => {
-                                kept_on_server = true;
-                                note_conflict_head(fs, path, head)?;
-                                continue;
-                            }
-                            Err(e) => return Err(e.into()),
-                        }
-                    }
-                }
-                return install::conflict_copy(fs, path, v, rec.head_size).await;
+                return install::conflict_copy(fs, path, v, rec.head_size, backed_up).await;
             }
         }
     }

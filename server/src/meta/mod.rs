@@ -147,6 +147,8 @@ pub struct UserSummary {
 pub struct Retention {
     pub keep_versions: u32,
     pub keep_seconds: i64,
+    /// Most `conflict` versions kept per save (see `sqlite::conflict_versions`).
+    pub max_conflict_versions: u32,
 }
 
 /// The metadata store. See the module docs for the threading contract.

@@ -5,6 +5,7 @@
 
 use super::accounts::ensure_not_revoked;
 use super::activity::{append_audit, record_synced};
+use super::conflict_versions;
 use super::rows::sql_u64;
 use super::saves::head;
 use crate::meta::{CommitOutcome, CommitRequest, MetaError, NewContent, Retention};
@@ -40,23 +41,14 @@ pub fn commit(
     if head_rev != req.base_rev {
         if let (NewContent::Bytes { hash, size }, "upload") = (req.content, req.operation) {
             // Keep the losing upload: it is a closed save the user may want back.
-            conn.execute(
-                "INSERT INTO versions (user_id, path, kind, rev, seq, hash, size, device_id,
-                                       created_at)
-                 VALUES (?1, ?2, 'conflict', ?3, NULL, ?4, ?5, ?6, ?7)",
-                params![
-                    user,
-                    path,
-                    sql_u64(req.base_rev.0),
-                    hash.to_hex(),
-                    sql_u64(size),
-                    device,
-                    req.now
-                ],
+            conflict_versions::keep(
+                conn,
+                req,
+                hash,
+                size,
+                head_rev,
+                retention.max_conflict_versions,
             )?;
-            let detail =
-                format!("base rev {} is not head rev {head_rev}; kept as conflict", req.base_rev);
-            append_audit(conn, user, device, req.now, "conflict", Some(path), &detail)?;
         }
         return Ok(CommitOutcome::Conflict(current));
     }
@@ -95,7 +87,8 @@ pub fn commit(
 }
 
 /// Drop versions that are neither among the newest `keep_versions` of this save nor younger
-/// than the age limit. The head's own version is always kept. Blobs are not touched here:
+/// than the age limit. The head's own version is always kept, and open conflict versions
+/// are neither pruned nor counted (see `conflict_versions`). Blobs are not touched here:
 /// garbage collection removes them later, once nothing references them.
 fn prune(
     conn: &Connection,
@@ -105,13 +98,14 @@ fn prune(
 ) -> Result<usize, MetaError> {
     let cutoff = req.now.saturating_sub(retention.keep_seconds);
     Ok(conn
-        .prepare_cached(
+        .prepare_cached(&format!(
             "DELETE FROM versions
              WHERE user_id = ?1 AND path = ?2 AND created_at < ?3
-               AND NOT (kind = 'commit' AND rev = ?4)
+               AND NOT (kind = 'commit' AND rev = ?4) AND NOT {open}
                AND id NOT IN (SELECT id FROM versions WHERE user_id = ?1 AND path = ?2
-                              ORDER BY id DESC LIMIT ?5)",
-        )?
+                              AND NOT {open} ORDER BY id DESC LIMIT ?5)",
+            open = conflict_versions::OPEN
+        ))?
         .execute(params![
             req.actor.user_id,
             req.path.as_str(),
@@ -128,7 +122,8 @@ mod tests {
     use savesync_core::wire::VersionKind;
     use savesync_core::{ContentHash, Rev, SavePath, Seq};
 
-    const KEEP_ALL: Retention = Retention { keep_versions: 1000, keep_seconds: i64::MAX };
+    const KEEP_ALL: Retention =
+        Retention { keep_versions: 1000, keep_seconds: i64::MAX, max_conflict_versions: 1000 };
 
     struct Fixture {
         _dir: tempfile::TempDir,
@@ -262,7 +257,7 @@ mod tests {
     fn retention_keeps_the_newest_n_and_everything_young_and_always_the_head() {
         let f = fixture();
         let day = 86_400;
-        let retention = Retention { keep_versions: 3, keep_seconds: 30 * day };
+        let retention = Retention { keep_versions: 3, keep_seconds: 30 * day, ..KEEP_ALL };
         // Ten old commits (day 0..9), then one at day 100: only the newest three survive,
         // since all are older than 30 days at day 100.
         for i in 0..10u64 {
@@ -283,7 +278,7 @@ mod tests {
     #[test]
     fn retention_keeps_young_versions_beyond_the_count() {
         let f = fixture();
-        let retention = Retention { keep_versions: 2, keep_seconds: 1000 };
+        let retention = Retention { keep_versions: 2, keep_seconds: 1000, ..KEEP_ALL };
         for i in 0..6u64 {
             let bytes = format!("v{i}");
             committed(

@@ -10,6 +10,7 @@
 mod accounts;
 mod activity;
 mod commit;
+mod conflict_versions;
 mod rows;
 mod saves;
 mod schema;
