@@ -305,7 +305,7 @@ pub(crate) async fn conflict_copy(
         return Err(e.into());
     }
     let cname = format!("{}{CONFLICT_SUFFIX}", path.file_name());
-    let (row, crow) = {
+    {
         let mut t = lock(&fs.table);
         let (parent, _) = ensure_parents(fs, &mut t, path)?;
         let (cino, new) = match t.child(parent, &cname) {
@@ -316,15 +316,18 @@ pub(crate) async fn conflict_copy(
         let mut row =
             fs.new_row(cino, parent, &cname, InodeKind::Conflict, 0o444, (fs.cfg.uid, fs.cfg.gid));
         row.size = size;
-        t.insert(row.clone());
+        let crow = ConflictRow { path: path.clone(), ino: cino, rev: v.rev, hash, size, backed_up };
+        // Recorded before the copy becomes visible (still under the table lock): a user who
+        // deletes or renames it at once must find the version it shows, or resolving would
+        // lose track of it.
+        fs.db.put_conflict(&crow, &row).map_err(SyncError::local)?;
+        t.insert(row);
         fs.invalidate(if new {
             Invalidation::Entry { parent, name: cname.clone() }
         } else {
             Invalidation::Inode(cino)
         });
-        (row, ConflictRow { path: path.clone(), ino: cino, rev: v.rev, hash, size, backed_up })
-    };
-    fs.db.put_conflict(&crow, &row).map_err(SyncError::local)?;
+    }
     tracing::warn!(%path, rev = %v.rev, "conflict: the other version is shown as {cname}");
     Ok(Outcome::Done)
 }
