@@ -1,6 +1,7 @@
 //! Server configuration: embedded defaults, an optional TOML file, then `SAVESYNC_*`
 //! environment overrides (in that order; later wins). Durations are whole seconds in the
-//! file and the environment so a human can write them without a unit parser.
+//! file and the environment so a human can write them without a unit parser; a key or
+//! variable ending in `_ms` is in milliseconds instead.
 
 use anyhow::Context;
 use serde::Deserialize;
@@ -67,6 +68,9 @@ pub struct Config {
     /// Most `conflict` versions kept per save: beyond it the oldest are thinned out (the
     /// first and the newest always stay), so stale uploads cannot fill the disk.
     pub max_conflict_versions_per_save: u32,
+    /// How often an idle event stream sends a keep-alive comment, so devices (and proxies)
+    /// can tell a quiet stream from a dead one. Milliseconds in the file and environment.
+    pub sse_keep_alive: Duration,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
@@ -94,6 +98,7 @@ impl Config {
             admin_cli_only: false,
             revocation_check_interval: Duration::from_secs(15),
             max_conflict_versions_per_save: 100,
+            sse_keep_alive: Duration::from_secs(15),
         }
     }
 
@@ -194,6 +199,10 @@ impl Config {
             self.max_conflict_versions_per_save =
                 parse_env("SAVESYNC_MAX_CONFLICT_VERSIONS_PER_SAVE", &v)?;
         }
+        if let Some(v) = get("SAVESYNC_SSE_KEEP_ALIVE_MS") {
+            self.sse_keep_alive =
+                Duration::from_millis(parse_env("SAVESYNC_SSE_KEEP_ALIVE_MS", &v)?);
+        }
         Ok(())
     }
 }
@@ -227,6 +236,7 @@ struct ConfigFile {
     admin_cli_only: Option<bool>,
     revocation_check_secs: Option<u64>,
     max_conflict_versions_per_save: Option<u32>,
+    sse_keep_alive_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -270,6 +280,8 @@ impl ConfigFile {
                 r.keep_versions.unwrap_or(config.retention.keep_versions);
             config.retention.keep_days = r.keep_days.unwrap_or(config.retention.keep_days);
         }
+        config.sse_keep_alive =
+            self.sse_keep_alive_ms.map_or(config.sse_keep_alive, Duration::from_millis);
         Ok(())
     }
 }
@@ -360,6 +372,17 @@ mod tests {
         c.apply_env(|k| (k == "SAVESYNC_MAX_CONFLICT_VERSIONS_PER_SAVE").then(|| "9".to_owned()))
             .unwrap();
         assert_eq!(c.max_conflict_versions_per_save, 9);
+    }
+
+    #[test]
+    fn sse_keep_alive_defaults_to_15_s_and_takes_milliseconds_from_file_and_env() {
+        let mut c = Config::with_data_dir("x");
+        assert_eq!(c.sse_keep_alive, Duration::from_secs(15));
+        let parsed: ConfigFile = toml::from_str("sse_keep_alive_ms = 2500").unwrap();
+        parsed.apply(&mut c).unwrap();
+        assert_eq!(c.sse_keep_alive, Duration::from_millis(2500));
+        c.apply_env(|k| (k == "SAVESYNC_SSE_KEEP_ALIVE_MS").then(|| "100".to_owned())).unwrap();
+        assert_eq!(c.sse_keep_alive, Duration::from_millis(100));
     }
 
     #[test]

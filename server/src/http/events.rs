@@ -1,7 +1,8 @@
 //! `GET /events`: server-sent events announcing the user's cursor. The first event carries
 //! the current cursor, then one follows each commit (several commits may coalesce into one
-//! event with the latest cursor). The stream ends when the server shuts down or the device
-//! is revoked.
+//! event with the latest cursor); an idle stream carries a keep-alive comment every
+//! `config.sse_keep_alive`. The stream ends when the server shuts down or the device is
+//! revoked.
 
 use super::ServerState;
 use super::extract::AuthDevice;
@@ -14,9 +15,6 @@ use savesync_core::Seq;
 use savesync_core::wire::CursorEvent;
 use std::convert::Infallible;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
-
-const KEEP_ALIVE: Duration = Duration::from_secs(15);
 
 /// Keeps the `sse_clients` gauge honest however the stream ends.
 struct ClientGauge(ServerState);
@@ -54,6 +52,7 @@ pub async fn events(
     let gauge = ClientGauge::new(state.clone());
     let shutdown = state.shutdown.clone();
     let revoked = state.app.until_revoked(auth.device_id);
+    let keep_alive = state.app.config().sse_keep_alive;
     let stream = async_stream::stream! {
         let _gauge = gauge;
         let mut last = first;
@@ -78,5 +77,5 @@ pub async fn events(
             }
         }
     };
-    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(KEEP_ALIVE)))
+    Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(keep_alive)))
 }
