@@ -39,3 +39,44 @@ async fn an_idle_event_stream_sends_keep_alives_at_the_configured_interval() {
     assert!(waited.is_ok(), "fewer than 5 keep-alives within {DEADLINE:?}: {raw:?}");
     assert!(raw.starts_with("event: cursor\n"), "{raw:?}");
 }
+
+/// A random upper-case token of 3 to 10 letters and digits: a made-up HTTP method.
+fn random_method(rng: &mut impl rand::Rng) -> reqwest::Method {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+    let len = rng.random_range(3..=10);
+    let token: Vec<u8> = (0..len).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())]).collect();
+    reqwest::Method::from_bytes(&token).unwrap()
+}
+
+#[tokio::test]
+async fn made_up_methods_and_paths_do_not_grow_metrics() {
+    let server = TestServer::start().await;
+    let http = reqwest::Client::new();
+    let metrics = || async { server.anonymous().metrics().await.unwrap() };
+    let before = metrics().await;
+    let mut rng = rand::rng();
+    for i in 0..200 {
+        let method = random_method(&mut rng);
+        let suffix: u64 = rand::Rng::random(&mut rng);
+        let url = match i % 3 {
+            0 => server.api("health"),
+            1 => server.api(&format!("no-such-route-{suffix:x}")),
+            _ => format!("{}/{suffix:x}/{i}", server.base_url),
+        };
+        let status = http.request(method, url).timeout(DEADLINE).send().await.unwrap().status();
+        assert!(status.is_client_error(), "{status}");
+    }
+    let after = metrics().await;
+    let series =
+        |text: &str| text.lines().filter(|l| l.starts_with("savesync_http_requests_total")).count();
+    // Made-up methods all count as `other`, unknown paths as `unmatched`: 200 requests add
+    // at most a handful of series (they added 200, about 29 KiB, before).
+    assert!(series(&after) <= series(&before) + 4, "{after}");
+    assert!(
+        after.len() < before.len() + 1024,
+        "{} -> {} bytes:\n{after}",
+        before.len(),
+        after.len()
+    );
+    assert!(after.contains("route=\"unmatched\",method=\"other\",status=\"404\"} "), "{after}");
+}

@@ -14,21 +14,20 @@ use futures::Stream;
 use savesync_core::Seq;
 use savesync_core::wire::CursorEvent;
 use std::convert::Infallible;
-use std::sync::atomic::Ordering;
 
 /// Keeps the `sse_clients` gauge honest however the stream ends.
 struct ClientGauge(ServerState);
 
 impl ClientGauge {
     fn new(state: ServerState) -> ClientGauge {
-        metrics(&state).sse_clients.fetch_add(1, Ordering::Relaxed);
+        metrics(&state).sse_clients.inc();
         ClientGauge(state)
     }
 }
 
 impl Drop for ClientGauge {
     fn drop(&mut self) {
-        metrics(&self.0).sse_clients.fetch_sub(1, Ordering::Relaxed);
+        metrics(&self.0).sse_clients.dec();
     }
 }
 

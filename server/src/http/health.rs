@@ -51,10 +51,14 @@ fn probe(app: &App) -> Result<(), &'static str> {
 }
 
 pub async fn metrics(State(state): State<ServerState>) -> impl IntoResponse {
-    ([(CONTENT_TYPE, "text/plain; version=0.0.4")], state.app.metrics().render())
+    ([(CONTENT_TYPE, crate::metrics::CONTENT_TYPE)], state.app.metrics().render())
 }
 
-pub async fn not_found(State(state): State<ServerState>, uri: axum::http::Uri) -> ApiError {
-    state.app.metrics().record_request("unmatched", "ANY", 404);
+pub async fn not_found(
+    State(state): State<ServerState>,
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> ApiError {
+    state.app.metrics().record_request(crate::metrics::UNMATCHED, method.as_str(), 404);
     ApiError::not_found(format!("route {}", uri.path()))
 }

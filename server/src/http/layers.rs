@@ -2,14 +2,15 @@
 
 use super::ServerState;
 use crate::error::{ApiError, FailedBackend};
-use crate::metrics::add;
+use crate::metrics::{UNMATCHED, add};
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use savesync_core::ErrorCode;
 
-/// Count the request by route template and status, and 5xx by failing backend.
+/// Count the request by route template, method (bounded, see `metrics::method_label`)
+/// and status, and 5xx by failing backend.
 pub async fn record_metrics(
     State(state): State<ServerState>,
     req: Request,
@@ -18,11 +19,11 @@ pub async fn record_metrics(
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
-    let method = req.method().as_str().to_owned();
+        .map_or_else(|| UNMATCHED.to_owned(), |m| m.as_str().to_owned());
+    let method = req.method().clone();
     let response = next.run(req).await;
     let metrics = state.app.metrics();
-    metrics.record_request(&route, &method, response.status().as_u16());
+    metrics.record_request(&route, method.as_str(), response.status().as_u16());
     match response.extensions().get::<FailedBackend>() {
         Some(FailedBackend::Sqlite) => add(&metrics.sqlite_errors, 1),
         Some(FailedBackend::Blob) => add(&metrics.blob_errors, 1),
