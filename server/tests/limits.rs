@@ -80,3 +80,48 @@ async fn made_up_methods_and_paths_do_not_grow_metrics() {
     );
     assert!(after.contains("route=\"unmatched\",method=\"other\",status=\"404\"} "), "{after}");
 }
+
+/// Send `head` (request line and headers, no body) on a fresh connection; return what the
+/// server answers within `within`, and whether it then closed the connection.
+async fn answer_to_head(server: &TestServer, head: &str, within: Duration) -> (String, bool) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = server.base_url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let deadline = tokio::time::Instant::now() + within;
+    let mut answer = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let closed = loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
+            Ok(Ok(0) | Err(_)) => break true,
+            Ok(Ok(n)) => answer.extend_from_slice(&chunk[..n]),
+            Err(_) => break false,
+        }
+    };
+    (String::from_utf8_lossy(&answer).into_owned(), closed)
+}
+
+#[tokio::test]
+async fn a_json_request_announcing_a_huge_body_gets_413_at_once() {
+    let server = TestServer::start().await;
+    let deck = server.pair("alice", "deck").await;
+    let heads = [
+        format!(
+            "POST /api/v1/negotiate HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 1000000000000\r\n\r\n",
+            deck.token
+        ),
+        // No token needed to be refused: the length alone decides.
+        "POST /api/v1/pair HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: 68719476736\r\n\r\n"
+            .to_owned(),
+    ];
+    for head in heads {
+        let (answer, closed) = answer_to_head(&server, &head, Duration::from_secs(1)).await;
+        assert!(answer.starts_with("HTTP/1.1 413 "), "no 413 within 1 s: {answer:?}");
+        assert!(answer.contains("\"code\":\"body_too_large\""), "{answer}");
+        assert!(closed, "the connection stayed open after the 413: {answer}");
+    }
+    // The server is fine afterwards.
+    assert_eq!(server.anonymous().health().await.unwrap().status, "ok");
+}

@@ -1,10 +1,12 @@
-//! Middleware: per-request metrics and the request deadline.
+//! Middleware: per-request metrics, the request deadline, and the up-front refusal of a
+//! body whose announced length is over the limit.
 
 use super::ServerState;
 use crate::error::{ApiError, FailedBackend};
 use crate::metrics::{UNMATCHED, add};
 use axum::extract::{MatchedPath, Request, State};
-use axum::http::Method;
+use axum::http::header::{CONNECTION, CONTENT_LENGTH};
+use axum::http::{HeaderValue, Method};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use savesync_core::ErrorCode;
@@ -36,9 +38,7 @@ pub async fn record_metrics(
 /// open by design, and uploads are bounded per chunk instead (see `content.rs`), so a
 /// large save on a slow link still completes.
 fn exempt_from_deadline(method: &Method, route: &str) -> bool {
-    route.ends_with("/events")
-        || route.ends_with("/changes")
-        || (method == Method::PUT && route.ends_with("/saves/content"))
+    route.ends_with("/events") || route.ends_with("/changes") || is_upload(method, route)
 }
 
 /// Answer 503 `unavailable` when producing the response takes longer than
@@ -60,10 +60,48 @@ pub async fn deadline(State(state): State<ServerState>, req: Request, next: Next
     }
 }
 
+/// Uploads check `max_body_bytes` themselves (see `content.rs`); every other body is JSON.
+fn is_upload(method: &Method, route: &str) -> bool {
+    method == Method::PUT && route.ends_with("/saves/content")
+}
+
+/// Answer 413 `body_too_large` at once when `Content-Length` announces more than
+/// `config.max_json_bytes`. The JSON extractor only notices a body is too large once that
+/// many bytes have arrived, so a client that announces a huge body and sends nothing would
+/// otherwise hold the request until the deadline with no answer. The connection is closed
+/// after the answer, since the unread body cannot be skipped.
+pub async fn refuse_oversized_length(
+    State(state): State<ServerState>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let limit = state.app.config().max_json_bytes;
+    let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let announced = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let exempt = route.as_deref().is_some_and(|r| is_upload(req.method(), r));
+    match announced {
+        Some(n) if n > limit && !exempt => {
+            let mut response = ApiError::new(
+                ErrorCode::BodyTooLarge,
+                format!("body of {n} bytes is larger than the limit of {limit} bytes"),
+            )
+            .into_response();
+            response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+            response
+        }
+        _ => next.run(req).await,
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::exempt_from_deadline;
-    use axum::http::Method;
+    use super::{exempt_from_deadline, is_upload};
+    use axum::http::header::{CONNECTION, CONTENT_LENGTH};
+    use axum::http::{HeaderValue, Method};
 
     #[test]
     fn only_streams_long_polls_and_uploads_escape_the_deadline() {
@@ -72,5 +110,13 @@ mod tests {
         assert!(exempt_from_deadline(&Method::PUT, "/api/v1/saves/content"));
         assert!(!exempt_from_deadline(&Method::GET, "/api/v1/saves/content"));
         assert!(!exempt_from_deadline(&Method::POST, "/api/v1/negotiate"));
+    }
+
+    #[test]
+    fn only_the_upload_route_takes_bodies_over_the_json_limit() {
+        assert!(is_upload(&Method::PUT, "/api/v1/saves/content"));
+        assert!(!is_upload(&Method::GET, "/api/v1/saves/content"));
+        assert!(!is_upload(&Method::PUT, "/api/v1/untracked"));
+        assert!(!is_upload(&Method::POST, "/api/v1/negotiate"));
     }
 }

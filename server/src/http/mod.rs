@@ -68,6 +68,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/metrics", get(health::metrics))
         // route_layer: these run after routing, so they see the matched route template.
         .route_layer(from_fn_with_state(state.clone(), layers::deadline))
+        .route_layer(from_fn_with_state(state.clone(), layers::refuse_oversized_length))
         .route_layer(from_fn_with_state(state.clone(), layers::record_metrics))
         .fallback(health::not_found)
         .layer(DefaultBodyLimit::max(json_limit))
