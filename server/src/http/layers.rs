@@ -100,8 +100,7 @@ pub async fn refuse_oversized_length(
 #[cfg(test)]
 mod tests {
     use super::{exempt_from_deadline, is_upload};
-    use axum::http::header::{CONNECTION, CONTENT_LENGTH};
-    use axum::http::{HeaderValue, Method};
+    use axum::http::Method;
 
     #[test]
     fn only_streams_long_polls_and_uploads_escape_the_deadline() {
