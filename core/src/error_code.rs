@@ -39,6 +39,9 @@ pub enum ErrorCode {
     /// The server's admin restricted this operation (minting pairing codes, revoking
     /// devices) to its command line (`admin_cli_only`).
     AdminOnly,
+    /// Storing this would take the user over the server's byte quota; nothing was stored.
+    /// Not transient: it succeeds only once old versions are pruned or the quota is raised.
+    QuotaExceeded,
 }
 
 impl ErrorCode {
@@ -59,6 +62,7 @@ impl ErrorCode {
             ErrorCode::StorageFull => 507,
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
+            ErrorCode::QuotaExceeded => 507,
         }
     }
 
@@ -87,6 +91,7 @@ impl ErrorCode {
             ErrorCode::Internal => "internal",
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::AdminOnly => "admin_only",
+            ErrorCode::QuotaExceeded => "quota_exceeded",
         }
     }
 }
@@ -119,6 +124,7 @@ mod tests {
             ErrorCode::Internal,
             ErrorCode::Unavailable,
             ErrorCode::AdminOnly,
+            ErrorCode::QuotaExceeded,
         ] {
             assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
         }

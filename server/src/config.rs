@@ -71,9 +71,25 @@ pub struct Config {
     /// How often an idle event stream sends a keep-alive comment, so devices (and proxies)
     /// can tell a quiet stream from a dead one. Milliseconds in the file and environment.
     pub sse_keep_alive: Duration,
+    /// Bytes of version content a user may store (heads, history and conflict versions;
+    /// content stored twice counts once). 0 means no limit.
+    pub user_quota_bytes: u64,
+    /// Most entries a negotiate manifest may have.
+    pub max_manifest_entries: u64,
+    /// Most open event streams per device; opening one more closes the oldest.
+    pub max_streams_per_device: usize,
+    /// Most open client connections; further ones are answered 503 and closed.
+    pub max_connections: usize,
+    /// How long completed sync sessions are kept (days in the file and environment).
+    pub session_keep: Duration,
+    /// How long a sync session that was never completed is kept (hours in the file and
+    /// environment).
+    pub open_session_keep: Duration,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
+const HOUR_SECS: u64 = 60 * 60;
+const DAY_SECS: u64 = 24 * HOUR_SECS;
 
 impl Config {
     /// All defaults, data under `dir` (`dir/savesync.db`, `dir/blobs/ab/cd/<sha256>`).
@@ -99,6 +115,12 @@ impl Config {
             revocation_check_interval: Duration::from_secs(15),
             max_conflict_versions_per_save: 100,
             sse_keep_alive: Duration::from_secs(15),
+            user_quota_bytes: 10 * 1024 * 1024 * 1024,
+            max_manifest_entries: 100_000,
+            max_streams_per_device: 4,
+            max_connections: 512,
+            session_keep: Duration::from_secs(30 * DAY_SECS),
+            open_session_keep: Duration::from_secs(HOUR_SECS * 24),
         }
     }
 
@@ -203,6 +225,26 @@ impl Config {
             self.sse_keep_alive =
                 Duration::from_millis(parse_env("SAVESYNC_SSE_KEEP_ALIVE_MS", &v)?);
         }
+        if let Some(v) = get("SAVESYNC_USER_QUOTA_BYTES") {
+            self.user_quota_bytes = parse_env("SAVESYNC_USER_QUOTA_BYTES", &v)?;
+        }
+        if let Some(v) = get("SAVESYNC_MAX_MANIFEST_ENTRIES") {
+            self.max_manifest_entries = parse_env("SAVESYNC_MAX_MANIFEST_ENTRIES", &v)?;
+        }
+        if let Some(v) = get("SAVESYNC_MAX_STREAMS_PER_DEVICE") {
+            self.max_streams_per_device = parse_env("SAVESYNC_MAX_STREAMS_PER_DEVICE", &v)?;
+        }
+        if let Some(v) = get("SAVESYNC_MAX_CONNECTIONS") {
+            self.max_connections = parse_env("SAVESYNC_MAX_CONNECTIONS", &v)?;
+        }
+        if let Some(v) = get("SAVESYNC_SESSION_KEEP_DAYS") {
+            let days: u64 = parse_env("SAVESYNC_SESSION_KEEP_DAYS", &v)?;
+            self.session_keep = Duration::from_secs(days.saturating_mul(DAY_SECS));
+        }
+        if let Some(v) = get("SAVESYNC_OPEN_SESSION_KEEP_HOURS") {
+            let hours: u64 = parse_env("SAVESYNC_OPEN_SESSION_KEEP_HOURS", &v)?;
+            self.open_session_keep = Duration::from_secs(hours.saturating_mul(HOUR_SECS));
+        }
         Ok(())
     }
 }
@@ -237,6 +279,12 @@ struct ConfigFile {
     revocation_check_secs: Option<u64>,
     max_conflict_versions_per_save: Option<u32>,
     sse_keep_alive_ms: Option<u64>,
+    user_quota_bytes: Option<u64>,
+    max_manifest_entries: Option<u64>,
+    max_streams_per_device: Option<usize>,
+    max_connections: Option<usize>,
+    session_keep_days: Option<u64>,
+    open_session_keep_hours: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -282,6 +330,18 @@ impl ConfigFile {
         }
         config.sse_keep_alive =
             self.sse_keep_alive_ms.map_or(config.sse_keep_alive, Duration::from_millis);
+        config.user_quota_bytes = self.user_quota_bytes.unwrap_or(config.user_quota_bytes);
+        config.max_manifest_entries =
+            self.max_manifest_entries.unwrap_or(config.max_manifest_entries);
+        config.max_streams_per_device =
+            self.max_streams_per_device.unwrap_or(config.max_streams_per_device);
+        config.max_connections = self.max_connections.unwrap_or(config.max_connections);
+        if let Some(days) = self.session_keep_days {
+            config.session_keep = secs(days.saturating_mul(DAY_SECS));
+        }
+        if let Some(hours) = self.open_session_keep_hours {
+            config.open_session_keep = secs(hours.saturating_mul(HOUR_SECS));
+        }
         Ok(())
     }
 }
@@ -383,6 +443,39 @@ mod tests {
         assert_eq!(c.sse_keep_alive, Duration::from_millis(2500));
         c.apply_env(|k| (k == "SAVESYNC_SSE_KEEP_ALIVE_MS").then(|| "100".to_owned())).unwrap();
         assert_eq!(c.sse_keep_alive, Duration::from_millis(100));
+    }
+
+    #[test]
+    fn limits_have_documented_defaults_and_take_file_then_env() {
+        let mut c = Config::with_data_dir("x");
+        assert_eq!(c.user_quota_bytes, 10 << 30);
+        assert_eq!(c.max_manifest_entries, 100_000);
+        assert_eq!(c.max_streams_per_device, 4);
+        assert_eq!(c.max_connections, 512);
+        assert_eq!(c.session_keep, Duration::from_secs(30 * 86_400));
+        assert_eq!(c.open_session_keep, Duration::from_secs(86_400));
+        let parsed: ConfigFile = toml::from_str(
+            "user_quota_bytes = 0\nmax_manifest_entries = 10\nmax_streams_per_device = 1\n\
+             max_connections = 8\nsession_keep_days = 2\nopen_session_keep_hours = 3\n",
+        )
+        .unwrap();
+        parsed.apply(&mut c).unwrap();
+        assert_eq!(
+            (c.user_quota_bytes, c.max_manifest_entries, c.max_streams_per_device),
+            (0, 10, 1)
+        );
+        assert_eq!(c.max_connections, 8);
+        assert_eq!(c.session_keep, Duration::from_secs(2 * 86_400));
+        assert_eq!(c.open_session_keep, Duration::from_secs(3 * 3_600));
+        let env: HashMap<&str, &str> = [
+            ("SAVESYNC_USER_QUOTA_BYTES", "1000"),
+            ("SAVESYNC_MAX_CONNECTIONS", "64"),
+            ("SAVESYNC_OPEN_SESSION_KEEP_HOURS", "1"),
+        ]
+        .into();
+        c.apply_env(|k| env.get(k).map(|v| (*v).to_owned())).unwrap();
+        assert_eq!((c.user_quota_bytes, c.max_connections), (1000, 64));
+        assert_eq!(c.open_session_keep, Duration::from_secs(3_600));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! the `MetaStore` trait), `blob` (content-addressed blobs behind `BlobStore`), `http`
 //! (the axum API and its accept loop), `feed` (cursor notifications), `gc` (blob and
 //! staging collection), `pair_limiter` (throttling pairing-code guesses), `revocation`
-//! (ending a revoked device's streams), `data_dir` (private permissions, pairing key), `cli`.
+//! (ending a revoked device's streams), `data_dir` (private permissions, pairing key),
+//! `quota` (the per-user byte quota), `cli`.
 //! Tests and embedders start a server with [`launch`] on their own listener.
 
 mod app;
@@ -21,6 +22,7 @@ mod http;
 pub mod meta;
 mod metrics;
 mod pair_limiter;
+mod quota;
 mod revocation;
 mod secrets;
 mod timestamps;

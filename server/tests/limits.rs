@@ -5,8 +5,10 @@
 
 mod common;
 
-use common::{DEADLINE, TestServer};
+use common::{DEADLINE, Device, TestServer, put, sp};
 use futures::StreamExt;
+use savesync_core::ErrorCode;
+use savesync_core::Rev;
 use std::time::Duration;
 
 /// Keep-alive comments on an idle stream (`:` lines), counted from the raw SSE bytes.
@@ -124,4 +126,103 @@ async fn a_json_request_announcing_a_huge_body_gets_413_at_once() {
     }
     // The server is fine afterwards.
     assert_eq!(server.anonymous().health().await.unwrap().status, "ok");
+}
+
+fn manifest(n: usize) -> Vec<savesync_core::wire::ManifestEntry> {
+    (0..n)
+        .map(|i| savesync_core::wire::ManifestEntry {
+            path: common::sp(&format!("m/{i}.srm")),
+            local: Some(savesync_core::ContentHash::of(&i.to_le_bytes())),
+            base: None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_manifest_over_the_entry_cap_is_413_and_opens_no_session() {
+    let server = TestServer::start_with(|c| c.max_manifest_entries = 10).await;
+    let deck = server.pair("alice", "deck").await;
+    let err = deck.client.negotiate(manifest(11)).await.unwrap_err();
+    assert_eq!(err.status(), Some(413), "{err}");
+    assert_eq!(err.code(), Some(ErrorCode::BodyTooLarge), "{err}");
+    let negotiations = |log: &savesync_core::wire::AuditLog| {
+        log.entries.iter().filter(|e| e.operation == "negotiate").count()
+    };
+    assert_eq!(negotiations(&deck.client.audit(100).await.unwrap()), 0);
+
+    let plan = deck.client.negotiate(manifest(10)).await.unwrap();
+    assert_eq!(plan.actions.len(), 10);
+    assert_eq!(negotiations(&deck.client.audit(100).await.unwrap()), 1);
+}
+
+/// Upload `bytes` as a stream of unknown length (no `Content-Length`); returns the status
+/// and the body text.
+async fn put_streamed(
+    server: &TestServer,
+    device: &Device,
+    path: &str,
+    base: u64,
+    bytes: Vec<u8>,
+) -> (u16, String) {
+    let hash = savesync_core::ContentHash::of(&bytes).to_hex();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        bytes.chunks(64).map(|c| Ok(c.to_vec())).collect();
+    let body = reqwest::Body::wrap_stream(futures::stream::iter(chunks));
+    let url = reqwest::Url::parse_with_params(
+        &server.api("saves/content"),
+        &[("path", path), ("base_rev", &base.to_string())],
+    )
+    .unwrap();
+    let response = reqwest::Client::new()
+        .put(url)
+        .bearer_auth(&device.token)
+        .header(savesync_core::wire::HASH_HEADER, hash)
+        .body(body)
+        .timeout(DEADLINE)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap_or_default())
+}
+
+#[tokio::test]
+async fn a_user_at_its_quota_gets_507_and_stores_nothing_while_others_are_unaffected() {
+    let server = TestServer::start_with(|c| c.user_quota_bytes = 1000).await;
+    let alice = server.pair("alice", "deck").await;
+    let bob = server.pair("bob", "pc").await;
+    let a = put(&alice, "q/a.srm", Rev::NONE, &[1u8; 600]).await;
+    put(&alice, "q/b.srm", Rev::NONE, &[2u8; 300]).await;
+    let blobs_before = server.blob_files();
+
+    // 900 of 1000 bytes used: 200 new bytes do not fit, as a new save, as a new version,
+    // as a conflict version (stale base), or streamed without a length.
+    let refusals = [
+        alice.client.upload(&sp("q/c.srm"), Rev::NONE, vec![3u8; 200].into()).await,
+        alice.client.upload(&sp("q/a.srm"), a.rev, vec![4u8; 200].into()).await,
+        alice.client.upload(&sp("q/a.srm"), Rev::NONE, vec![5u8; 200].into()).await,
+    ];
+    for refused in refusals {
+        let err = refused.unwrap_err();
+        assert_eq!(err.status(), Some(507), "{err}");
+        assert_eq!(err.code(), Some(ErrorCode::QuotaExceeded), "{err}");
+    }
+    let (status, text) = put_streamed(&server, &alice, "q/d.srm", 0, vec![6u8; 200]).await;
+    assert_eq!(status, 507, "{text}");
+    assert!(text.contains("\"code\":\"quota_exceeded\""), "{text}");
+
+    // Nothing of it was stored: same heads, same history, same blobs, no staging leftovers.
+    let heads = alice.client.list(None, true).await.unwrap().saves;
+    let paths: Vec<&str> = heads.iter().map(|h| h.path.as_str()).collect();
+    assert_eq!(paths, ["q/a.srm", "q/b.srm"]);
+    assert_eq!(alice.client.history(&sp("q/a.srm")).await.unwrap().versions.len(), 1);
+    assert_eq!(server.blob_files(), blobs_before);
+
+    // Content the user already stores costs nothing, and small new content still fits.
+    put(&alice, "q/copy-of-a.srm", Rev::NONE, &[1u8; 600]).await;
+    put(&alice, "q/e.srm", Rev::NONE, &[7u8; 100]).await;
+    let err = alice.client.upload(&sp("q/f.srm"), Rev::NONE, vec![8u8; 1].into()).await;
+    assert_eq!(err.unwrap_err().code(), Some(ErrorCode::QuotaExceeded));
+
+    // Another user has a quota of its own.
+    put(&bob, "q/a.srm", Rev::NONE, &[9u8; 1000]).await;
 }

@@ -11,6 +11,7 @@ use crate::blob::{BlobWriter, StagedBlob};
 use crate::error::ApiError;
 use crate::meta::{CommitOutcome, CommitRequest, NewContent};
 use crate::metrics::add;
+use crate::quota;
 use crate::timestamps::now_unix;
 use axum::Json;
 use axum::body::Body;
@@ -112,7 +113,11 @@ pub async fn upload(
             format!("body is larger than the limit of {limit} bytes"),
         ));
     }
+    if let Some(announced) = announced {
+        quota::enforce(&state.app, auth.user_id, declared, announced).await?;
+    }
     let staged = receive_body(&state, body, limit).await?;
+    quota::enforce(&state.app, auth.user_id, declared, staged.size()).await?;
     add(&state.app.metrics().upload_bytes, staged.size());
     let request = CommitRequest {
         actor: auth.actor(),

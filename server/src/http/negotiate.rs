@@ -3,7 +3,8 @@
 //! The device sends its manifest; the server loads all of the user's heads in ONE query,
 //! decides every save in memory with `savesync_core::decide` (the same function the mount
 //! runs), and records the plan as a sync session. A 10,000-entry manifest is a hash-map
-//! pass, not 10,000 queries.
+//! pass, not 10,000 queries; it runs on a blocking thread, and a manifest over
+//! `config.max_manifest_entries` is refused (`body_too_large`) before any of it.
 
 use super::ServerState;
 use super::extract::{ApiJson, ApiPath, AuthDevice};
@@ -17,7 +18,7 @@ use savesync_core::wire::{
     ActionKind, ManifestEntry, NegotiateRequest, NegotiateResponse, PlannedAction, SaveMeta,
     SessionReport,
 };
-use savesync_core::{ContentHash, SavePath, Version, decide};
+use savesync_core::{ContentHash, ErrorCode, SavePath, Version, decide};
 use std::collections::{HashMap, HashSet};
 
 pub async fn negotiate(
@@ -25,24 +26,35 @@ pub async fn negotiate(
     auth: AuthDevice,
     ApiJson(req): ApiJson<NegotiateRequest>,
 ) -> Result<Json<NegotiateResponse>, ApiError> {
-    let (user, device) = (auth.user_id, auth.device_id);
-    let (heads, cursor, untracked) = state
+    let cap = state.app.config().max_manifest_entries;
+    let entries = req.entries.len() as u64;
+    if entries > cap {
+        return Err(ApiError::new(
+            ErrorCode::BodyTooLarge,
+            format!("the manifest has {entries} entries; the limit is {cap}"),
+        ));
+    }
+    let (user, device, actor) = (auth.user_id, auth.device_id, auth.actor());
+    // Loading the heads, planning (a pass over up to `max_manifest_entries` entries) and
+    // recording the session all run on a blocking thread, never on an async worker.
+    let response = state
         .app
         .db(move |m| {
             let (heads, cursor) = m.all_heads(user)?;
-            Ok((heads, cursor, m.untracked(device)?))
+            let untracked = m.untracked(device)?;
+            let actions = plan(&req.entries, heads, &untracked);
+            let start = SessionStart {
+                actor,
+                manifest_entries: entries,
+                planned_actions: actions.len() as u64,
+                cursor,
+                now: now_unix(),
+            };
+            let session_id = m.start_session(&start)?;
+            Ok(NegotiateResponse { session_id, cursor, actions })
         })
         .await?;
-    let actions = plan(&req.entries, heads, &untracked);
-    let start = SessionStart {
-        actor: auth.actor(),
-        manifest_entries: req.entries.len() as u64,
-        planned_actions: actions.len() as u64,
-        cursor,
-        now: now_unix(),
-    };
-    let session_id = state.app.db(move |m| m.start_session(&start)).await?;
-    Ok(Json(NegotiateResponse { session_id, cursor, actions }))
+    Ok(Json(response))
 }
 
 pub async fn complete(

@@ -126,6 +126,15 @@ pub struct SessionStart {
     pub now: i64,
 }
 
+/// What a user stores, for the byte quota: each distinct content counted once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct StoredBytes {
+    /// Bytes of the distinct contents of the user's versions (heads, history, conflicts).
+    pub used: u64,
+    /// Whether the content asked about is already among them (storing it again is free).
+    pub has_content: bool,
+}
+
 /// A device row with its owner, for the admin CLI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminDevice {
@@ -268,6 +277,10 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug {
     // --- retention ---
     /// Every blob hash any version still references.
     fn referenced_hashes(&self) -> Result<std::collections::HashSet<ContentHash>, MetaError>;
+
+    // --- quota ---
+    /// The user's stored bytes, and whether `content` is already stored for them.
+    fn stored_bytes(&self, user: UserId, content: &ContentHash) -> Result<StoredBytes, MetaError>;
 
     // --- health ---
     /// A trivial query that proves the store answers (for `GET /health`). The default

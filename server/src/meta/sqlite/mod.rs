@@ -11,13 +11,15 @@ mod accounts;
 mod activity;
 mod commit;
 mod conflict_versions;
+mod quota;
 mod rows;
 mod saves;
 mod schema;
 
 use super::{
     Actor, AdminDevice, CommitOutcome, CommitRequest, DeviceAuth, DeviceId, MetaError, MetaStore,
-    NewDevice, NewDeviceInfo, Retention, SessionStart, StoredVersion, UserId, UserSummary,
+    NewDevice, NewDeviceInfo, Retention, SessionStart, StoredBytes, StoredVersion, UserId,
+    UserSummary,
 };
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use savesync_core::wire::{AuditEntry, DeviceInfo, History, SaveMeta, SessionReport};
@@ -281,6 +283,10 @@ impl MetaStore for SqliteMeta {
 
     fn referenced_hashes(&self) -> Result<HashSet<ContentHash>, MetaError> {
         self.read(saves::referenced_hashes)
+    }
+
+    fn stored_bytes(&self, user: UserId, content: &ContentHash) -> Result<StoredBytes, MetaError> {
+        self.read(|c| quota::stored_bytes(c, user, content))
     }
 
     /// Touches a real table, so a missing or unreadable schema fails too, not just the
