@@ -58,7 +58,8 @@ pub async fn sweep_leftover_staging(app: &App) {
     }
 }
 
-/// Run [`collect_garbage`] every `config.gc_interval` until `shutdown` fires.
+/// Run [`collect_garbage`], then prune old sync sessions (`crate::sessions`), every
+/// `config.gc_interval` until `shutdown` fires.
 pub async fn run_periodically(app: App, shutdown: tokio_util::sync::CancellationToken) {
     let mut ticker = tokio::time::interval(app.config().gc_interval);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -74,6 +75,13 @@ pub async fn run_periodically(app: App, shutdown: tokio_util::sync::Cancellation
             Ok(Ok(n)) => tracing::info!(removed = n, "collected unreferenced blobs"),
             Ok(Err(e)) => tracing::warn!(error = %e, "blob garbage collection failed"),
             Err(e) => tracing::warn!(error = %e, "blob garbage collection panicked"),
+        }
+        let pass_app = app.clone();
+        match tokio::task::spawn_blocking(move || crate::sessions::prune(&pass_app)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => tracing::debug!(removed = n, "pruned old sync sessions"),
+            Ok(Err(e)) => tracing::warn!(error = %e, "pruning sync sessions failed"),
+            Err(e) => tracing::warn!(error = %e, "pruning sync sessions panicked"),
         }
     }
 }

@@ -6,7 +6,7 @@
 //! (the axum API and its accept loop), `feed` (cursor notifications), `gc` (blob and
 //! staging collection), `pair_limiter` (throttling pairing-code guesses), `revocation`
 //! (ending a revoked device's streams), `data_dir` (private permissions, pairing key),
-//! `quota` (the per-user byte quota), `cli`.
+//! `quota` (the per-user byte quota), `sessions` (sync-session retention), `cli`.
 //! Tests and embedders start a server with [`launch`] on their own listener.
 
 mod app;
@@ -25,6 +25,7 @@ mod pair_limiter;
 mod quota;
 mod revocation;
 mod secrets;
+mod sessions;
 mod timestamps;
 
 pub use app::App;

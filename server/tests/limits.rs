@@ -9,6 +9,7 @@ use common::{DEADLINE, Device, TestServer, put, sp};
 use futures::StreamExt;
 use savesync_core::ErrorCode;
 use savesync_core::Rev;
+use savesync_core::wire::SessionReport;
 use std::time::Duration;
 
 /// Keep-alive comments on an idle stream (`:` lines), counted from the raw SSE bytes.
@@ -225,4 +226,51 @@ async fn a_user_at_its_quota_gets_507_and_stores_nothing_while_others_are_unaffe
 
     // Another user has a quota of its own.
     put(&bob, "q/a.srm", Rev::NONE, &[9u8; 1000]).await;
+}
+
+#[tokio::test]
+async fn sessions_record_the_first_report_and_are_pruned_by_age() {
+    let server = TestServer::start_with(|c| {
+        c.gc_interval = Duration::from_millis(100);
+        c.open_session_keep = Duration::from_secs(1);
+        c.session_keep = Duration::from_secs(3600);
+    })
+    .await;
+    let deck = server.pair("alice", "deck").await;
+    let laptop = server.pair("alice", "laptop").await;
+    let user = server.app.meta().ensure_user("alice", 0).unwrap();
+    let completed = deck.client.negotiate(manifest(3)).await.unwrap().session_id;
+    let abandoned = deck.client.negotiate(manifest(2)).await.unwrap().session_id;
+
+    let report = SessionReport { uploaded: 2, downloaded: 5, deleted: 1, conflicts: 1, errors: 0 };
+    // Only the device that opened a session completes it.
+    let err = laptop.client.complete_session(completed, report).await.unwrap_err();
+    assert_eq!(err.code(), Some(ErrorCode::NotFound), "{err}");
+    let before = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap())
+        .unwrap();
+    deck.client.complete_session(completed, report).await.unwrap();
+    // A retried report is accepted and changes nothing.
+    let retry = SessionReport { uploaded: 99, ..report };
+    deck.client.complete_session(completed, retry).await.unwrap();
+
+    let sessions = server.app.meta().sessions(user).unwrap();
+    assert_eq!(sessions.iter().map(|s| s.id).collect::<Vec<_>>(), [completed, abandoned]);
+    assert_eq!((sessions[0].manifest_entries, sessions[0].planned_actions), (3, 3));
+    let (at, recorded) = sessions[0].completed.expect("completed");
+    assert_eq!(recorded, report);
+    assert!(at >= before && at >= sessions[0].started_at, "completed at {at}");
+    assert_eq!(sessions[1].completed, None);
+
+    // Collection runs every 100 ms; the abandoned session goes once it is over 1 s old. The
+    // completed one, started at the same time, is kept (completed ones are kept an hour).
+    common::eventually("the abandoned session to be pruned", || async {
+        let ids: Vec<i64> =
+            server.app.meta().sessions(user).unwrap().iter().map(|s| s.id).collect();
+        (!ids.contains(&abandoned)).then_some(ids)
+    })
+    .await;
+    let left = server.app.meta().sessions(user).unwrap();
+    assert_eq!(left.iter().map(|s| s.id).collect::<Vec<_>>(), [completed]);
 }

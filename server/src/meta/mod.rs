@@ -135,6 +135,18 @@ pub struct StoredBytes {
     pub has_content: bool,
 }
 
+/// A stored sync session (for pruning checks and the admin view).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: i64,
+    pub device_id: Option<DeviceId>,
+    pub started_at: i64,
+    pub manifest_entries: u64,
+    pub planned_actions: u64,
+    /// Set once the device reported (with the counts it reported).
+    pub completed: Option<(i64, SessionReport)>,
+}
+
 /// A device row with its owner, for the admin CLI.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AdminDevice {
@@ -264,7 +276,9 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug {
 
     // --- sessions and audit ---
     fn start_session(&self, start: &SessionStart) -> Result<i64, MetaError>;
-    /// False when the session is not this user's.
+    /// Record the device's report and the completion time. The first report wins: a
+    /// repeated one (a retry) changes nothing and is still `true`. False when the session
+    /// is not one this device of this user opened.
     fn complete_session(
         &self,
         actor: Actor,
@@ -281,6 +295,13 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug {
     // --- quota ---
     /// The user's stored bytes, and whether `content` is already stored for them.
     fn stored_bytes(&self, user: UserId, content: &ContentHash) -> Result<StoredBytes, MetaError>;
+
+    // --- session retention ---
+    /// The user's sync sessions, oldest first.
+    fn sessions(&self, user: UserId) -> Result<Vec<SessionRecord>, MetaError>;
+    /// Delete sessions completed before `completed_before` and sessions never completed
+    /// that started before `open_before`; returns how many went.
+    fn prune_sessions(&self, completed_before: i64, open_before: i64) -> Result<u64, MetaError>;
 
     // --- health ---
     /// A trivial query that proves the store answers (for `GET /health`). The default

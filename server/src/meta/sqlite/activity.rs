@@ -1,7 +1,8 @@
-//! Per-device state (untracked saves, last synced rev), sync sessions and the audit log.
+//! Per-device state (untracked saves, last synced rev), sync sessions (opened by negotiate,
+//! completed by the device's report, pruned by age) and the audit log.
 
-use super::rows::{path_at, sql_u64};
-use crate::meta::{Actor, DeviceId, MetaError, SessionStart, UserId};
+use super::rows::{path_at, sql_u64, u64_at};
+use crate::meta::{Actor, DeviceId, MetaError, SessionRecord, SessionStart, UserId};
 use crate::timestamps::rfc3339;
 use rusqlite::{Connection, params};
 use savesync_core::wire::{AuditEntry, SessionReport};
@@ -101,12 +102,13 @@ pub fn complete_session(
     now: i64,
 ) -> Result<bool, MetaError> {
     let changed = conn.execute(
-        "UPDATE sync_sessions SET completed_at = ?3, uploaded = ?4, downloaded = ?5, deleted = ?6,
-                                  conflicts = ?7, errors = ?8
-         WHERE id = ?1 AND user_id = ?2",
+        "UPDATE sync_sessions SET completed_at = ?4, uploaded = ?5, downloaded = ?6, deleted = ?7,
+                                  conflicts = ?8, errors = ?9
+         WHERE id = ?1 AND user_id = ?2 AND device_id IS ?3 AND completed_at IS NULL",
         params![
             session,
             actor.user_id,
+            actor.device_id,
             now,
             sql_u64(r.uploaded),
             sql_u64(r.downloaded),
@@ -116,7 +118,13 @@ pub fn complete_session(
         ],
     )?;
     if changed == 0 {
-        return Ok(false);
+        // Either not this device's session, or already completed (a retried report).
+        let exists = conn
+            .prepare_cached(
+                "SELECT 1 FROM sync_sessions WHERE id = ?1 AND user_id = ?2 AND device_id IS ?3",
+            )?
+            .exists(params![session, actor.user_id, actor.device_id])?;
+        return Ok(exists);
     }
     let detail = format!(
         "session {session}: uploaded {}, downloaded {}, deleted {}, conflicts {}, errors {}",
@@ -124,6 +132,55 @@ pub fn complete_session(
     );
     append_audit(conn, actor.user_id, actor.device_id, now, "session_complete", None, &detail)?;
     Ok(true)
+}
+
+pub fn sessions(conn: &Connection, user: UserId) -> Result<Vec<SessionRecord>, MetaError> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, device_id, started_at, manifest_entries, planned_actions, completed_at,
+                uploaded, downloaded, deleted, conflicts, errors
+         FROM sync_sessions WHERE user_id = ?1 ORDER BY id",
+    )?;
+    let rows = stmt.query_map([user], |r| {
+        let completed_at: Option<i64> = r.get(5)?;
+        let completed = match completed_at {
+            None => None,
+            Some(at) => Some((
+                at,
+                SessionReport {
+                    uploaded: u64_at(r, 6)?,
+                    downloaded: u64_at(r, 7)?,
+                    deleted: u64_at(r, 8)?,
+                    conflicts: u64_at(r, 9)?,
+                    errors: u64_at(r, 10)?,
+                },
+            )),
+        };
+        Ok(SessionRecord {
+            id: r.get(0)?,
+            device_id: r.get(1)?,
+            started_at: r.get(2)?,
+            manifest_entries: u64_at(r, 3)?,
+            planned_actions: u64_at(r, 4)?,
+            completed,
+        })
+    })?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Sessions are a record of what devices did, kept for a while; see
+/// `config.session_keep` and `config.open_session_keep`.
+pub fn prune_sessions(
+    conn: &Connection,
+    completed_before: i64,
+    open_before: i64,
+) -> Result<u64, MetaError> {
+    let removed = conn.execute(
+        "DELETE FROM sync_sessions
+         WHERE (completed_at IS NOT NULL AND completed_at < ?1)
+            OR (completed_at IS NULL AND started_at < ?2)",
+        params![completed_before, open_before],
+    )?;
+    Ok(removed as u64)
 }
 
 pub fn audit(conn: &Connection, user: UserId, limit: u32) -> Result<Vec<AuditEntry>, MetaError> {
@@ -143,4 +200,50 @@ pub fn audit(conn: &Connection, user: UserId, limit: u32) -> Result<Vec<AuditEnt
         })
     })?;
     Ok(rows.collect::<Result<_, _>>()?)
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::meta::sqlite::SqliteMeta;
+    use crate::meta::{Actor, MetaStore, SessionStart};
+    use savesync_core::Seq;
+    use savesync_core::wire::SessionReport;
+
+    /// Sessions started at `started` and completed at `completed` (if any), then pruned with
+    /// completed ones kept 100 s and open ones 10 s, at time 1000.
+    #[test]
+    fn pruning_keeps_completed_sessions_longer_than_open_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = SqliteMeta::open(dir.path().join("db")).unwrap();
+        let user = meta.ensure_user("alice", 0).unwrap();
+        let actor = Actor { user_id: user, device_id: None };
+        // (started_at, completed_at, kept)
+        let table = [
+            (995, None, true),       // open, 5 s old
+            (989, None, false),      // open, 11 s old
+            (100, Some(950), true),  // completed 50 s ago
+            (100, Some(899), false), // completed 101 s ago
+            (980, Some(985), true),  // completed recently, started long enough ago for an open one
+        ];
+        let mut kept = Vec::new();
+        for (started, completed, keep) in table {
+            let start = SessionStart {
+                actor,
+                manifest_entries: 1,
+                planned_actions: 0,
+                cursor: Seq(0),
+                now: started,
+            };
+            let id = meta.start_session(&start).unwrap();
+            if let Some(at) = completed {
+                assert!(meta.complete_session(actor, id, &SessionReport::default(), at).unwrap());
+            }
+            if keep {
+                kept.push(id);
+            }
+        }
+        assert_eq!(meta.prune_sessions(1000 - 100, 1000 - 10).unwrap(), 2);
+        let left: Vec<i64> = meta.sessions(user).unwrap().iter().map(|s| s.id).collect();
+        assert_eq!(left, kept);
+    }
 }

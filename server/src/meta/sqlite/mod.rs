@@ -18,8 +18,8 @@ mod schema;
 
 use super::{
     Actor, AdminDevice, CommitOutcome, CommitRequest, DeviceAuth, DeviceId, MetaError, MetaStore,
-    NewDevice, NewDeviceInfo, Retention, SessionStart, StoredBytes, StoredVersion, UserId,
-    UserSummary,
+    NewDevice, NewDeviceInfo, Retention, SessionRecord, SessionStart, StoredBytes, StoredVersion,
+    UserId, UserSummary,
 };
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use savesync_core::wire::{AuditEntry, DeviceInfo, History, SaveMeta, SessionReport};
@@ -287,6 +287,14 @@ impl MetaStore for SqliteMeta {
 
     fn stored_bytes(&self, user: UserId, content: &ContentHash) -> Result<StoredBytes, MetaError> {
         self.read(|c| quota::stored_bytes(c, user, content))
+    }
+
+    fn sessions(&self, user: UserId) -> Result<Vec<SessionRecord>, MetaError> {
+        self.read(|c| activity::sessions(c, user))
+    }
+
+    fn prune_sessions(&self, completed_before: i64, open_before: i64) -> Result<u64, MetaError> {
+        self.write(|tx| activity::prune_sessions(tx, completed_before, open_before))
     }
 
     /// Touches a real table, so a missing or unreadable schema fails too, not just the
