@@ -274,3 +274,39 @@ async fn sessions_record_the_first_report_and_are_pruned_by_age() {
     let left = server.app.meta().sessions(user).unwrap();
     assert_eq!(left.iter().map(|s| s.id).collect::<Vec<_>>(), [completed]);
 }
+
+/// Open an event stream of `device` and read its first (current cursor) event.
+async fn open_stream(
+    device: &Device,
+) -> std::pin::Pin<
+    Box<impl futures::Stream<Item = savesync_client::Result<savesync_core::wire::CursorEvent>>>,
+> {
+    let mut events = Box::pin(device.client.events().await.unwrap());
+    let first = tokio::time::timeout(DEADLINE, events.next()).await.expect("first event");
+    first.expect("stream open").expect("cursor event");
+    events
+}
+
+#[tokio::test]
+async fn a_device_over_its_stream_cap_loses_its_oldest_stream() {
+    let server = TestServer::start_with(|c| c.max_streams_per_device = 2).await;
+    let deck = server.pair("alice", "deck").await;
+    let laptop = server.pair("alice", "laptop").await;
+    let mut oldest = open_stream(&deck).await;
+    let mut second = open_stream(&deck).await;
+    let mut other_device = open_stream(&laptop).await;
+    let mut newest = open_stream(&deck).await;
+
+    // The oldest of the deck's three streams is ended by the server.
+    let ended = tokio::time::timeout(DEADLINE, oldest.next()).await.expect("oldest stream ended");
+    assert!(ended.is_none(), "{ended:?}");
+
+    // The others stay open and announce the next commit.
+    let head = put(&laptop, "s/a.srm", Rev::NONE, b"a").await;
+    for (name, stream) in
+        [("second", &mut second), ("newest", &mut newest), ("laptop", &mut other_device)]
+    {
+        let event = tokio::time::timeout(DEADLINE, stream.next()).await.expect(name);
+        assert_eq!(event.expect("open").expect("event").cursor, head.seq, "{name}");
+    }
+}

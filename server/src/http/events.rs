@@ -1,8 +1,9 @@
 //! `GET /events`: server-sent events announcing the user's cursor. The first event carries
 //! the current cursor, then one follows each commit (several commits may coalesce into one
 //! event with the latest cursor); an idle stream carries a keep-alive comment every
-//! `config.sse_keep_alive`. The stream ends when the server shuts down or the device is
-//! revoked.
+//! `config.sse_keep_alive`. The stream ends when the server shuts down, when the device is
+//! revoked, or when the same device opens more than `config.max_streams_per_device`
+//! streams (the oldest ends; see `stream_cap`).
 
 use super::ServerState;
 use super::extract::AuthDevice;
@@ -49,11 +50,14 @@ pub async fn events(
     let user = auth.user_id;
     let first = state.app.db(move |m| m.current_seq(user)).await?;
     let gauge = ClientGauge::new(state.clone());
+    let slot = state.streams.open(auth.device_id);
     let shutdown = state.shutdown.clone();
     let revoked = state.app.until_revoked(auth.device_id);
     let keep_alive = state.app.config().sse_keep_alive;
     let stream = async_stream::stream! {
         let _gauge = gauge;
+        let pushed_out = slot.closed.clone();
+        let _slot = slot;
         let mut last = first;
         tokio::pin!(revoked);
         yield Ok(cursor_event(first));
@@ -63,6 +67,8 @@ pub async fn events(
                 biased;
                 () = shutdown.cancelled() => break,
                 () = &mut revoked => break,
+                // A newer stream of this device took this one's place under the cap.
+                () = pushed_out.cancelled() => break,
                 changed = cursor_rx.changed() => {
                     if changed.is_err() {
                         break;

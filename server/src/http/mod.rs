@@ -18,6 +18,7 @@ mod negotiate;
 mod pairing;
 mod saves;
 mod serve;
+mod stream_cap;
 mod untracked;
 
 use crate::app::App;
@@ -39,6 +40,8 @@ pub struct ServerState {
     pub shutdown: CancellationToken,
     /// Throttles failed `POST /pair` attempts.
     pub pair_limiter: Arc<PairLimiter>,
+    /// Open event streams per device, capped.
+    pub streams: Arc<stream_cap::DeviceStreams>,
 }
 
 /// The complete router.
@@ -91,6 +94,7 @@ pub async fn launch(
         app: app.clone(),
         shutdown: token.clone(),
         pair_limiter: Arc::new(PairLimiter::new(PairLimits::default())),
+        streams: Arc::new(stream_cap::DeviceStreams::new(app.config().max_streams_per_device)),
     };
     let request_timeout = app.config().request_timeout;
     crate::gc::sweep_leftover_staging(&app).await;
