@@ -310,3 +310,52 @@ async fn a_device_over_its_stream_cap_loses_its_oldest_stream() {
         assert_eq!(event.expect("open").expect("event").cursor, head.seq, "{name}");
     }
 }
+
+#[tokio::test]
+async fn connections_over_the_cap_get_503_until_one_closes() {
+    let server = TestServer::start_with(|c| {
+        c.max_connections = 2;
+        c.sse_keep_alive = Duration::from_millis(100);
+    })
+    .await;
+    let deck = server.pair("alice", "deck").await;
+    // Each stream holds one connection (a client of its own, so none is shared).
+    let open_held_stream = || async {
+        common::eventually("a stream under the cap", || async {
+            let response = reqwest::Client::new()
+                .get(server.api("events"))
+                .bearer_auth(&deck.token)
+                .timeout(Duration::from_secs(3600))
+                .send()
+                .await
+                .ok()?;
+            (response.status().as_u16() == 200).then_some(response)
+        })
+        .await
+    };
+    let first = open_held_stream().await;
+    let _second = open_held_stream().await;
+
+    // A third connection is answered 503 unavailable, with retry-after, and closed.
+    for _ in 0..3 {
+        let response = reqwest::Client::new()
+            .get(server.api("health"))
+            .timeout(DEADLINE)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), 503);
+        assert_eq!(response.headers()["retry-after"], "1");
+        let body: savesync_core::wire::ErrorBody = response.json().await.unwrap();
+        assert_eq!(body.code, ErrorCode::Unavailable);
+    }
+
+    // Once a held connection closes, new ones are served again.
+    drop(first);
+    common::eventually("a connection to be served after one closed", || async {
+        let response =
+            reqwest::Client::new().get(server.api("health")).timeout(DEADLINE).send().await.ok()?;
+        (response.status().as_u16() == 200).then_some(())
+    })
+    .await;
+}

@@ -97,6 +97,7 @@ pub async fn launch(
         streams: Arc::new(stream_cap::DeviceStreams::new(app.config().max_streams_per_device)),
     };
     let request_timeout = app.config().request_timeout;
+    let max_connections = app.config().max_connections;
     crate::gc::sweep_leftover_staging(&app).await;
     let gc = tokio::spawn(crate::gc::run_periodically(app, token.clone()));
     let trigger = token.clone();
@@ -108,7 +109,8 @@ pub async fn launch(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "serving savesync API");
     }
-    serve::serve_connections(listener, router(state), request_timeout, signal).await;
+    serve::serve_connections(listener, router(state), request_timeout, max_connections, signal)
+        .await;
     token.cancel();
     let _ = gc.await;
     Ok(())
