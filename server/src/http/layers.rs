@@ -2,6 +2,7 @@
 //! body whose announced length is over the limit.
 
 use super::ServerState;
+use super::pairing::MAX_PAIR_BODY;
 use crate::error::{ApiError, FailedBackend};
 use crate::metrics::{UNMATCHED, add};
 use axum::extract::{MatchedPath, Request, State};
@@ -65,8 +66,19 @@ fn is_upload(method: &Method, route: &str) -> bool {
     method == Method::PUT && route.ends_with("/saves/content")
 }
 
-/// Answer 413 `body_too_large` at once when `Content-Length` announces more than
-/// `config.max_json_bytes`. The JSON extractor only notices a body is too large once that
+/// The largest body a route takes, as far as it is known before the handler runs: `None`
+/// for uploads (they check `max_body_bytes` themselves, see `content.rs`), the small pairing
+/// limit for `POST /pair`, `max_json_bytes` for every other (JSON) body.
+fn body_limit(method: &Method, route: Option<&str>, max_json_bytes: u64) -> Option<u64> {
+    match route {
+        Some(r) if is_upload(method, r) => None,
+        Some(r) if r.ends_with("/pair") => Some(MAX_PAIR_BODY as u64),
+        _ => Some(max_json_bytes),
+    }
+}
+
+/// Answer 413 `body_too_large` at once when `Content-Length` announces more than the
+/// route's [`body_limit`]. The JSON extractor only notices a body is too large once that
 /// many bytes have arrived, so a client that announces a huge body and sends nothing would
 /// otherwise hold the request until the deadline with no answer. The connection is closed
 /// after the answer, since the unread body cannot be skipped.
@@ -75,16 +87,15 @@ pub async fn refuse_oversized_length(
     req: Request,
     next: Next,
 ) -> Response {
-    let limit = state.app.config().max_json_bytes;
     let route = req.extensions().get::<MatchedPath>().map(|m| m.as_str().to_owned());
+    let limit = body_limit(req.method(), route.as_deref(), state.app.config().max_json_bytes);
     let announced = req
         .headers()
         .get(CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
-    let exempt = route.as_deref().is_some_and(|r| is_upload(req.method(), r));
-    match announced {
-        Some(n) if n > limit && !exempt => {
+    match (announced, limit) {
+        (Some(n), Some(limit)) if n > limit => {
             let mut response = ApiError::new(
                 ErrorCode::BodyTooLarge,
                 format!("body of {n} bytes is larger than the limit of {limit} bytes"),
@@ -99,7 +110,7 @@ pub async fn refuse_oversized_length(
 
 #[cfg(test)]
 mod tests {
-    use super::{exempt_from_deadline, is_upload};
+    use super::{MAX_PAIR_BODY, body_limit, exempt_from_deadline, is_upload};
     use axum::http::Method;
 
     #[test]
@@ -117,5 +128,21 @@ mod tests {
         assert!(!is_upload(&Method::GET, "/api/v1/saves/content"));
         assert!(!is_upload(&Method::PUT, "/api/v1/untracked"));
         assert!(!is_upload(&Method::POST, "/api/v1/negotiate"));
+    }
+
+    #[test]
+    fn body_limits_by_route() {
+        let json = 1000;
+        let pair = Some(MAX_PAIR_BODY as u64);
+        let table = [
+            (Method::PUT, Some("/api/v1/saves/content"), None),
+            (Method::POST, Some("/api/v1/pair"), pair),
+            (Method::POST, Some("/api/v1/negotiate"), Some(json)),
+            (Method::PUT, Some("/api/v1/untracked"), Some(json)),
+            (Method::POST, None, Some(json)),
+        ];
+        for (method, route, expected) in table {
+            assert_eq!(body_limit(&method, route, json), expected, "{method} {route:?}");
+        }
     }
 }
