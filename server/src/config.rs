@@ -1,7 +1,7 @@
 //! Server configuration: embedded defaults, an optional TOML file, then `SAVESYNC_*`
 //! environment overrides (in that order; later wins). Durations are whole seconds in the
 //! file and the environment so a human can write them without a unit parser; a key or
-//! variable ending in `_ms` is in milliseconds instead.
+//! variable ending in `_ms`, `_days` or `_hours` is in that unit instead.
 
 use anyhow::Context;
 use serde::Deserialize;
