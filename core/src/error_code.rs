@@ -42,6 +42,9 @@ pub enum ErrorCode {
     /// Storing this would take the user over the server's byte quota; nothing was stored.
     /// Not transient: it succeeds only once old versions are pruned or the quota is raised.
     QuotaExceeded,
+    /// The path would add a name that differs from an existing sibling only in case (or
+    /// Unicode case folding): the two would collide on a case-insensitive file system.
+    NameCollision,
 }
 
 impl ErrorCode {
@@ -63,6 +66,7 @@ impl ErrorCode {
             ErrorCode::Internal => 500,
             ErrorCode::Unavailable => 503,
             ErrorCode::QuotaExceeded => 507,
+            ErrorCode::NameCollision => 409,
         }
     }
 
@@ -92,6 +96,7 @@ impl ErrorCode {
             ErrorCode::Unavailable => "unavailable",
             ErrorCode::AdminOnly => "admin_only",
             ErrorCode::QuotaExceeded => "quota_exceeded",
+            ErrorCode::NameCollision => "name_collision",
         }
     }
 }
@@ -125,6 +130,7 @@ mod tests {
             ErrorCode::Unavailable,
             ErrorCode::AdminOnly,
             ErrorCode::QuotaExceeded,
+            ErrorCode::NameCollision,
         ] {
             assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{}\"", code.as_str()));
         }

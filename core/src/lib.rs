@@ -13,6 +13,7 @@ mod decide;
 mod error_code;
 mod hash;
 mod local_only;
+mod names;
 mod path;
 pub mod wire;
 
@@ -21,6 +22,8 @@ pub use decide::{Decision, Version, decide};
 pub use error_code::ErrorCode;
 pub use hash::{ContentHash, ContentHasher, ParseHashError};
 pub use local_only::is_local_only_name;
+pub use names::{fold_key, invisible_char, is_reserved_conflict_name, to_nfc};
 pub use path::{
     CONFLICT_SUFFIX, MAX_COMPONENT_BYTES, MAX_PATH_BYTES, PathError, SavePath, validate_component,
 };
+pub use path::{MAX_PATH_COMPONENTS, NAME_MAX_BYTES};

@@ -2,21 +2,37 @@
 //!
 //! Every path that crosses a trust boundary (an HTTP request, a FUSE lookup, a manifest
 //! entry) is parsed into a `SavePath` first, so nothing downstream ever sees `..`, an
-//! absolute path, a NUL byte or a control character. Names ending in [`CONFLICT_SUFFIX`]
-//! are reserved for the mount's conflict copies and are refused here.
+//! absolute path, a NUL byte or a control character.
+//!
+//! Parsing *normalises* rather than refuses: the result is the NFC form of the input
+//! ([`crate::names::to_nfc`]), so a client or program that spells a name in NFD gets the
+//! same save as one that spells it in NFC. The other name rules (`crate::names`) refuse:
+//! invisible formatting characters, and names a case-insensitive file system would take
+//! for a conflict copy (`NAME.conflict`, any case, trailing dots and spaces ignored).
+//! Components are bounded so that `NAME.conflict` still fits in `NAME_MAX` (255 bytes),
+//! and whole paths by `PATH_MAX - 1` (4,095 bytes), both counted on the NFC form.
 
+use crate::names::{invisible_char, is_reserved_conflict_name, to_nfc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
 use std::str::FromStr;
 
-/// Longest single component, in bytes (the common `NAME_MAX`).
-pub const MAX_COMPONENT_BYTES: usize = 255;
-/// Longest whole path, in bytes.
-pub const MAX_PATH_BYTES: usize = 1024;
-/// Suffix of the sibling that shows the other side of a conflict.
-pub const CONFLICT_SUFFIX: &str = ".conflict";
+pub use crate::names::CONFLICT_SUFFIX;
 
-/// A save path such as `snes/Chrono Trigger.srm`.
+/// The common `NAME_MAX`: the longest name a Linux file system (and the mount) holds.
+pub const NAME_MAX_BYTES: usize = 255;
+/// Longest single component, in bytes: `NAME_MAX` less the conflict suffix, so the
+/// conflict copy of any save is itself a valid file name.
+pub const MAX_COMPONENT_BYTES: usize = NAME_MAX_BYTES - CONFLICT_SUFFIX.len();
+/// Longest whole path, in bytes: Linux `PATH_MAX` (4,096) less its NUL.
+pub const MAX_PATH_BYTES: usize = 4095;
+/// Most components a path can have (`a/b/...`): bounds every walk up or down a path.
+pub const MAX_PATH_COMPONENTS: usize = MAX_PATH_BYTES.div_ceil(2);
+/// Longest input parse looks at before normalising: NFD spells a character in at most
+/// four times the bytes NFC does, so no valid path is longer than this in any form.
+const MAX_INPUT_BYTES: usize = 4 * MAX_PATH_BYTES;
+
+/// A save path such as `snes/Chrono Trigger.srm`, in NFC.
 #[derive(Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct SavePath(String);
 
@@ -39,16 +55,24 @@ pub enum PathError {
     ComponentTooLong,
     #[error("path is longer than {MAX_PATH_BYTES} bytes")]
     TooLong,
-    #[error("names ending in '.conflict' are reserved for conflict copies")]
+    #[error(
+        "names ending in '.conflict' (any case, with trailing dots or spaces) are reserved for conflict copies"
+    )]
     ReservedConflictName,
+    #[error("path has the invisible formatting character U+{:04X}", u32::from(*.0))]
+    InvisibleCharacter(char),
 }
 
 impl SavePath {
-    /// Validate `s` as a save path.
+    /// Validate `s` as a save path; the path returned is its NFC form.
     pub fn parse(s: &str) -> Result<SavePath, PathError> {
         if s.is_empty() {
             return Err(PathError::Empty);
         }
+        if s.len() > MAX_INPUT_BYTES {
+            return Err(PathError::TooLong);
+        }
+        let s = to_nfc(s);
         if s.len() > MAX_PATH_BYTES {
             return Err(PathError::TooLong);
         }
@@ -58,13 +82,16 @@ impl SavePath {
         if s.chars().any(char::is_control) {
             return Err(PathError::ControlCharacter);
         }
+        if let Some(c) = invisible_char(&s) {
+            return Err(PathError::InvisibleCharacter(c));
+        }
         if s.contains('\\') {
             return Err(PathError::Backslash);
         }
         for component in s.split('/') {
             validate_component(component)?;
         }
-        Ok(SavePath(s.to_owned()))
+        Ok(SavePath(s.into_owned()))
     }
 
     /// Join one more component onto this path.
@@ -112,7 +139,8 @@ impl SavePath {
     }
 }
 
-/// Check one path component (also used by the mount for names it receives from FUSE).
+/// Check one NFC path component (also used by the mount for names it receives from FUSE).
+/// Character rules (controls, invisible characters) are checked by [`SavePath::parse`].
 pub fn validate_component(component: &str) -> Result<(), PathError> {
     if component.is_empty() {
         return Err(PathError::EmptyComponent);
@@ -123,7 +151,7 @@ pub fn validate_component(component: &str) -> Result<(), PathError> {
     if component.len() > MAX_COMPONENT_BYTES {
         return Err(PathError::ComponentTooLong);
     }
-    if component.ends_with(CONFLICT_SUFFIX) {
+    if is_reserved_conflict_name(component) {
         return Err(PathError::ReservedConflictName);
     }
     Ok(())
@@ -200,9 +228,9 @@ mod tests {
 
     #[test]
     fn bounds_component_and_path_length() {
-        assert!(SavePath::parse(&"x".repeat(255)).is_ok());
-        assert_eq!(SavePath::parse(&"x".repeat(256)), Err(PathError::ComponentTooLong));
-        let long = vec!["y".repeat(200); 6].join("/");
+        assert!(SavePath::parse(&"x".repeat(246)).is_ok());
+        assert_eq!(SavePath::parse(&"x".repeat(247)), Err(PathError::ComponentTooLong));
+        let long = vec!["y".repeat(200); 21].join("/");
         assert_eq!(SavePath::parse(&long), Err(PathError::TooLong));
     }
 

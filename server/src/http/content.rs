@@ -208,5 +208,13 @@ pub async fn commit_and_publish(
             Err(ApiError::conflict(head))
         }
         CommitOutcome::NotFound => Err(ApiError::not_found(format!("save {shown:?}"))),
+        CommitOutcome::NameCollision(existing) => Err(ApiError::new(
+            ErrorCode::NameCollision,
+            format!(
+                "{shown:?} adds a name that differs only in case from one of the existing \
+                 save {:?}: a case-insensitive share would see one name",
+                existing.as_str()
+            ),
+        )),
     }
 }

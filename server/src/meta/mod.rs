@@ -106,6 +106,9 @@ pub enum CommitOutcome {
     Conflict(Option<SaveMeta>),
     /// Delete or restore of a save that does not exist.
     NotFound,
+    /// The path adds a name that case-folds onto this existing live save's name (or one of
+    /// its directories): refused, nothing written.
+    NameCollision(SavePath),
 }
 
 /// One stored version's content, for download and restore.

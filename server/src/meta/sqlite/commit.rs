@@ -53,6 +53,12 @@ pub fn commit(
         return Ok(CommitOutcome::Conflict(current));
     }
 
+    if current.as_ref().is_none_or(|h| h.deleted) {
+        if let Some(existing) = super::names::collision(conn, user, &req.path)? {
+            return Ok(CommitOutcome::NameCollision(existing));
+        }
+    }
+
     let seq: i64 = conn.query_row(
         "UPDATE users SET seq = seq + 1 WHERE id = ?1 RETURNING seq",
         [user],
@@ -65,14 +71,26 @@ pub fn commit(
     };
     let deleted = hash_hex.is_none();
     conn.prepare_cached(
-        "INSERT INTO saves (user_id, path, rev, seq, hash, size, deleted, committed_at, device_id)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+        "INSERT INTO saves (user_id, path, rev, seq, hash, size, deleted, committed_at, device_id,
+                            fold)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
          ON CONFLICT(user_id, path) DO UPDATE SET
            rev = excluded.rev, seq = excluded.seq, hash = excluded.hash, size = excluded.size,
            deleted = excluded.deleted, committed_at = excluded.committed_at,
            device_id = excluded.device_id",
     )?
-    .execute(params![user, path, rev, seq, hash_hex, size, deleted, req.now, device])?;
+    .execute(params![
+        user,
+        path,
+        rev,
+        seq,
+        hash_hex,
+        size,
+        deleted,
+        req.now,
+        device,
+        savesync_core::fold_key(path)
+    ])?;
     conn.prepare_cached(
         "INSERT INTO versions (user_id, path, kind, rev, seq, hash, size, device_id, created_at)
          VALUES (?1, ?2, 'commit', ?3, ?4, ?5, ?6, ?7, ?8)",

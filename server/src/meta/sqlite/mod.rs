@@ -11,6 +11,7 @@ mod accounts;
 mod activity;
 mod commit;
 mod conflict_versions;
+mod names;
 mod quota;
 mod rows;
 mod saves;
@@ -60,6 +61,7 @@ impl SqliteMeta {
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
         schema::MIGRATIONS.to_latest(&mut writer)?;
+        names::fill_missing_fold_keys(&writer)?;
         Ok(SqliteMeta { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
     }
 

@@ -105,7 +105,15 @@ DELETE FROM pairing_codes WHERE used_at IS NULL;
 ALTER TABLE pairing_codes ADD COLUMN wrong_guesses INTEGER NOT NULL DEFAULT 0;
 ";
 
-const MIGRATIONS_SLICE: &[M<'static>] = &[M::up(V1), M::up(PAIRING_CODES_KEYED)];
+/// The canonical caseless key of each save's path (`savesync_core::fold_key`), so the
+/// commit can find a sibling a new name would collide with on a case-insensitive share
+/// (`names.rs`). Rows from before this migration are filled in at open.
+const SAVES_FOLD: &str = r"
+ALTER TABLE saves ADD COLUMN fold TEXT;
+CREATE INDEX saves_by_fold ON saves(user_id, fold);
+";
+
+const MIGRATIONS_SLICE: &[M<'static>] = &[M::up(V1), M::up(PAIRING_CODES_KEYED), M::up(SAVES_FOLD)];
 
 /// All migrations, oldest first.
 pub const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATIONS_SLICE);

@@ -1,0 +1,170 @@
+//! Case-insensitive name collisions, checked inside the commit transaction.
+//!
+//! Saves are re-exported through case-insensitive file systems (Samba's default, Windows,
+//! macOS), where `snes/Zelda.srm` and `snes/zelda.srm`, or `Snes/a.srm` and `snes/b.srm`
+//! (two directories), are one name. A commit that would add a *new* name which case-folds
+//! onto a different existing sibling (file or directory) is refused
+//! ([`crate::meta::CommitOutcome::NameCollision`]). Updating an existing save, or adding a
+//! file into an existing directory, adds no new name at that level and is never refused
+//! for it. Only live saves count: a deleted (tombstoned) save's name is free, so a user
+//! who deleted `Zelda.srm` can create `ZELDA.srm`.
+//!
+//! Every save row carries `fold`, the canonical caseless key of its path
+//! ([`savesync_core::fold_key`]), indexed with the user, so each check is a few index
+//! lookups whatever the size of the library.
+
+use crate::meta::{MetaError, UserId};
+use rusqlite::{Connection, OptionalExtension, params};
+use savesync_core::{SavePath, fold_key};
+
+/// Whether a live save exists at `prefix` or below it.
+fn live_at_or_below(conn: &Connection, user: UserId, prefix: &str) -> Result<bool, MetaError> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT EXISTS(SELECT 1 FROM saves WHERE user_id = ?1 AND path = ?2 AND deleted = 0)
+                 OR EXISTS(SELECT 1 FROM saves WHERE user_id = ?1 AND path >= ?3 AND path < ?4
+                                                 AND deleted = 0)",
+        )?
+        .query_row(params![user, prefix, format!("{prefix}/"), format!("{prefix}0")], |r| {
+            r.get(0)
+        })?)
+}
+
+/// A live save whose path, at the depth of `key`, folds to `key`.
+fn live_with_fold(
+    conn: &Connection,
+    user: UserId,
+    key: &str,
+) -> Result<Option<SavePath>, MetaError> {
+    let path: Option<String> = conn
+        .prepare_cached(
+            "SELECT path FROM saves
+             WHERE user_id = ?1 AND deleted = 0
+               AND (fold = ?2 OR (fold >= ?3 AND fold < ?4))
+             LIMIT 1",
+        )?
+        .query_row(params![user, key, format!("{key}/"), format!("{key}0")], |r| r.get(0))
+        .optional()?;
+    path.map(|p| SavePath::parse(&p).map_err(|e| MetaError::Corrupt(format!("{p:?}: {e}"))))
+        .transpose()
+}
+
+/// The existing live save a commit of `path` would collide with, if any: found at the
+/// first component of `path` that does not exist yet (the new name it adds).
+pub fn collision(
+    conn: &Connection,
+    user: UserId,
+    path: &SavePath,
+) -> Result<Option<SavePath>, MetaError> {
+    let mut prefix = String::with_capacity(path.as_str().len());
+    for component in path.components() {
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(component);
+        if !live_at_or_below(conn, user, &prefix)? {
+            // `prefix` is a new name in its directory: below it everything is new too.
+            return live_with_fold(conn, user, &fold_key(&prefix));
+        }
+    }
+    Ok(None)
+}
+
+/// Fill `fold` on rows written before it existed (runs at open; a no-op afterwards).
+pub fn fill_missing_fold_keys(conn: &Connection) -> Result<(), MetaError> {
+    let missing: Vec<(i64, String)> = conn
+        .prepare("SELECT id, path FROM saves WHERE fold IS NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let tx = conn.unchecked_transaction()?;
+    {
+        let mut update = tx.prepare("UPDATE saves SET fold = ?2 WHERE id = ?1")?;
+        for (id, path) in &missing {
+            update.execute(params![id, fold_key(path)])?;
+        }
+    }
+    tx.commit()?;
+    tracing::info!(rows = missing.len(), "filled case-folded keys of existing saves");
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::meta::sqlite::SqliteMeta;
+    use crate::meta::{Actor, CommitOutcome, CommitRequest, MetaStore, NewContent, Retention};
+    use savesync_core::{ContentHash, Rev, SavePath};
+
+    const KEEP_ALL: Retention = Retention { keep_versions: 1000, keep_seconds: i64::MAX };
+
+    fn request(path: &str, base: u64, content: NewContent) -> CommitRequest {
+        CommitRequest {
+            actor: Actor { user_id: 1, device_id: None },
+            path: SavePath::parse(path).unwrap(),
+            base_rev: Rev(base),
+            content,
+            operation: "upload",
+            now: 1,
+        }
+    }
+
+    fn bytes(b: &[u8]) -> NewContent {
+        NewContent::Bytes { hash: ContentHash::of(b), size: b.len() as u64 }
+    }
+
+    fn outcome(store: &SqliteMeta, path: &str, base: u64, content: NewContent) -> String {
+        match store.commit(&request(path, base, content), KEEP_ALL).unwrap() {
+            CommitOutcome::Committed(_) => "committed".into(),
+            CommitOutcome::NameCollision(with) => format!("collides with {with}"),
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_new_name_that_case_folds_onto_a_live_sibling_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteMeta::open(dir.path().join("t.db")).unwrap();
+        store.ensure_user("alice", 0).unwrap();
+        let table = [
+            ("snes/Zelda.srm", 0, bytes(b"1"), "committed"),
+            ("snes/zelda.srm", 0, bytes(b"2"), "collides with snes/Zelda.srm"),
+            ("snes/ZELDA.SRM", 0, bytes(b"2"), "collides with snes/Zelda.srm"),
+            // A directory and a file, or two directories, collide the same way.
+            ("snes/zelda.SRM/x", 0, bytes(b"2"), "collides with snes/Zelda.srm"),
+            ("SNES/other.srm", 0, bytes(b"2"), "collides with snes/Zelda.srm"),
+            // Full Unicode folding, on the NFC form.
+            ("gba/Stra\u{df}e.sav", 0, bytes(b"3"), "committed"),
+            ("gba/STRASSE.sav", 0, bytes(b"4"), "collides with gba/Stra\u{df}e.sav"),
+            // Updating the existing save, or a new file beside it, is fine.
+            ("snes/Zelda.srm", 1, bytes(b"5"), "committed"),
+            ("snes/mario.srm", 0, bytes(b"6"), "committed"),
+            // A deleted save does not block its case variant.
+            ("snes/mario.srm", 1, NewContent::Tombstone, "committed"),
+            ("snes/MARIO.srm", 0, bytes(b"7"), "committed"),
+            // ... and the old spelling is now the second name.
+            ("snes/mario.srm", 2, bytes(b"8"), "collides with snes/MARIO.srm"),
+        ];
+        for (path, base, content, expected) in table {
+            assert_eq!(outcome(&store, path, base, content), expected, "{path} on base {base}");
+        }
+    }
+
+    #[test]
+    fn rows_from_before_the_fold_column_get_their_key_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        {
+            let store = SqliteMeta::open(&db).unwrap();
+            store.ensure_user("alice", 0).unwrap();
+            assert_eq!(outcome(&store, "psx/Card.mcd", 0, bytes(b"1")), "committed");
+        }
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute("UPDATE saves SET fold = NULL", [])
+            .unwrap();
+        let store = SqliteMeta::open(&db).unwrap();
+        assert_eq!(outcome(&store, "psx/card.mcd", 0, bytes(b"2")), "collides with psx/Card.mcd");
+    }
+}
