@@ -2,6 +2,12 @@
 //! Errors become errno here and only here ([`reply_err`]). No logic lives in this file:
 //! everything it calls is tested without FUSE.
 //!
+//! Names are normalised to NFC here, at the boundary ([`name_nfc`]): a program that
+//! creates or looks up `Poke\u{301}mon.sav` (NFD, as macOS and many Samba clients send it)
+//! gets the save `Pok\u{e9}mon.sav`. The kernel caches names byte for byte, so an entry
+//! found through a non-NFC spelling is replied with a zero TTL: that alias is never cached
+//! and cannot outlive a later rename or unlink of the NFC name.
+//!
 //! Extended attributes are refused with a consistent ENOTSUP (the save library has none
 //! to keep, and a half-working xattr store would confuse Samba more than a clear "no").
 
@@ -13,6 +19,7 @@ use fuser::{
     OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyEmpty,
     ReplyEntry, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
+use std::borrow::Cow;
 use std::ffi::OsStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -58,11 +65,20 @@ fn reply_empty(reply: ReplyEmpty, op: &str, result: FsResult<()>) {
     }
 }
 
-/// Answer a request that creates or finds a name: its entry, or the errno of the failure.
-fn reply_entry(reply: ReplyEntry, op: &str, result: FsResult<Attr>) {
+/// Answer a request that creates or finds a name: its entry (cached for `ttl`, see
+/// [`name_ttl`]), or the errno of the failure.
+fn reply_entry_ttl(reply: ReplyEntry, op: &str, result: FsResult<Attr>, ttl: Duration) {
     match result {
-        Ok(a) => reply.entry(&TTL, &to_fuse(&a), GEN),
+        Ok(a) => reply.entry(&ttl, &to_fuse(&a), GEN),
         Err(e) => reply.error(reply_err(op, &e)),
+    }
+}
+
+/// How long the kernel may cache a name it sent as `name`: not at all unless it was NFC.
+fn name_ttl(name: &Cow<'_, str>) -> Duration {
+    match name {
+        Cow::Borrowed(_) => TTL,
+        Cow::Owned(_) => Duration::ZERO,
     }
 }
 
@@ -98,9 +114,10 @@ fn to_fuse(a: &Attr) -> FileAttr {
     }
 }
 
-fn name_str(name: &OsStr) -> Result<&str, Errno> {
+/// The NFC form of a name from the kernel (borrowed when it already is NFC).
+fn name_nfc(name: &OsStr) -> Result<Cow<'_, str>, Errno> {
     // Save names are UTF-8 on every device; anything else cannot be synced.
-    name.to_str().ok_or(Errno::EINVAL)
+    name.to_str().map(savesync_core::to_nfc).ok_or(Errno::EINVAL)
 }
 
 fn time_set(t: Option<TimeOrNow>) -> Option<TimeSet> {
@@ -124,11 +141,11 @@ impl Filesystem for SaveFsFuse {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        let name = match name_str(name) {
+        let name = match name_nfc(name) {
             Ok(n) => n,
             Err(_) => return reply.error(Errno::ENOENT),
         };
-        reply_entry(reply, "lookup", self.fs.lookup(parent.0, name))
+        reply_entry_ttl(reply, "lookup", self.fs.lookup(parent.0, &name), name_ttl(&name))
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -172,31 +189,32 @@ impl Filesystem for SaveFsFuse {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let name = match name_str(name) {
+        let name = match name_nfc(name) {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
-        reply_entry(
+        reply_entry_ttl(
             reply,
             "mkdir",
-            self.fs.mkdir(parent.0, name, mode & !umask, req.uid(), req.gid()),
+            self.fs.mkdir(parent.0, &name, mode & !umask, req.uid(), req.gid()),
+            name_ttl(&name),
         )
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let name = match name_str(name) {
+        let name = match name_nfc(name) {
             Ok(n) => n,
             Err(_) => return reply.error(Errno::ENOENT),
         };
-        reply_empty(reply, "unlink", self.fs.unlink(parent.0, name))
+        reply_empty(reply, "unlink", self.fs.unlink(parent.0, &name))
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let name = match name_str(name) {
+        let name = match name_nfc(name) {
             Ok(n) => n,
             Err(_) => return reply.error(Errno::ENOENT),
         };
-        reply_empty(reply, "rmdir", self.fs.rmdir(parent.0, name))
+        reply_empty(reply, "rmdir", self.fs.rmdir(parent.0, &name))
     }
 
     fn rename(
@@ -209,7 +227,7 @@ impl Filesystem for SaveFsFuse {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
-        let (name, newname) = match (name_str(name), name_str(newname)) {
+        let (name, newname) = match (name_nfc(name), name_nfc(newname)) {
             (Ok(a), Ok(b)) => (a, b),
             _ => return reply.error(Errno::EINVAL),
         };
@@ -217,7 +235,7 @@ impl Filesystem for SaveFsFuse {
             no_replace: flags.contains(RenameFlags::RENAME_NOREPLACE),
             exchange: flags.contains(RenameFlags::RENAME_EXCHANGE),
         };
-        reply_empty(reply, "rename", self.fs.rename(parent.0, name, newparent.0, newname, opts))
+        reply_empty(reply, "rename", self.fs.rename(parent.0, &name, newparent.0, &newname, opts))
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -437,13 +455,14 @@ impl Filesystem for SaveFsFuse {
         flags: i32,
         reply: ReplyCreate,
     ) {
-        let name = match name_str(name) {
+        let name = match name_nfc(name) {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
-        match self.fs.create(parent.0, name, mode & !umask, flags, req.uid(), req.gid()) {
+        match self.fs.create(parent.0, &name, mode & !umask, flags, req.uid(), req.gid()) {
             Ok((a, fh)) => {
-                reply.created(&TTL, &to_fuse(&a), GEN, FileHandle(fh), FopenFlags::empty());
+                let ttl = name_ttl(&name);
+                reply.created(&ttl, &to_fuse(&a), GEN, FileHandle(fh), FopenFlags::empty());
             }
             Err(e) => reply.error(reply_err("create", &e)),
         }
@@ -474,24 +493,26 @@ impl Filesystem for SaveFsFuse {
         rdev: u32,
         reply: ReplyEntry,
     ) {
-        let name = match name_str(name) {
+        let name = match name_nfc(name) {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
+        let ttl = name_ttl(&name);
         // FIFOs, sockets and device nodes are local-only entries; a regular file is a save
         // (mknod is how some tools create empty files).
         if mode & libc::S_IFMT != libc::S_IFREG {
-            return reply_entry(
+            return reply_entry_ttl(
                 reply,
                 "mknod",
-                self.fs.mknod(parent.0, name, mode & !umask, rdev, req.uid(), req.gid()),
+                self.fs.mknod(parent.0, &name, mode & !umask, rdev, req.uid(), req.gid()),
+                ttl,
             );
         }
         let created = self
             .fs
-            .create(parent.0, name, mode & !umask, libc::O_WRONLY, req.uid(), req.gid())
+            .create(parent.0, &name, mode & !umask, libc::O_WRONLY, req.uid(), req.gid())
             .and_then(|(a, fh)| self.fs.release(fh).map(|()| a));
-        reply_entry(reply, "mknod", created)
+        reply_entry_ttl(reply, "mknod", created, ttl)
     }
 
     fn symlink(
@@ -503,12 +524,13 @@ impl Filesystem for SaveFsFuse {
         reply: ReplyEntry,
     ) {
         use std::os::unix::ffi::OsStrExt;
-        let name = match name_str(link_name) {
+        let name = match name_nfc(link_name) {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
         let target = target.as_os_str().as_bytes();
-        reply_entry(reply, "symlink", self.fs.symlink(parent.0, name, target, req.uid(), req.gid()))
+        let made = self.fs.symlink(parent.0, &name, target, req.uid(), req.gid());
+        reply_entry_ttl(reply, "symlink", made, name_ttl(&name))
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
@@ -526,10 +548,10 @@ impl Filesystem for SaveFsFuse {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        let name = match name_str(newname) {
+        let name = match name_nfc(newname) {
             Ok(n) => n,
             Err(e) => return reply.error(e),
         };
-        reply_entry(reply, "link", self.fs.link(ino.0, newparent.0, name))
+        reply_entry_ttl(reply, "link", self.fs.link(ino.0, newparent.0, &name), name_ttl(&name))
     }
 }

@@ -14,10 +14,15 @@
 //! Hard links (special kinds only, see `ops_special`): an inode's first name is its row's
 //! `(parent, name)`; further names are `extra_names`, each also an entry in `children`.
 //! Dropping the first name promotes an extra one, so the row always holds a live name.
+//!
+//! Names are NFC (the FUSE adapter normalises them). Each directory also indexes its names
+//! by their canonical caseless key ([`savesync_core::fold_key`]), so the mount can refuse a
+//! new name that a case-insensitive re-export would merge with an existing sibling
+//! ([`InodeTable::fold_siblings`]) without scanning the directory.
 
 use crate::state::{InodeKind, InodeRow, SpecialData};
-use savesync_core::{SavePath, is_local_only_name};
-use std::collections::{BTreeMap, HashMap};
+use savesync_core::{MAX_PATH_COMPONENTS, SavePath, fold_key, is_local_only_name};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 /// Root inode number (FUSE's convention).
 pub const ROOT_INO: u64 = 1;
@@ -49,6 +54,8 @@ pub struct Inode {
 pub struct InodeTable {
     inodes: HashMap<u64, Inode>,
     children: HashMap<u64, BTreeMap<String, u64>>,
+    /// `(directory, fold_key(name))` -> the names in `children` with that key.
+    folds: HashMap<(u64, String), BTreeSet<String>>,
     next_ino: u64,
 }
 
@@ -76,7 +83,7 @@ impl InodeTable {
         self.next_ino = self.next_ino.max(row.ino + 1);
         let ino = row.ino;
         if ino != ROOT_INO {
-            self.children.entry(row.parent).or_default().insert(row.name.clone(), ino);
+            self.link_child(row.parent, &row.name, ino);
         }
         if row.kind == InodeKind::Dir {
             self.children.entry(ino).or_default();
@@ -105,7 +112,7 @@ impl InodeTable {
     pub fn add_name(&mut self, ino: u64, parent: u64, name: &str) {
         if let Some(inode) = self.inodes.get_mut(&ino) {
             inode.extra_names.push((parent, name.to_owned()));
-            self.children.entry(parent).or_default().insert(name.to_owned(), ino);
+            self.link_child(parent, name, ino);
         }
     }
 
@@ -133,11 +140,7 @@ impl InodeTable {
                 inode.extra_names.iter().position(|(p, n)| (*p, n.as_str()) == (parent, name))?;
             inode.extra_names.remove(at)
         };
-        if let Some(c) = self.children.get_mut(&parent) {
-            if c.get(name) == Some(&ino) {
-                c.remove(name);
-            }
-        }
+        self.unlink_child(parent, name, ino);
         Some(gone)
     }
 
@@ -157,13 +160,44 @@ impl InodeTable {
         }
         let at = inode.extra_names.iter().position(|(p, n)| (*p, n.as_str()) == (parent, name))?;
         let old = std::mem::replace(&mut inode.extra_names[at], (new_parent, new_name.to_owned()));
-        if let Some(c) = self.children.get_mut(&parent) {
-            if c.get(name) == Some(&ino) {
-                c.remove(name);
+        self.unlink_child(parent, name, ino);
+        self.link_child(new_parent, new_name, ino);
+        Some((old, (new_parent, new_name.to_owned())))
+    }
+
+    /// Enter `name` -> `ino` in directory `parent` (and in its caseless index).
+    fn link_child(&mut self, parent: u64, name: &str, ino: u64) {
+        self.children.entry(parent).or_default().insert(name.to_owned(), ino);
+        self.folds.entry((parent, fold_key(name))).or_default().insert(name.to_owned());
+    }
+
+    /// Remove `name` from directory `parent` if it still points at `ino`.
+    fn unlink_child(&mut self, parent: u64, name: &str, ino: u64) {
+        let Some(c) = self.children.get_mut(&parent) else { return };
+        if c.get(name) != Some(&ino) {
+            return;
+        }
+        c.remove(name);
+        let key = (parent, fold_key(name));
+        if let Some(names) = self.folds.get_mut(&key) {
+            names.remove(name);
+            if names.is_empty() {
+                self.folds.remove(&key);
             }
         }
-        self.children.entry(new_parent).or_default().insert(new_name.to_owned(), ino);
-        Some((old, (new_parent, new_name.to_owned())))
+    }
+
+    /// Entries of `parent` whose names differ from `name` but case-fold to the same key:
+    /// the names `name` would collide with on a case-insensitive re-export.
+    #[must_use]
+    pub fn fold_siblings(&self, parent: u64, name: &str) -> Vec<(String, u64)> {
+        self.folds
+            .get(&(parent, fold_key(name)))
+            .into_iter()
+            .flatten()
+            .filter(|n| n.as_str() != name)
+            .filter_map(|n| Some((n.clone(), self.child(parent, n)?)))
+            .collect()
     }
 
     /// Attach the target or device number of a special inode.
@@ -207,12 +241,9 @@ impl InodeTable {
         let Some(inode) = self.inodes.get_mut(&ino) else { return true };
         let (parent, name) = (inode.row.parent, inode.row.name.clone());
         inode.linked = false;
-        if let Some(c) = self.children.get_mut(&parent) {
-            if c.get(&name) == Some(&ino) {
-                c.remove(&name);
-            }
-        }
-        if inode.open_handles == 0 {
+        let open = inode.open_handles > 0;
+        self.unlink_child(parent, &name, ino);
+        if !open {
             self.inodes.remove(&ino);
             self.children.remove(&ino);
             true
@@ -256,12 +287,8 @@ impl InodeTable {
         let (parent, name) = (inode.row.parent, inode.row.name.clone());
         inode.row.parent = new_parent;
         inode.row.name = new_name.to_owned();
-        if let Some(c) = self.children.get_mut(&parent) {
-            if c.get(&name) == Some(&ino) {
-                c.remove(&name);
-            }
-        }
-        self.children.entry(new_parent).or_default().insert(new_name.to_owned(), ino);
+        self.unlink_child(parent, &name, ino);
+        self.link_child(new_parent, new_name, ino);
     }
 
     /// The `/`-joined path of a linked inode below the root ("" for the root).
@@ -269,8 +296,8 @@ impl InodeTable {
     pub fn rel_path(&self, ino: u64) -> Option<String> {
         let mut parts = Vec::new();
         let mut cur = ino;
-        // Bounded: a path has at most MAX_PATH_BYTES / 2 components.
-        for _ in 0..1024 {
+        // Bounded: a path has at most MAX_PATH_COMPONENTS components.
+        for _ in 0..=MAX_PATH_COMPONENTS {
             if cur == ROOT_INO {
                 parts.reverse();
                 return Some(parts.join("/"));

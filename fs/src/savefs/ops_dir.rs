@@ -33,8 +33,21 @@ pub struct RenameOptions {
 
 impl SaveFs {
     /// Check that `name` may be created in `parent`: a directory, a valid save name (not
-    /// `*.conflict`, no control characters, within the length limits).
+    /// `*.conflict`, no control or invisible characters, within the length limits), and
+    /// not a second name for a sibling on a case-insensitive re-export.
     pub(crate) fn check_new_name(&self, t: &InodeTable, parent: u64, name: &str) -> FsResult<()> {
+        self.check_name_for(t, parent, name, None)
+    }
+
+    /// [`SaveFs::check_new_name`] for a rename of `moving`: its own current name is no
+    /// collision (a case-only rename such as `zelda.srm` to `Zelda.srm` is allowed).
+    pub(crate) fn check_name_for(
+        &self,
+        t: &InodeTable,
+        parent: u64,
+        name: &str,
+        moving: Option<u64>,
+    ) -> FsResult<()> {
         let dir = t.get(parent).ok_or_else(|| FsError::not_found(format!("inode {parent}")))?;
         if dir.row.kind != InodeKind::Dir {
             return Err(FsError::not_dir(format!("inode {parent}")));
@@ -42,16 +55,31 @@ impl SaveFs {
         let rel = t.rel_path(parent).ok_or_else(|| FsError::not_found("unlinked directory"))?;
         let full = if rel.is_empty() { name.to_owned() } else { format!("{rel}/{name}") };
         SavePath::parse(&full).map_err(|e| FsError::bad_name(name, &e))?;
+        // An existing `name` is replaced or refused by the caller; a new one must not fold
+        // onto a different sibling.
+        if t.child(parent, name).is_none() {
+            if let Some((other, _)) =
+                t.fold_siblings(parent, name).into_iter().find(|(_, ino)| Some(*ino) != moving)
+            {
+                return Err(FsError::new(
+                    libc::EEXIST,
+                    format!("{name:?}: differs only in case from {other:?} in the same directory"),
+                ));
+            }
+        }
         Ok(())
     }
 
     /// Find `name` in `parent`.
     pub fn lookup(&self, parent: u64, name: &str) -> FsResult<Attr> {
-        if name.len() > savesync_core::MAX_COMPONENT_BYTES {
+        let t = lock(&self.table);
+        let found = t.child(parent, name);
+        // Longer names than new ones may have exist only as conflict copies
+        // (`NAME.conflict`, up to NAME_MAX); anything else that long is ENAMETOOLONG.
+        if found.is_none() && name.len() > savesync_core::MAX_COMPONENT_BYTES {
             return Err(FsError::new(libc::ENAMETOOLONG, format!("{name:.32}...: name too long")));
         }
-        let t = lock(&self.table);
-        let ino = t.child(parent, name).ok_or_else(|| FsError::not_found(name))?;
+        let ino = found.ok_or_else(|| FsError::not_found(name))?;
         let inode = t.get(ino).ok_or_else(|| FsError::not_found(name))?;
         Ok(Attr::of(inode, t.subdir_count(ino)))
     }
@@ -197,7 +225,7 @@ impl SaveFs {
                 drop(t);
                 return self.resolve_keep_theirs(src, new_parent, new_name);
             }
-            self.check_new_name(&t, new_parent, new_name)?;
+            self.check_name_for(&t, new_parent, new_name, Some(src))?;
             let target = t.child(new_parent, new_name);
             if target == Some(src) {
                 return Ok(());
@@ -223,7 +251,7 @@ impl SaveFs {
             if src_kind == InodeKind::Dir {
                 // A directory cannot move below itself.
                 let mut cur = new_parent;
-                for _ in 0..1024 {
+                for _ in 0..=savesync_core::MAX_PATH_COMPONENTS {
                     if cur == src {
                         return Err(FsError::new(
                             libc::EINVAL,
