@@ -75,6 +75,8 @@ fn reply_entry_ttl(reply: ReplyEntry, op: &str, result: FsResult<Attr>, ttl: Dur
 }
 
 /// How long the kernel may cache a name it sent as `name`: not at all unless it was NFC.
+/// (Borrowed means `name_nfc` found it already NFC: the variant is the information.)
+#[allow(clippy::ptr_arg)]
 fn name_ttl(name: &Cow<'_, str>) -> Duration {
     match name {
         Cow::Borrowed(_) => TTL,
