@@ -86,8 +86,9 @@ async fn malformed_json_is_bad_json() {
 async fn bad_paths_are_bad_path_and_store_nothing() {
     let server = TestServer::start().await;
     let deck = server.pair("alice", "deck").await;
-    let long_component = "x".repeat(256);
-    let long_path = vec!["y".repeat(200); 6].join("/");
+    // Components leave room for ".conflict" (246 bytes); paths stop at PATH_MAX - 1.
+    let long_component = "x".repeat(247);
+    let long_path = vec!["y".repeat(200); 21].join("/");
     let bad_paths = [
         "../x",
         "snes/../../etc/passwd",
@@ -98,6 +99,9 @@ async fn bad_paths_are_bad_path_and_store_nothing() {
         long_path.as_str(),
         "x.conflict",
         "snes/a.srm.conflict",
+        "snes/a.srm.CONFLICT",
+        "snes/a.srm.conflict. ",
+        "snes/ev\u{202E}il.srm",
         "snes//a",
         "snes\\a",
         "",

@@ -211,8 +211,8 @@ pub async fn commit_and_publish(
         CommitOutcome::NameCollision(existing) => Err(ApiError::new(
             ErrorCode::NameCollision,
             format!(
-                "{shown:?} adds a name that differs only in case from one of the existing \
-                 save {:?}: a case-insensitive share would see one name",
+                "{shown:?} differs only in case from the existing save {:?} (in its name or \
+                 a directory's): a case-insensitive share would see one name",
                 existing.as_str()
             ),
         )),
