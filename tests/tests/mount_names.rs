@@ -132,3 +132,26 @@ fn reserved_conflict_spellings_and_invisible_characters_are_refused() {
         [longest, "sentinel.sav".into()]
     );
 }
+
+#[test]
+fn a_save_path_of_path_max_minus_one_bytes_syncs_through_the_mount() {
+    let Some(t) = SoloDevice::start(USER, "deck") else { return };
+    // 20 directories of 200 bytes and a 75-byte file name: 4,095 bytes below the mount.
+    // The absolute path is longer than PATH_MAX, so a shell walks down with relative `cd`s.
+    let dir = "d".repeat(200);
+    let file = "f".repeat(75);
+    let rel = format!("{}/{file}", vec![dir.as_str(); 20].join("/"));
+    assert_eq!(rel.len(), 4095);
+    let script =
+        format!("{}printf 'deep save' > {file}", format!("mkdir {dir} && cd {dir} && ").repeat(20));
+    let status = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(&script)
+        .current_dir(t.a.mountpoint())
+        .status()
+        .unwrap();
+    assert!(status.success(), "writing the deep save through the mount");
+    wait_until(UPLOAD_DEADLINE, "the 4,095-byte save path on the server", || {
+        t.view.has(&rel, b"deep save").then_some(())
+    });
+}
