@@ -84,6 +84,17 @@ impl ClientError {
         }
     }
 
+    /// For a `409 name_collision`: the head of the existing save the path collides with.
+    #[must_use]
+    pub fn name_collision_with(&self) -> Option<&SaveMeta> {
+        match self {
+            ClientError::Api { body, .. } if body.code == ErrorCode::NameCollision => {
+                body.head.as_ref()
+            }
+            _ => None,
+        }
+    }
+
     /// True for a `409 conflict`.
     #[must_use]
     pub fn is_conflict(&self) -> bool {

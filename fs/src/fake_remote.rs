@@ -200,6 +200,16 @@ impl FakeRemote {
             if head.is_none() && bytes.is_none() {
                 return Err(RemoteError::NotFound);
             }
+            if head.as_ref().is_none_or(|h| h.deleted) {
+                if let Some(twin) =
+                    s.heads.values().find(|h| !h.deleted && case_twins(path, &h.path))
+                {
+                    return Err(RemoteError::NameCollision {
+                        existing: Some(twin.path.clone()),
+                        message: format!("fake: 409 name_collision: {path} vs {}", twin.path),
+                    });
+                }
+            }
             s.seq += 1;
             let rev = head_rev.next();
             if let (Some(b), Some(h)) = (&bytes, hash) {
@@ -366,4 +376,13 @@ impl Remote for FakeRemote {
             Ok(NegotiateResponse { session_id: 1, cursor: Seq(s.seq), actions })
         })
     }
+}
+
+/// The server's name-collision rule: at the first component where the two paths differ,
+/// the names are different but case-fold to the same key.
+fn case_twins(a: &SavePath, b: &SavePath) -> bool {
+    a.components()
+        .zip(b.components())
+        .find(|(x, y)| x != y)
+        .is_some_and(|(x, y)| savesync_core::fold_key(x) == savesync_core::fold_key(y))
 }

@@ -36,6 +36,11 @@ pub enum RemoteError {
     /// A refusal that retrying will not fix (bad path, revoked device ...).
     #[error("server refused: {0}")]
     Refused(String),
+    /// The path adds a name that differs only in case from the existing save `existing`
+    /// (`409 name_collision`). Not retryable as such: the engine retries only once it has
+    /// removed `existing` itself (a case-only rename), and reports a refusal otherwise.
+    #[error("server refused: {message}")]
+    NameCollision { existing: Option<SavePath>, message: String },
 }
 
 impl RemoteError {
@@ -50,6 +55,10 @@ impl From<ClientError> for RemoteError {
     fn from(e: ClientError) -> RemoteError {
         if let Some(head) = e.conflict_head() {
             return RemoteError::Conflict(Some(Box::new(head.clone())));
+        }
+        if e.code() == Some(ErrorCode::NameCollision) {
+            let existing = e.name_collision_with().map(|h| h.path.clone());
+            return RemoteError::NameCollision { existing, message: e.to_string() };
         }
         match e.code() {
             Some(ErrorCode::Conflict) => return RemoteError::Conflict(None),

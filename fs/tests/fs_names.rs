@@ -1,15 +1,18 @@
 //! Name rules in the filesystem layer (issue 7, item 8), without FUSE: a new name that
 //! case-folds onto a sibling is EEXIST for every way of making a name, a case-only rename
 //! of the entry itself is not, and the conflict copy of the longest save name is a valid
-//! name the mount can look up.
+//! name the mount can look up; a case-only rename reaches the server even when the upload
+//! of the new name overtakes the delete of the old one.
 
 mod common;
 
 use common::{DEADLINE, Device, wait_until};
-use savesync_core::MAX_COMPONENT_BYTES;
+use savesync_core::{MAX_COMPONENT_BYTES, SavePath};
 use savesync_fs::fake_remote::FakeRemote;
 use savesync_fs::inode_table::ROOT_INO;
 use savesync_fs::savefs::RenameOptions;
+use savesync_fs::sync::{Outcome, SyncMode, sync_path};
+use std::time::Duration;
 
 #[test]
 fn every_way_of_making_a_case_variant_of_a_sibling_is_eexist() {
@@ -69,4 +72,26 @@ fn the_conflict_copy_of_the_longest_save_name_is_a_valid_name() {
     let snes = dev.lookup("snes").unwrap().ino;
     let missing = "m".repeat(MAX_COMPONENT_BYTES + 1);
     assert_eq!(dev.fs.lookup(snes, &missing).unwrap_err().errno(), libc::ENAMETOOLONG);
+}
+
+#[test]
+fn a_case_only_rename_whose_upload_overtakes_the_delete_removes_the_old_name_first() {
+    let remote = FakeRemote::new();
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::start(&remote, dir.path());
+    dev.write_file("snes/zelda.srm", b"z");
+    wait_until(DEADLINE, "uploaded", || remote.head("snes/zelda.srm"));
+    wait_until(DEADLINE, "queue drained", || (dev.pending() == 0).then_some(()));
+    dev.stop();
+    // Same device, with a debounce long enough that its own uploader stays out of the way:
+    // the test runs the upload of the new name before the delete of the old one.
+    let dev = Device::start_with(&remote, dir.path(), |c| c.debounce = Duration::from_secs(600));
+    let snes = dev.lookup("snes").unwrap().ino;
+    dev.fs.rename(snes, "zelda.srm", snes, "Zelda.srm", RenameOptions::default()).unwrap();
+    let new = SavePath::parse("snes/Zelda.srm").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let outcome = rt.block_on(sync_path(&dev.fs, &new, SyncMode::Background));
+    assert!(matches!(outcome, Ok(Outcome::Done)), "{outcome:?}");
+    assert_eq!(remote.live_paths(), ["snes/Zelda.srm"]);
+    assert_eq!(remote.content("snes/Zelda.srm").as_deref(), Some(&b"z"[..]));
 }

@@ -59,6 +59,19 @@ impl ApiError {
         ApiError { head: head.map(Box::new), ..ApiError::new(ErrorCode::Conflict, message) }
     }
 
+    /// 409 `name_collision` carrying the head of the existing save `path` collides with.
+    pub fn name_collision(path: &str, existing: SaveMeta) -> ApiError {
+        let message = format!(
+            "{path:?} differs only in case from the existing save {:?} (in its name or a \
+             directory's): a case-insensitive share would see one name",
+            existing.path.as_str()
+        );
+        ApiError {
+            head: Some(Box::new(existing)),
+            ..ApiError::new(ErrorCode::NameCollision, message)
+        }
+    }
+
     pub fn not_found(what: impl std::fmt::Display) -> ApiError {
         ApiError::new(ErrorCode::NotFound, format!("{what} not found"))
     }

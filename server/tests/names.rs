@@ -75,6 +75,8 @@ async fn a_second_name_differing_only_in_case_is_a_409_name_collision() {
         let error: ErrorBody = serde_json::from_str(&body).unwrap();
         assert_eq!(error.code, ErrorCode::NameCollision, "{clash}: {body}");
         assert!(error.message.contains("snes/Zelda.srm"), "names the existing save: {body}");
+        let existing = error.head.expect("the existing save's head");
+        assert_eq!((existing.path.as_str(), existing.rev), ("snes/Zelda.srm", Rev(1)));
         let err = deck.client.upload(&sp(clash), Rev::NONE, "x".into()).await.unwrap_err();
         assert_eq!(err.code(), Some(ErrorCode::NameCollision), "{clash}");
     }

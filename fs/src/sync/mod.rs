@@ -13,6 +13,7 @@
 
 mod feed;
 mod install;
+mod names;
 mod reconcile;
 mod uploader;
 

@@ -144,6 +144,8 @@ pub async fn sync_path(fs: &SaveFs, path: &SavePath, mode: SyncMode) -> Result<O
     // Our bytes that were offered and refused (409) in this call: the server holds them
     // now, as a `conflict` version.
     let mut kept: Option<ContentHash> = None;
+    // Set once the old name of a case-only rename was synced first (`names.rs`).
+    let mut twin_synced = false;
     for _round in 0..4 {
         let snap = snapshot(fs, path)?;
         if snap.kind.is_some_and(|k| k != InodeKind::File) {
@@ -201,6 +203,14 @@ pub async fn sync_path(fs: &SaveFs, path: &SavePath, mode: SyncMode) -> Result<O
                         kept = local;
                         note_conflict_head(fs, path, head)?;
                     }
+                    Err(RemoteError::NameCollision { existing, message }) => match existing {
+                        Some(twin) if !twin_synced && super::names::removed_here(fs, &twin)? => {
+                            twin_synced = true;
+                            tracing::info!(%path, %twin, "removing the old name on the server first");
+                            super::names::sync_removed_twin(fs, &twin, mode).await?;
+                        }
+                        _ => return Err(RemoteError::Refused(message).into()),
+                    },
                     Err(e) => return Err(e.into()),
                 }
             }

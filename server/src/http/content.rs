@@ -208,13 +208,6 @@ pub async fn commit_and_publish(
             Err(ApiError::conflict(head))
         }
         CommitOutcome::NotFound => Err(ApiError::not_found(format!("save {shown:?}"))),
-        CommitOutcome::NameCollision(existing) => Err(ApiError::new(
-            ErrorCode::NameCollision,
-            format!(
-                "{shown:?} differs only in case from the existing save {:?} (in its name or \
-                 a directory's): a case-insensitive share would see one name",
-                existing.as_str()
-            ),
-        )),
+        CommitOutcome::NameCollision(existing) => Err(ApiError::name_collision(&shown, existing)),
     }
 }

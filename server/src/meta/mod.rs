@@ -106,9 +106,9 @@ pub enum CommitOutcome {
     Conflict(Option<SaveMeta>),
     /// Delete or restore of a save that does not exist.
     NotFound,
-    /// The path adds a name that case-folds onto this existing live save's name (or one of
-    /// its directories): refused, nothing written.
-    NameCollision(SavePath),
+    /// The path adds a name that case-folds onto the name (or a directory) of this existing
+    /// live save, whose head this is: refused, nothing written.
+    NameCollision(SaveMeta),
 }
 
 /// One stored version's content, for download and restore.

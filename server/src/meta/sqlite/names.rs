@@ -13,8 +13,10 @@
 //! ([`savesync_core::fold_key`]), indexed with the user, so each check is a few index
 //! lookups whatever the size of the library.
 
+use super::saves::head;
 use crate::meta::{MetaError, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
+use savesync_core::wire::SaveMeta;
 use savesync_core::{SavePath, fold_key};
 
 /// Whether a live save exists at `prefix` or below it.
@@ -30,12 +32,12 @@ fn live_at_or_below(conn: &Connection, user: UserId, prefix: &str) -> Result<boo
         })?)
 }
 
-/// A live save whose path, at the depth of `key`, folds to `key`.
+/// The head of a live save whose path, at the depth of `key`, folds to `key`.
 fn live_with_fold(
     conn: &Connection,
     user: UserId,
     key: &str,
-) -> Result<Option<SavePath>, MetaError> {
+) -> Result<Option<SaveMeta>, MetaError> {
     let path: Option<String> = conn
         .prepare_cached(
             "SELECT path FROM saves
@@ -45,17 +47,18 @@ fn live_with_fold(
         )?
         .query_row(params![user, key, format!("{key}/"), format!("{key}0")], |r| r.get(0))
         .optional()?;
-    path.map(|p| SavePath::parse(&p).map_err(|e| MetaError::Corrupt(format!("{p:?}: {e}"))))
-        .transpose()
+    let Some(path) = path else { return Ok(None) };
+    let path = SavePath::parse(&path).map_err(|e| MetaError::Corrupt(format!("{path:?}: {e}")))?;
+    head(conn, user, &path)
 }
 
-/// The existing live save a commit of `path` would collide with, if any: found at the
-/// first component of `path` that does not exist yet (the new name it adds).
+/// The head of the existing live save a commit of `path` would collide with, if any: found
+/// at the first component of `path` that does not exist yet (the new name it adds).
 pub fn collision(
     conn: &Connection,
     user: UserId,
     path: &SavePath,
-) -> Result<Option<SavePath>, MetaError> {
+) -> Result<Option<SaveMeta>, MetaError> {
     let mut prefix = String::with_capacity(path.as_str().len());
     for component in path.components() {
         if !prefix.is_empty() {
@@ -117,7 +120,7 @@ mod tests {
     fn outcome(store: &SqliteMeta, path: &str, base: u64, content: NewContent) -> String {
         match store.commit(&request(path, base, content), KEEP_ALL).unwrap() {
             CommitOutcome::Committed(_) => "committed".into(),
-            CommitOutcome::NameCollision(with) => format!("collides with {with}"),
+            CommitOutcome::NameCollision(with) => format!("collides with {}", with.path),
             other => format!("{other:?}"),
         }
     }
