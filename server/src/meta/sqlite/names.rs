@@ -100,7 +100,8 @@ mod tests {
     use crate::meta::{Actor, CommitOutcome, CommitRequest, MetaStore, NewContent, Retention};
     use savesync_core::{ContentHash, Rev, SavePath};
 
-    const KEEP_ALL: Retention = Retention { keep_versions: 1000, keep_seconds: i64::MAX };
+    const KEEP_ALL: Retention =
+        Retention { keep_versions: 1000, keep_seconds: i64::MAX, max_conflict_versions: 1000 };
 
     fn request(path: &str, base: u64, content: NewContent) -> CommitRequest {
         CommitRequest {
