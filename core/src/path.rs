@@ -94,6 +94,39 @@ impl SavePath {
         Ok(SavePath(s.into_owned()))
     }
 
+    /// A path read back from a store this program wrote (a server database, a device's
+    /// state DB), possibly by an older version with looser name rules. Only the rules that
+    /// keep a path safe to use are checked (relative, no `.`/`..` or empty component, no
+    /// control character or backslash, bounded); the spelling is kept exactly as stored, so
+    /// the path still matches its row. New names from outside always go through
+    /// [`SavePath::parse`].
+    pub fn from_stored(s: &str) -> Result<SavePath, PathError> {
+        if s.is_empty() {
+            return Err(PathError::Empty);
+        }
+        if s.len() > MAX_INPUT_BYTES {
+            return Err(PathError::TooLong);
+        }
+        if s.starts_with('/') {
+            return Err(PathError::Absolute);
+        }
+        if s.chars().any(char::is_control) {
+            return Err(PathError::ControlCharacter);
+        }
+        if s.contains('\\') {
+            return Err(PathError::Backslash);
+        }
+        for component in s.split('/') {
+            match component {
+                "" => return Err(PathError::EmptyComponent),
+                "." | ".." => return Err(PathError::DotComponent),
+                c if c.len() > NAME_MAX_BYTES => return Err(PathError::ComponentTooLong),
+                _ => {}
+            }
+        }
+        Ok(SavePath(s.to_owned()))
+    }
+
     /// Join one more component onto this path.
     pub fn join(&self, name: &str) -> Result<SavePath, PathError> {
         SavePath::parse(&format!("{}/{}", self.0, name))

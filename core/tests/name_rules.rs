@@ -145,3 +145,29 @@ fn components_leave_room_for_the_conflict_suffix_and_paths_reach_path_max_minus_
     assert_eq!(deep.len(), MAX_PATH_BYTES);
     assert_eq!(SavePath::parse(&deep).unwrap().components().count(), 2048);
 }
+
+#[test]
+fn paths_read_back_from_a_store_keep_their_spelling_and_only_safety_rules_apply() {
+    // Rows written under the older, looser rules still read back, spelled as stored.
+    for stored in [
+        "gba/Poke\u{301}mon.sav",            // NFD
+        "snes/Zelda.CONFLICT",               // reserved only since the case rule
+        "psx/a\u{200b}b.mcd",                // an invisible character
+        &format!("n64/{}", "x".repeat(250)), // a component over 246 bytes
+    ] {
+        assert_eq!(SavePath::from_stored(stored).unwrap().as_str(), stored);
+    }
+    // What would make a path unsafe is refused even from a store.
+    let refused = [
+        ("", PathError::Empty),
+        ("/etc/passwd", PathError::Absolute),
+        ("a/../../etc", PathError::DotComponent),
+        ("a//b", PathError::EmptyComponent),
+        ("a/b\u{0}c", PathError::ControlCharacter),
+        ("a\\b", PathError::Backslash),
+    ];
+    for (stored, why) in refused {
+        assert_eq!(SavePath::from_stored(stored), Err(why), "{stored:?}");
+    }
+    assert_eq!(SavePath::from_stored(&"y".repeat(256)), Err(PathError::ComponentTooLong));
+}

@@ -48,7 +48,8 @@ fn live_with_fold(
         .query_row(params![user, key, format!("{key}/"), format!("{key}0")], |r| r.get(0))
         .optional()?;
     let Some(path) = path else { return Ok(None) };
-    let path = SavePath::parse(&path).map_err(|e| MetaError::Corrupt(format!("{path:?}: {e}")))?;
+    let path =
+        SavePath::from_stored(&path).map_err(|e| MetaError::Corrupt(format!("{path:?}: {e}")))?;
     head(conn, user, &path)
 }
 
@@ -170,5 +171,26 @@ mod tests {
             .unwrap();
         let store = SqliteMeta::open(&db).unwrap();
         assert_eq!(outcome(&store, "psx/card.mcd", 0, bytes(b"2")), "collides with psx/Card.mcd");
+    }
+
+    #[test]
+    fn saves_stored_under_older_looser_name_rules_still_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        {
+            let store = SqliteMeta::open(&db).unwrap();
+            store.ensure_user("alice", 0).unwrap();
+            assert_eq!(outcome(&store, "gba/emerald.sav", 0, bytes(b"1")), "committed");
+        }
+        // An NFD spelling, as an older server stored it before names were normalised.
+        let old = "gba/Poke\u{301}mon.sav";
+        rusqlite::Connection::open(&db)
+            .unwrap()
+            .execute("UPDATE saves SET path = ?1", [old])
+            .unwrap();
+        let store = SqliteMeta::open(&db).unwrap();
+        let (saves, _) = store.list_saves(1, None, false).unwrap();
+        let listed: Vec<String> = saves.into_iter().map(|m| m.path.to_string()).collect();
+        assert_eq!(listed, [old]);
     }
 }

@@ -21,7 +21,7 @@ fn conversion(idx: usize, e: impl std::error::Error + Send + Sync + 'static) -> 
 /// Parse a stored path column.
 pub fn path_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<SavePath> {
     let s: String = row.get(idx)?;
-    SavePath::parse(&s).map_err(|e| conversion(idx, e))
+    SavePath::from_stored(&s).map_err(|e| conversion(idx, e))
 }
 
 /// Parse a stored nullable hash column.
