@@ -78,9 +78,13 @@ impl From<ClientError> for RemoteError {
         }
         if e.is_offline() {
             RemoteError::Offline(e.to_string())
-        } else if matches!(e, ClientError::Io { .. }) {
-            // A local file could not be read or written (disk full, ...): a later try can
-            // succeed, and the server never refused anything.
+        } else if matches!(
+            e,
+            ClientError::Io { .. } | ClientError::HashMismatch { .. } | ClientError::Decode(_)
+        ) {
+            // A local file could not be read or written (disk full, ...), or the bytes or
+            // answer got mangled on the way: a later try can succeed, and the server never
+            // refused anything.
             RemoteError::Transient(e.to_string())
         } else if e.is_transient() || e.code() == Some(ErrorCode::HashMismatch) {
             // A hash mismatch on upload means the file changed while it was sent: retry.

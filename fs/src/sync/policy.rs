@@ -33,8 +33,8 @@ pub(crate) enum Verdict {
     /// A transient fault (5xx, 429, 507, timeout, or a local one such as a busy database
     /// or a full disk): retry with backoff, however often it takes.
     Retry,
-    /// The server refused the save for good (a 4xx other than 409): stop retrying until
-    /// the save changes again, and say so in `status`.
+    /// The server refused the save for good (a 4xx other than 409 and 429; 507 counts as
+    /// transient): stop retrying until the save changes again, and say so in `status`.
     GiveUp,
 }
 
@@ -42,7 +42,9 @@ pub(crate) enum Verdict {
 pub(crate) fn verdict(err: &SyncError) -> Verdict {
     match err {
         SyncError::Remote(RemoteError::Offline(_)) => Verdict::Offline,
-        SyncError::Remote(RemoteError::Refused(_)) => Verdict::GiveUp,
+        // A 404 outside the cases `sync_path` handles: the version is gone; a newer head
+        // queues the save again when the feed announces it.
+        SyncError::Remote(RemoteError::Refused(_) | RemoteError::NotFound) => Verdict::GiveUp,
         SyncError::Remote(_) | SyncError::Local(_) => Verdict::Retry,
     }
 }
@@ -84,7 +86,7 @@ mod tests {
         let table = [
             (SyncError::Remote(RemoteError::Offline("refused".into())), Verdict::Offline),
             (SyncError::Remote(RemoteError::Transient("503".into())), Verdict::Retry),
-            (SyncError::Remote(RemoteError::NotFound), Verdict::Retry),
+            (SyncError::Remote(RemoteError::NotFound), Verdict::GiveUp),
             (SyncError::Local("database is locked".into()), Verdict::Retry),
             (SyncError::Local("No space left on device".into()), Verdict::Retry),
             (SyncError::Remote(RemoteError::Refused("400 bad path".into())), Verdict::GiveUp),
