@@ -60,9 +60,10 @@ async fn follow_once(fs: &SaveFs) -> Result<(), RemoteError> {
     // Nothing is read from the cache before the server has answered.
     fs.remote.probe().await?;
     negotiate(fs).await?;
+    // The server answered: queued work may go while the stream connects.
+    now_online(fs);
     let silence = fs.cfg.event_silence;
     let mut events = fs.remote.events(silence).await?;
-    now_online(fs);
     let mut deadline = tokio::time::Instant::now() + silence;
     loop {
         let next = tokio::select! {
