@@ -8,6 +8,7 @@
 use super::{SaveFs, cache_stat, lock};
 use crate::remote::RemoteError;
 use crate::savefs::Invalidation;
+use crate::state::StatKey;
 use crate::sync::SyncError;
 use std::sync::atomic::Ordering;
 
@@ -37,24 +38,29 @@ impl SaveFs {
                     let cache = self.cache_path(ino);
                     std::fs::rename(&tmp, &cache).map_err(SyncError::local)?;
                     let stat = std::fs::metadata(&cache).map_err(SyncError::local)?;
+                    let key = StatKey::of(&stat);
                     let (size, mtime) = cache_stat(&stat);
                     inode.row.cached = true;
                     inode.row.size = size;
                     inode.row.cache_size = size;
                     inode.row.cache_mtime_ns = mtime;
                     inode.replaced = true;
-                    Some(inode.row.clone())
+                    Some((inode.row.clone(), key))
                 }
                 _ => None,
             }
         };
-        let Some(row) = row else {
+        let Some((row, key)) = row else {
             // Removed or written meanwhile: those bytes win.
             let _ = std::fs::remove_file(&tmp);
             self.db.delete_origin(ino).map_err(SyncError::local)?;
             return Ok(false);
         };
         self.db.put_inode(&row).map_err(SyncError::local)?;
+        if let Some(hash) = version.hash {
+            // Known without reading the file: the download verified it.
+            crate::sync::remember_hash(self, ino, key, hash);
+        }
         self.db.delete_origin(ino).map_err(SyncError::local)?;
         self.invalidate(Invalidation::Inode(ino));
         tracing::debug!(ino, %from, rev = %version.rev, "fetched the bytes of a moved save");

@@ -22,6 +22,7 @@ mod policy;
 mod reconcile;
 mod uploader;
 
+pub(crate) use hash_cache::remember as remember_hash;
 pub use reconcile::{Outcome, SyncError, SyncMode, sync_path};
 
 use crate::savefs::SaveFs;
