@@ -9,7 +9,7 @@
 //! the feed follower wakes it when the server is back.
 
 use super::policy::{Verdict, entry_backoff, verdict};
-use super::reconcile::{Outcome, SyncMode, sync_path};
+use super::reconcile::{Outcome, SyncError, SyncMode, sync_path};
 use crate::savefs::{SaveFs, now_ms};
 use crate::state::PendingRow;
 use savesync_core::SavePath;
@@ -154,7 +154,14 @@ async fn process(fs: &SaveFs, row: PendingRow) -> QueueUpdate {
                     db.retry_pending(&row.path, row.generation, now_ms() + backoff_ms(fs, 0))
                 }
                 Verdict::Retry => {
-                    tracing::warn!(path = %row.path, attempt = row.attempts + 1, "sync failed, will retry: {e}");
+                    // A local fault is said once per entry; server hiccups and the retries
+                    // (up to every 30 s) stay at debug.
+                    if row.attempts == 0 && matches!(e, SyncError::Local(_)) {
+                        tracing::warn!(path = %row.path, "sync failed, will retry: {e}");
+                    } else {
+                        let attempt = row.attempts + 1;
+                        tracing::debug!(path = %row.path, attempt, "sync failed again: {e}");
+                    }
                     let due = now_ms() + backoff_ms(fs, row.attempts);
                     db.retry_pending(&row.path, row.generation, due)
                 }
