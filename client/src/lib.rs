@@ -23,7 +23,7 @@ pub use client::Client;
 pub use error::{ClientError, Result};
 pub use retry::RetryPolicy;
 pub use saves::Downloaded;
-pub use sse::{SseDecoder, SseEvent};
+pub use sse::{EventItem, SseDecoder, SseEvent};
 pub use transfer::DownloadedFile;
 
 /// Re-exported so users of the client need not depend on the core crate for the wire types.

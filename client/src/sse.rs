@@ -1,6 +1,8 @@
 //! The server-sent event stream (`GET /api/v1/events`): a [`futures::Stream`] of
 //! [`CursorEvent`]s telling the device that its user's feed advanced, so it can fetch
-//! `/changes` at once instead of polling.
+//! `/changes` at once instead of polling. [`Client::event_items`] also yields
+//! [`EventItem::KeepAlive`] for every chunk that carried no event (the server's keep-alive
+//! comments), so a follower can tell an idle but live stream from a dead one.
 //!
 //! [`SseDecoder`] is a small, pure decoder of the `text/event-stream` format (fields,
 //! comments, multi-line data, any line ending), so it is tested without a server. The
@@ -11,7 +13,7 @@
 use crate::client::{Client, transport_error};
 use crate::error::{ClientError, Result};
 use crate::retry::Repeat;
-use futures::Stream;
+use futures::{Stream, StreamExt};
 use reqwest::Method;
 use reqwest::header::ACCEPT;
 use savesync_core::wire::CursorEvent;
@@ -22,6 +24,15 @@ use std::time::Duration;
 pub const SSE_IDLE_LIMIT: Duration = Duration::from_secs(45);
 /// The event name the server uses for cursor announcements.
 const CURSOR_EVENT: &str = "cursor";
+
+/// One item of [`Client::event_items`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EventItem {
+    /// The user's feed is at this cursor.
+    Cursor(CursorEvent),
+    /// Bytes arrived (a keep-alive comment) but no event: the connection is alive.
+    KeepAlive,
+}
 
 /// One dispatched server-sent event.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,24 +117,31 @@ struct EventStream {
     response: reqwest::Response,
     decoder: SseDecoder,
     ready: VecDeque<SseEvent>,
+    idle_limit: Duration,
 }
 
 impl EventStream {
-    /// The next cursor event; `None` at the end of the stream.
-    async fn next_cursor(&mut self) -> Option<Result<CursorEvent>> {
+    /// The next cursor event or keep-alive; `None` at the end of the stream.
+    async fn next_item(&mut self) -> Option<Result<EventItem>> {
         loop {
             while let Some(event) = self.ready.pop_front() {
                 if event.event == CURSOR_EVENT {
-                    return Some(serde_json::from_str(&event.data).map_err(|e| {
-                        ClientError::Decode(format!("cursor event {:?}: {e}", event.data))
-                    }));
+                    return Some(serde_json::from_str(&event.data).map(EventItem::Cursor).map_err(
+                        |e| ClientError::Decode(format!("cursor event {:?}: {e}", event.data)),
+                    ));
                 }
             }
-            match tokio::time::timeout(SSE_IDLE_LIMIT, self.response.chunk()).await {
-                Err(_) => return Some(Err(ClientError::Timeout(SSE_IDLE_LIMIT))),
-                Ok(Err(e)) => return Some(Err(transport_error(e, SSE_IDLE_LIMIT))),
+            let limit = self.idle_limit;
+            match tokio::time::timeout(limit, self.response.chunk()).await {
+                Err(_) => return Some(Err(ClientError::Timeout(limit))),
+                Ok(Err(e)) => return Some(Err(transport_error(e, limit))),
                 Ok(Ok(None)) => return None,
-                Ok(Ok(Some(bytes))) => self.ready.extend(self.decoder.push(&bytes)),
+                Ok(Ok(Some(bytes))) => {
+                    self.ready.extend(self.decoder.push(&bytes));
+                    if !self.ready.iter().any(|e| e.event == CURSOR_EVENT) {
+                        return Some(Ok(EventItem::KeepAlive));
+                    }
+                }
             }
         }
     }
@@ -135,6 +153,23 @@ impl Client {
     /// once connected, the stream ends (after one `Err` if it broke) when the connection
     /// does, and never times out while keep-alives arrive.
     pub async fn events(&self) -> Result<impl Stream<Item = Result<CursorEvent>> + Send + 'static> {
+        let items = self.event_items(SSE_IDLE_LIMIT).await?;
+        Ok(items.filter_map(|item| async move {
+            match item {
+                Ok(EventItem::Cursor(c)) => Some(Ok(c)),
+                Ok(EventItem::KeepAlive) => None,
+                Err(e) => Some(Err(e)),
+            }
+        }))
+    }
+
+    /// Like [`Client::events`], and also yields [`EventItem::KeepAlive`] whenever bytes
+    /// without an event arrive. The stream fails with a timeout when no byte at all arrived
+    /// for `idle_limit`.
+    pub async fn event_items(
+        &self,
+        idle_limit: Duration,
+    ) -> Result<impl Stream<Item = Result<EventItem>> + Send + 'static> {
         let url = self.api_url(&["events"]);
         let response = self
             .retrying(Repeat::Safe, || async {
@@ -146,11 +181,15 @@ impl Client {
                     .map_err(|_| ClientError::Timeout(limit))?
             })
             .await?;
-        let state =
-            Some(EventStream { response, decoder: SseDecoder::new(), ready: VecDeque::new() });
+        let state = Some(EventStream {
+            response,
+            decoder: SseDecoder::new(),
+            ready: VecDeque::new(),
+            idle_limit,
+        });
         Ok(futures::stream::unfold(state, |state| async move {
             let mut stream = state?;
-            match stream.next_cursor().await {
+            match stream.next_item().await {
                 Some(Ok(event)) => Some((Ok(event), Some(stream))),
                 // After an error the connection is not trusted: end the stream.
                 Some(Err(e)) => Some((Err(e), None)),

@@ -91,6 +91,18 @@ pub struct MountArgs {
     /// Remote changes up to this size are downloaded at once for offline play.
     #[arg(long, env = "SAVESYNC_PREFETCH_MAX_BYTES", default_value_t = 1024 * 1024)]
     pub prefetch_max_bytes: u64,
+    /// The server's event stream counts as lost after this long without a single byte
+    /// (the server sends a keep-alive every 15 s by default), in milliseconds.
+    #[arg(long, env = "SAVESYNC_EVENT_SILENCE_MS", default_value_t = 45_000)]
+    pub event_silence_ms: u64,
+    /// Longest wait between reachability probes while the server is unreachable, in
+    /// milliseconds (a local change probes at once).
+    #[arg(long, env = "SAVESYNC_OFFLINE_BACKOFF_MAX_MS", default_value_t = 300_000)]
+    pub offline_backoff_max_ms: u64,
+    /// First retry delay of a save whose sync failed, in milliseconds (doubles per
+    /// attempt, up to 30 s).
+    #[arg(long, env = "SAVESYNC_RETRY_BACKOFF_MS", default_value_t = 250)]
+    pub retry_backoff_ms: u64,
 }
 
 #[derive(Debug, Args)]

@@ -3,13 +3,14 @@
 //! kept as `conflict` versions, a changes log by `Seq`, negotiate via `core::decide`) and
 //! injects failures on purpose: offline (connection refused) and 5xx.
 
-use crate::remote::{Fetched, Remote, RemoteError, RemoteResult};
+use crate::remote::{FeedItem, Fetched, Remote, RemoteError, RemoteResult};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use savesync_core::wire::{
     ActionKind, ChangesPage, ManifestEntry, NegotiateResponse, PlannedAction, SaveList, SaveMeta,
+    SessionReport,
 };
 use savesync_core::{ContentHash, Rev, SavePath, Seq, Version, decide};
 use std::collections::{BTreeMap, HashMap};
@@ -36,6 +37,12 @@ struct State {
     downloads_started: u64,
     /// Calls refused by injected failures.
     refused: std::sync::atomic::AtomicU64,
+    /// Uploads are refused for good (a 4xx such as a bad path).
+    refusing_uploads: bool,
+    /// Negotiate sessions opened, and the reports of those completed.
+    sessions_opened: i64,
+    completed: Vec<(i64, SessionReport)>,
+    probes: u64,
 }
 
 /// An in-memory stand-in for the sync server.
@@ -88,6 +95,29 @@ impl FakeRemote {
             s.seq
         };
         self.bump(seq);
+    }
+
+    /// Refuse every upload permanently (like a 4xx), or stop doing so.
+    pub fn set_refusing_uploads(&self, refusing: bool) {
+        self.lock().refusing_uploads = refusing;
+    }
+
+    /// Reports of completed negotiate sessions, oldest first.
+    #[must_use]
+    pub fn completed_sessions(&self) -> Vec<(i64, SessionReport)> {
+        self.lock().completed.clone()
+    }
+
+    /// Number of negotiate sessions opened so far.
+    #[must_use]
+    pub fn sessions_opened(&self) -> i64 {
+        self.lock().sessions_opened
+    }
+
+    /// Number of reachability probes so far.
+    #[must_use]
+    pub fn probes(&self) -> u64 {
+        self.lock().probes
     }
 
     /// Make every download take at least `delay` (a slow link).
@@ -286,7 +316,12 @@ impl Remote for FakeRemote {
         base: Rev,
         bytes: Bytes,
     ) -> BoxFuture<'_, RemoteResult<SaveMeta>> {
-        Box::pin(async move { self.commit(&path, base, Some(bytes)) })
+        Box::pin(async move {
+            if self.lock().refusing_uploads {
+                return Err(RemoteError::Refused("fake: 400 refused".into()));
+            }
+            self.commit(&path, base, Some(bytes))
+        })
     }
 
     fn upload_file(
@@ -318,7 +353,10 @@ impl Remote for FakeRemote {
         })
     }
 
-    fn events(&self) -> BoxFuture<'_, RemoteResult<BoxStream<'static, RemoteResult<Seq>>>> {
+    fn events(
+        &self,
+        silence: std::time::Duration,
+    ) -> BoxFuture<'_, RemoteResult<BoxStream<'static, RemoteResult<FeedItem>>>> {
         Box::pin(async move {
             let first = {
                 let s = self.lock();
@@ -327,16 +365,40 @@ impl Remote for FakeRemote {
             };
             let rx = self.notify.subscribe();
             let state = Arc::clone(&self.state);
-            let rest = futures::stream::unfold((rx, state), |(mut rx, state)| async move {
-                rx.changed().await.ok()?;
+            // Keep-alives well within the follower's silence limit, like the real server.
+            let keep_alive = silence / 4;
+            let rest = futures::stream::unfold((rx, state), move |(mut rx, state)| async move {
+                match tokio::time::timeout(keep_alive, rx.changed()).await {
+                    Err(_) => return Some((Ok(FeedItem::Alive), (rx, state))),
+                    Ok(changed) => changed.ok()?,
+                }
                 let (seq, up) = {
                     let s = state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
                     (s.seq, !s.offline && !s.failing)
                 };
                 // A server going away ends the stream, like a dropped connection.
-                up.then_some((Ok(Seq(seq)), (rx, state)))
+                up.then_some((Ok(FeedItem::Cursor(Seq(seq))), (rx, state)))
             });
-            Ok(futures::stream::once(async move { Ok(first) }).chain(rest).boxed())
+            Ok(futures::stream::once(async move { Ok(FeedItem::Cursor(first)) })
+                .chain(rest)
+                .boxed())
+        })
+    }
+
+    fn probe(&self) -> BoxFuture<'_, RemoteResult<()>> {
+        Box::pin(async move {
+            let mut s = self.lock();
+            s.probes += 1;
+            Self::check_up(&s)
+        })
+    }
+
+    fn complete_session(&self, id: i64, report: SessionReport) -> BoxFuture<'_, RemoteResult<()>> {
+        Box::pin(async move {
+            let mut s = self.lock();
+            Self::check_up(&s)?;
+            s.completed.push((id, report));
+            Ok(())
         })
     }
 
@@ -345,8 +407,10 @@ impl Remote for FakeRemote {
         entries: Vec<ManifestEntry>,
     ) -> BoxFuture<'_, RemoteResult<NegotiateResponse>> {
         Box::pin(async move {
-            let s = self.lock();
+            let mut s = self.lock();
             Self::check_up(&s)?;
+            s.sessions_opened += 1;
+            let session_id = s.sessions_opened;
             let mut actions = Vec::new();
             let mut named = std::collections::HashSet::new();
             for e in &entries {
@@ -373,7 +437,7 @@ impl Remote for FakeRemote {
                     });
                 }
             }
-            Ok(NegotiateResponse { session_id: 1, cursor: Seq(s.seq), actions })
+            Ok(NegotiateResponse { session_id, cursor: Seq(s.seq), actions })
         })
     }
 }

@@ -2,7 +2,9 @@
 //! written through on every change.
 //!
 //! Inode numbers are allocated once and persisted, so they are stable across remounts (NFS,
-//! Samba and rsync notice when they are not). Inode 1 is the root. An unlinked inode that is
+//! Samba and rsync notice when they are not), and never reused: the state DB keeps the
+//! high-water mark (`kv.next_ino`, raised by a trigger on every inserted inode row), so a
+//! deleted file's number does not come back after a remount. Inode 1 is the root. An unlinked inode that is
 //! still open stays in `inodes` (not in any directory) until its last handle is released,
 //! so an open fd keeps working after unlink, as POSIX requires.
 //!
@@ -69,6 +71,12 @@ impl InodeTable {
             t.insert(row);
         }
         t
+    }
+
+    /// Never hand out a number below `next` (the persisted high-water mark: numbers of
+    /// deleted inodes are not reused).
+    pub fn raise_next_ino(&mut self, next: u64) {
+        self.next_ino = self.next_ino.max(next);
     }
 
     /// Hand out a fresh, never reused inode number.

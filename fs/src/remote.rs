@@ -9,8 +9,10 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use savesync_client::{Client, ClientError};
-use savesync_core::wire::{ChangesPage, ManifestEntry, NegotiateResponse, SaveList, SaveMeta};
+use savesync_client::{Client, ClientError, EventItem};
+use savesync_core::wire::{
+    ChangesPage, ManifestEntry, NegotiateResponse, SaveList, SaveMeta, SessionReport,
+};
 use savesync_core::{ErrorCode, Rev, SavePath, Seq, Version};
 use std::path::PathBuf;
 use std::time::Duration;
@@ -43,6 +45,15 @@ pub enum RemoteError {
     NameCollision { existing: Option<SavePath>, message: String },
 }
 
+/// One item of the server's event stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FeedItem {
+    /// The user's feed is at this cursor.
+    Cursor(Seq),
+    /// A keep-alive arrived: the stream is idle but alive.
+    Alive,
+}
+
 impl RemoteError {
     /// True when a later retry can succeed.
     #[must_use]
@@ -67,6 +78,14 @@ impl From<ClientError> for RemoteError {
         }
         if e.is_offline() {
             RemoteError::Offline(e.to_string())
+        } else if matches!(
+            e,
+            ClientError::Io { .. } | ClientError::HashMismatch { .. } | ClientError::Decode(_)
+        ) {
+            // A local file could not be read or written (disk full, ...), or the bytes or
+            // answer got mangled on the way: a later try can succeed, and the server never
+            // refused anything.
+            RemoteError::Transient(e.to_string())
         } else if e.is_transient() || e.code() == Some(ErrorCode::HashMismatch) {
             // A hash mismatch on upload means the file changed while it was sent: retry.
             RemoteError::Transient(e.to_string())
@@ -113,8 +132,16 @@ pub trait Remote: Send + Sync + std::fmt::Debug + 'static {
     fn delete(&self, path: SavePath, base: Rev) -> BoxFuture<'_, RemoteResult<SaveMeta>>;
     /// Commits after `since` (no waiting).
     fn changes(&self, since: Seq, limit: u32) -> BoxFuture<'_, RemoteResult<ChangesPage>>;
-    /// The server's "cursor advanced" stream; ends or errs when the connection drops.
-    fn events(&self) -> BoxFuture<'_, RemoteResult<BoxStream<'static, RemoteResult<Seq>>>>;
+    /// The server's "cursor advanced" stream, with keep-alives; ends or errs when the
+    /// connection drops or nothing at all arrived for `silence`.
+    fn events(
+        &self,
+        silence: Duration,
+    ) -> BoxFuture<'_, RemoteResult<BoxStream<'static, RemoteResult<FeedItem>>>>;
+    /// Cheap reachability check (one small GET, no disk I/O on either side).
+    fn probe(&self) -> BoxFuture<'_, RemoteResult<()>>;
+    /// Report what became of the plan of negotiate session `id`.
+    fn complete_session(&self, id: i64, report: SessionReport) -> BoxFuture<'_, RemoteResult<()>>;
     /// Decide every manifest entry (plus server-only saves) on the server.
     fn negotiate(
         &self,
@@ -126,7 +153,12 @@ pub trait Remote: Send + Sync + std::fmt::Debug + 'static {
 #[derive(Debug, Clone)]
 pub struct ClientRemote {
     client: Client,
+    /// The same client with a short deadline and no retries, for [`Remote::probe`].
+    prober: Client,
 }
+
+/// Deadline of one reachability probe.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl ClientRemote {
     /// Wrap a client. Retries are the engine's job (its queue backs off and survives
@@ -139,7 +171,14 @@ impl ClientRemote {
             max_backoff: Duration::from_millis(200),
             max_elapsed: Duration::from_secs(2),
         };
-        ClientRemote { client: client.with_retry(policy).with_timeout(Duration::from_secs(60)) }
+        let prober = client
+            .clone()
+            .with_retry(savesync_client::RetryPolicy::none())
+            .with_timeout(PROBE_TIMEOUT);
+        ClientRemote {
+            client: client.with_retry(policy).with_timeout(Duration::from_secs(60)),
+            prober,
+        }
     }
 }
 
@@ -186,11 +225,31 @@ impl Remote for ClientRemote {
         Box::pin(async move { Ok(self.client.changes(since, Duration::ZERO, Some(limit)).await?) })
     }
 
-    fn events(&self) -> BoxFuture<'_, RemoteResult<BoxStream<'static, RemoteResult<Seq>>>> {
+    fn events(
+        &self,
+        silence: Duration,
+    ) -> BoxFuture<'_, RemoteResult<BoxStream<'static, RemoteResult<FeedItem>>>> {
         Box::pin(async move {
-            let stream = self.client.events().await?;
-            Ok(stream.map(|item| item.map(|e| e.cursor).map_err(RemoteError::from)).boxed())
+            let stream = self.client.event_items(silence).await?;
+            Ok(stream
+                .map(|item| match item {
+                    Ok(EventItem::Cursor(e)) => Ok(FeedItem::Cursor(e.cursor)),
+                    Ok(EventItem::KeepAlive) => Ok(FeedItem::Alive),
+                    Err(e) => Err(RemoteError::from(e)),
+                })
+                .boxed())
         })
+    }
+
+    fn probe(&self) -> BoxFuture<'_, RemoteResult<()>> {
+        Box::pin(async move {
+            self.prober.health().await?;
+            Ok(())
+        })
+    }
+
+    fn complete_session(&self, id: i64, report: SessionReport) -> BoxFuture<'_, RemoteResult<()>> {
+        Box::pin(async move { Ok(self.client.complete_session(id, report).await?) })
     }
 
     fn negotiate(
@@ -250,7 +309,22 @@ impl Remote for OfflineRemote {
         Box::pin(async { offline() })
     }
 
-    fn events(&self) -> BoxFuture<'_, RemoteResult<BoxStream<'static, RemoteResult<Seq>>>> {
+    fn events(
+        &self,
+        _silence: Duration,
+    ) -> BoxFuture<'_, RemoteResult<BoxStream<'static, RemoteResult<FeedItem>>>> {
+        Box::pin(async { offline() })
+    }
+
+    fn probe(&self) -> BoxFuture<'_, RemoteResult<()>> {
+        Box::pin(async { offline() })
+    }
+
+    fn complete_session(
+        &self,
+        _id: i64,
+        _report: SessionReport,
+    ) -> BoxFuture<'_, RemoteResult<()>> {
         Box::pin(async { offline() })
     }
 

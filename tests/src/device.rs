@@ -20,6 +20,9 @@ use tempfile::TempDir;
 
 /// Upload debounce the harness mounts with, so tests see uploads quickly.
 pub const TEST_DEBOUNCE_MS: u32 = 20;
+/// Longest wait between reachability probes while offline the harness mounts with (the
+/// default is minutes), so a restarted server is found quickly.
+pub const TEST_OFFLINE_BACKOFF_MAX_MS: u32 = 1000;
 /// Deadline for a mount to show up in /proc/self/mountinfo.
 const MOUNT_DEADLINE: Duration = Duration::from_secs(20);
 /// Deadline for a SIGTERMed mount to exit and disappear.
@@ -181,7 +184,8 @@ impl Device {
         })
     }
 
-    /// Mount with the harness defaults (`--foreground --debounce-ms 20`) and wait until the
+    /// Mount with the harness defaults (`--foreground --debounce-ms 20
+    /// --offline-backoff-max-ms 1000`) and wait until the
     /// kernel lists the FUSE mount.
     pub fn mount(&mut self) {
         self.mount_with_args(&[]);
@@ -201,6 +205,9 @@ impl Device {
         // The caller may choose its own debounce (clap refuses a flag given twice).
         if !extra.contains(&"--debounce-ms") {
             cmd.args(["--debounce-ms", &debounce]);
+        }
+        if !extra.contains(&"--offline-backoff-max-ms") {
+            cmd.args(["--offline-backoff-max-ms", &TEST_OFFLINE_BACKOFF_MAX_MS.to_string()]);
         }
         cmd.args(extra).stdout(log.try_clone().expect("clone log handle")).stderr(log);
         let child = cmd.spawn().unwrap_or_else(|e| panic!("spawn the mount of {}: {e}", self.name));

@@ -24,7 +24,7 @@ mod solo;
 mod wait;
 
 pub use bins::{mount_bin, server_bin};
-pub use device::{Device, TEST_DEBOUNCE_MS};
+pub use device::{Device, TEST_DEBOUNCE_MS, TEST_OFFLINE_BACKOFF_MAX_MS};
 pub use files::{dir_names, save_bytes, wait_for_absent, wait_for_bytes};
 pub use fuse_check::require_fuse;
 pub use mountinfo::{fuse_mount_ids, is_fuse_mount};

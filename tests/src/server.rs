@@ -8,7 +8,7 @@
 use savesync_server::{App, Config};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -30,7 +30,12 @@ pub struct TestServer {
     /// server is stopped (it only touches the SQLite file).
     app: App,
     running: Option<RunningServer>,
+    /// Applied to the default config on every start and restart.
+    tweak: ConfigTweak,
 }
+
+/// A change to the server's default config (e.g. a shorter keep-alive interval).
+type ConfigTweak = Arc<dyn Fn(&mut Config) + Send + Sync>;
 
 struct RunningServer {
     shutdown: oneshot::Sender<()>,
@@ -65,14 +70,22 @@ impl TestServer {
     /// [`TestServer::start`] for plain (non-async) tests.
     #[must_use]
     pub fn start_blocking() -> TestServer {
+        TestServer::start_with_config(|_| {})
+    }
+
+    /// [`TestServer::start_blocking`] with `tweak` applied to the default config (on this
+    /// start and every restart).
+    #[must_use]
+    pub fn start_with_config(tweak: impl Fn(&mut Config) + Send + Sync + 'static) -> TestServer {
+        let tweak: ConfigTweak = Arc::new(tweak);
         let data_dir = tempfile::Builder::new()
             .prefix("savesync-e2e-server-")
             .tempdir()
             .expect("create the server's data directory");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local address of the listener");
-        let (app, running) = spawn_server(data_dir.path(), listener);
-        TestServer { data_dir, addr, app, running: Some(running) }
+        let (app, running) = spawn_server(data_dir.path(), listener, Arc::clone(&tweak));
+        TestServer { data_dir, addr, app, running: Some(running), tweak }
     }
 
     /// Base URL, e.g. `http://127.0.0.1:40123`.
@@ -127,7 +140,8 @@ impl TestServer {
         self.stop().await;
         let data_dir = self.data_dir.path().to_path_buf();
         let addr = self.addr;
-        let (app, running) = run_blocking(move || respawn(&data_dir, addr)).await;
+        let tweak = Arc::clone(&self.tweak);
+        let (app, running) = run_blocking(move || respawn(&data_dir, addr, tweak)).await;
         self.app = app;
         self.running = Some(running);
     }
@@ -135,7 +149,7 @@ impl TestServer {
     /// [`TestServer::restart`] for plain tests.
     pub fn restart_blocking(&mut self) {
         self.stop_blocking();
-        let (app, running) = respawn(self.data_dir.path(), self.addr);
+        let (app, running) = respawn(self.data_dir.path(), self.addr, Arc::clone(&self.tweak));
         self.app = app;
         self.running = Some(running);
     }
@@ -155,7 +169,7 @@ async fn run_blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static)
     }
 }
 
-fn respawn(data_dir: &Path, addr: SocketAddr) -> (App, RunningServer) {
+fn respawn(data_dir: &Path, addr: SocketAddr, tweak: ConfigTweak) -> (App, RunningServer) {
     let start = Instant::now();
     let listener = loop {
         match TcpListener::bind(addr) {
@@ -167,19 +181,23 @@ fn respawn(data_dir: &Path, addr: SocketAddr) -> (App, RunningServer) {
             Err(e) => panic!("could not rebind {addr} within {REBIND_DEADLINE:?}: {e}"),
         }
     };
-    spawn_server(data_dir, listener)
+    spawn_server(data_dir, listener, tweak)
 }
 
 /// Open the app and run `launch` on a new thread with its own runtime. The app is opened
 /// inside that runtime in case it spawns background tasks (retention, GC).
-fn spawn_server(data_dir: &Path, listener: TcpListener) -> (App, RunningServer) {
+fn spawn_server(
+    data_dir: &Path,
+    listener: TcpListener,
+    tweak: ConfigTweak,
+) -> (App, RunningServer) {
     listener.set_nonblocking(true).expect("nonblocking listener");
     let data_dir: PathBuf = data_dir.to_path_buf();
     let (app_tx, app_rx) = mpsc::channel::<Result<App, String>>();
     let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("e2e-server".into())
-        .spawn(move || serve_on_own_runtime(&data_dir, listener, &app_tx, shutdown_rx))
+        .spawn(move || serve_on_own_runtime(&data_dir, &*tweak, listener, &app_tx, shutdown_rx))
         .expect("spawn the server thread");
     let app = match app_rx.recv_timeout(START_DEADLINE) {
         Ok(Ok(app)) => app,
@@ -191,6 +209,7 @@ fn spawn_server(data_dir: &Path, listener: TcpListener) -> (App, RunningServer) 
 
 fn serve_on_own_runtime(
     data_dir: &Path,
+    tweak: &(dyn Fn(&mut Config) + Send + Sync),
     listener: TcpListener,
     app_tx: &mpsc::Sender<Result<App, String>>,
     shutdown_rx: oneshot::Receiver<()>,
@@ -209,7 +228,9 @@ fn serve_on_own_runtime(
     };
     let opened = {
         let _guard = runtime.enter();
-        App::open(Config::with_data_dir(data_dir))
+        let mut config = Config::with_data_dir(data_dir);
+        tweak(&mut config);
+        App::open(config)
     };
     let app = match opened {
         Ok(app) => app,

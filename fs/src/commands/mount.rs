@@ -92,8 +92,9 @@ fn allow_other_default() -> bool {
 }
 
 /// Hold an exclusive lock on the profile's data dir for the daemon's lifetime: two
-/// daemons on one cache and state DB would undo each other's work.
-fn lock_data_dir(profile: &Profile) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
+/// daemons on one cache and state DB would undo each other's work. `savesync resolve`
+/// takes the same lock while it changes the state of an unmounted profile.
+pub(crate) fn lock_data_dir(profile: &Profile) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
     std::fs::create_dir_all(&profile.data_dir)?;
     let path = profile.data_dir.join("daemon.lock");
     let file = std::fs::OpenOptions::new()
@@ -102,8 +103,12 @@ fn lock_data_dir(profile: &Profile) -> anyhow::Result<nix::fcntl::Flock<std::fs:
         .write(true)
         .open(&path)
         .with_context(|| format!("opening {}", path.display()))?;
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
-        .map_err(|_| anyhow::anyhow!("this profile is already mounted by another savesync process"))
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|_| {
+        anyhow::anyhow!(
+            "this profile is in use by another savesync process (a mount, or a \
+                 `savesync resolve` in progress)"
+        )
+    })
 }
 
 fn run_foreground(args: &MountArgs, profile: &Profile) -> anyhow::Result<()> {
@@ -123,6 +128,9 @@ fn run_foreground(args: &MountArgs, profile: &Profile) -> anyhow::Result<()> {
     cfg.dir_mode = args.dir_mode;
     cfg.debounce = Duration::from_millis(args.debounce_ms);
     cfg.prefetch_max_bytes = args.prefetch_max_bytes;
+    cfg.event_silence = Duration::from_millis(args.event_silence_ms.max(1));
+    cfg.offline_backoff_max = Duration::from_millis(args.offline_backoff_max_ms.max(1));
+    cfg.retry_backoff = Duration::from_millis(args.retry_backoff_ms.max(1));
     let fs = SaveFs::load(cfg, Arc::new(ClientRemote::new(client)), rt.handle().clone())
         .with_context(|| format!("opening state in {}", profile.data_dir.display()))?;
 
@@ -185,6 +193,7 @@ fn status_row(fs: &SaveFs, mountpoint: Option<&str>) -> StatusRow {
         mountpoint: mountpoint.map(str::to_owned),
         pid: mountpoint.map(|_| std::process::id()),
         updated_ms: now_ms(),
+        save_bytes_read: fs.save_bytes_read(),
     }
 }
 
@@ -206,6 +215,7 @@ async fn wait_for_stop(fs: &SaveFs, bg: &fuser::BackgroundSession, mountpoint: &
         let stale = last.as_ref().is_none_or(|l| {
             l.online != row.online
                 || l.last_error != row.last_error
+                || l.save_bytes_read != row.save_bytes_read
                 || row.updated_ms - l.updated_ms > 5_000
         });
         if stale {

@@ -1,7 +1,9 @@
 //! `savesync status`, `savesync conflicts`, `savesync resolve`: read (and for resolve,
 //! change) the state DB of a profile. They work while the daemon runs: the DB is in WAL
 //! mode and the daemon keeps a status row fresh. Resolve goes through the mount when it is
-//! mounted (the same file operations a user would do), else works on the local state.
+//! mounted (the same file operations a user would do), else works on the local state
+//! while holding the daemon's lock (`data_dir/daemon.lock`), so a daemon cannot start
+//! meanwhile, and resolve refuses while a daemon is starting.
 
 use super::mountinfo::is_fuse_mounted;
 use crate::cli::{Keep, ResolveArgs, StatusArgs};
@@ -34,21 +36,25 @@ fn live_mountpoint(db: &StateDb) -> Option<String> {
 pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
     let profile = Profile::load(&args.profile)?;
     let db = open_db(&profile)?;
-    let (mounted, online, cursor, pending, conflicts, last_error) = match &db {
-        None => (None, false, 0, 0, 0, None),
-        Some(db) => {
-            let st = db.read_status()?.unwrap_or_default();
-            let mp = live_mountpoint(db);
-            (
-                mp.clone(),
-                mp.is_some() && st.online,
-                db.cursor()?.0,
-                db.pending_count()?,
-                db.conflicts()?.len(),
-                st.last_error,
-            )
-        }
-    };
+    let (mounted, online, cursor, pending, conflicts, last_error, bytes_read, given_up, updated) =
+        match &db {
+            None => (None, false, 0, 0, 0, None, 0, Vec::new(), 0),
+            Some(db) => {
+                let st = db.read_status()?.unwrap_or_default();
+                let mp = live_mountpoint(db);
+                (
+                    mp.clone(),
+                    mp.is_some() && st.online,
+                    db.cursor()?.0,
+                    db.pending_count()?,
+                    db.conflicts()?.len(),
+                    st.last_error,
+                    st.save_bytes_read,
+                    db.given_up()?,
+                    st.updated_ms,
+                )
+            }
+        };
     if args.json {
         let v = json!({
             "profile": args.profile,
@@ -63,6 +69,9 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
             "pending": pending,
             "conflicts": conflicts,
             "last_error": last_error,
+            "save_bytes_read": bytes_read,
+            "given_up": given_up,
+            "status_updated_ms": updated,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -76,8 +85,18 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
     println!("cursor:     {cursor}");
     println!("pending:    {pending} save(s) waiting to sync");
     println!("conflicts:  {conflicts}");
+    println!("read:       {bytes_read} bytes of saves read to hash or upload");
     if let Some(e) = last_error {
         println!("last error: {e}");
+    }
+    if !given_up.is_empty() {
+        println!(
+            "given up:   {} save(s) the server refused; changing one retries it",
+            given_up.len()
+        );
+        for g in &given_up {
+            println!("            {}: {}", g.path, g.error);
+        }
     }
     Ok(())
 }
@@ -122,8 +141,16 @@ pub fn resolve(args: &ResolveArgs) -> anyhow::Result<()> {
     let path =
         SavePath::parse(rel).with_context(|| format!("{:?} is not a save path", args.path))?;
     let db = open_db(&profile)?.context("this profile was never mounted: nothing to resolve")?;
+    let live = live_mountpoint(&db);
+    // No live mount: work on the state directly, under the daemon's lock, so a daemon that
+    // is starting up (or starts now) never sees half of it, and none of its files are
+    // touched while it runs.
+    let _lock = match live {
+        None => Some(super::mount::lock_data_dir(&profile).context("cannot resolve now")?),
+        Some(_) => None,
+    };
     anyhow::ensure!(db.conflict(&path)?.is_some(), "{path} has no conflict");
-    if let Some(mp) = live_mountpoint(&db) {
+    if let Some(mp) = live {
         let target = Path::new(&mp).join(path.as_str());
         let copy = Path::new(&mp).join(format!("{}{CONFLICT_SUFFIX}", path.as_str()));
         match args.keep {

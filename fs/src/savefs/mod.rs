@@ -14,6 +14,7 @@
 
 mod attr;
 mod handles;
+mod moved;
 mod ops_dir;
 mod ops_file;
 mod ops_special;
@@ -32,7 +33,7 @@ use handles::Handles;
 use savesync_core::SavePath;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -49,6 +50,14 @@ pub struct FsConfig {
     pub debounce: Duration,
     /// Remote changes up to this size are downloaded at once (offline play later).
     pub prefetch_max_bytes: u64,
+    /// An event stream that delivered no byte at all (not even a keep-alive) for this long
+    /// is considered dead.
+    pub event_silence: Duration,
+    /// Longest wait between two reachability probes while the server is unreachable (a
+    /// local change probes at once).
+    pub offline_backoff_max: Duration,
+    /// First retry delay of a queue entry that failed; doubles per attempt up to 30 s.
+    pub retry_backoff: Duration,
 }
 
 impl FsConfig {
@@ -63,6 +72,9 @@ impl FsConfig {
             dir_mode: 0o755,
             debounce: Duration::from_millis(100),
             prefetch_max_bytes: 1024 * 1024,
+            event_silence: Duration::from_secs(45),
+            offline_backoff_max: Duration::from_secs(5 * 60),
+            retry_backoff: Duration::from_millis(250),
         }
     }
 }
@@ -93,6 +105,11 @@ pub struct SaveFs {
     /// One sync at a time per save path.
     path_locks: Mutex<HashMap<SavePath, Arc<tokio::sync::Mutex<()>>>>,
     pub(crate) last_error: Mutex<Option<String>>,
+    /// Bytes of cached saves the engine has read to hash or upload (see `status`).
+    pub(crate) save_bytes_read: AtomicU64,
+    /// Wakes the feed follower: a local change (probe at once while offline) or the
+    /// uploader finding the server unreachable.
+    pub(crate) feed_wake: tokio::sync::Notify,
 }
 
 pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -169,6 +186,9 @@ impl SaveFs {
             db.put_inode(&root)?;
         }
         let mut table = InodeTable::from_rows(rows, root);
+        // Numbers of deleted inodes are never handed out again (NFS, Samba and rsync key
+        // on them): the DB keeps the high-water mark.
+        table.raise_next_ino(db.next_ino()?);
         for (ino, data) in db.load_specials()? {
             table.set_special(ino, data);
         }
@@ -187,6 +207,8 @@ impl SaveFs {
             online: AtomicBool::new(false),
             path_locks: Mutex::new(HashMap::new()),
             last_error: Mutex::new(None),
+            save_bytes_read: AtomicU64::new(0),
+            feed_wake: tokio::sync::Notify::new(),
         });
         fs.recover_after_crash()?;
         fs.ensure_reserve();
@@ -255,6 +277,16 @@ impl SaveFs {
         }
     }
 
+    /// Bytes of cached saves the engine has read to hash or upload since the mount started.
+    #[must_use]
+    pub fn save_bytes_read(&self) -> u64 {
+        self.save_bytes_read.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn count_read(&self, n: u64) {
+        self.save_bytes_read.fetch_add(n, Ordering::Relaxed);
+    }
+
     /// True while the server is reachable (as far as the engine last saw).
     #[must_use]
     pub fn is_online(&self) -> bool {
@@ -294,6 +326,7 @@ impl SaveFs {
         let due = now_ms() + self.cfg.debounce.as_millis() as i64;
         self.db.enqueue_many(paths, due).map_err(|e| FsError::db("queueing saves", &e))?;
         self.wake.notify_one();
+        self.feed_wake.notify_one();
         Ok(())
     }
 

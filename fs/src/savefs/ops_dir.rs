@@ -5,7 +5,9 @@
 //! paths of everything it moved, so "rename A to B" becomes "delete A, upload B", and a
 //! rename over an existing save (the temp-file-then-rename pattern of GIO, Samba and
 //! editors) becomes one upload of the target's new content. Unlinking or renaming a
-//! `NAME.conflict` copy resolves the conflict (`resolve.rs`).
+//! `NAME.conflict` copy resolves the conflict (`resolve.rs`). A rename downloads nothing:
+//! moved saves whose bytes were never downloaded remember where on the server they are
+//! (`moved.rs`), and the new path is uploaded once they were fetched.
 //!
 //! Unlinking or renaming one name of a hard-linked special inode (`ops_special.rs`) moves
 //! or drops that name only; the inode lives on under its other names.
@@ -187,28 +189,12 @@ impl SaveFs {
         if opts.exchange {
             return Err(FsError::new(libc::EINVAL, "RENAME_EXCHANGE is not supported"));
         }
-        // A moved subtree must have its bytes locally: its new path is uploaded from them.
-        // Bounded: each pass downloads what is missing, a second pass finds it cached.
-        for _ in 0..3 {
-            let missing: Vec<(u64, SavePath)> = {
-                let t = lock(&self.table);
-                let src = t.child(parent, name).ok_or_else(|| FsError::not_found(name))?;
-                t.save_paths_below(src)
-                    .into_iter()
-                    .filter(|(ino, _)| t.get(*ino).is_some_and(|i| !i.row.cached))
-                    .collect()
-            };
-            if missing.is_empty() {
-                return self.rename_cached(parent, name, new_parent, new_name, opts);
-            }
-            for (ino, path) in missing {
-                self.fetch_for_open(ino, &path)?;
-            }
-        }
-        Err(FsError::new(libc::EIO, format!("{name}: could not fetch its bytes before rename")))
+        // Nothing is downloaded here, while the kernel holds its rename lock: moved saves
+        // never downloaded keep their server version as origin (`moved.rs`).
+        self.rename_entry(parent, name, new_parent, new_name, opts)
     }
 
-    fn rename_cached(
+    fn rename_entry(
         &self,
         parent: u64,
         name: &str,
@@ -217,7 +203,7 @@ impl SaveFs {
         opts: RenameOptions,
     ) -> FsResult<()> {
         let mut link_ops = LinkOps::default();
-        let (src_row, removed, mut paths) = {
+        let (src_row, removed, mut paths, origins) = {
             let mut t = lock(&self.table);
             let src = t.child(parent, name).ok_or_else(|| FsError::not_found(name))?;
             let src_kind = t.get(src).ok_or_else(|| FsError::not_found(name))?.row.kind;
@@ -264,8 +250,20 @@ impl SaveFs {
                     cur = t.get(cur).map_or(ROOT_INO, |i| i.row.parent);
                 }
             }
-            let mut paths: Vec<SavePath> =
-                t.save_paths_below(src).into_iter().map(|(_, p)| p).collect();
+            let moved = t.save_paths_below(src);
+            // Never downloaded: the bytes are the server's version of the old path.
+            let mut origins = Vec::new();
+            for (ino, path) in &moved {
+                if t.get(*ino).is_some_and(|i| !i.row.cached) {
+                    let rec = self.db.record(path).map_err(|e| FsError::db("rename", &e))?;
+                    if let Some(v) = rec.head.filter(|h| h.hash.is_some()).or(rec.base) {
+                        if v.hash.is_some() {
+                            origins.push((*ino, path.clone(), v));
+                        }
+                    }
+                }
+            }
+            let mut paths: Vec<SavePath> = moved.into_iter().map(|(_, p)| p).collect();
             let mut removed = Vec::new();
             let mut rows = Vec::new();
             let now = now_ns();
@@ -297,10 +295,10 @@ impl SaveFs {
             if new_parent != parent {
                 rows.extend(t.touch_dir(new_parent, now));
             }
-            (rows, removed, paths)
+            (rows, removed, paths, origins)
         };
         self.db
-            .put_inodes(&src_row, &removed)
+            .put_moved(&src_row, &removed, &origins)
             .map_err(|e| FsError::db(format!("rename {name} -> {new_name}"), &e))?;
         let ctx = |e: &crate::state::DbError| FsError::db(format!("rename {name}"), e);
         for (p, n) in &link_ops.gone {

@@ -161,7 +161,12 @@ impl SaveFs {
             return Ok(());
         }
         let outcome = self.rt.block_on(async {
-            tokio::time::timeout(OPEN_FETCH_LIMIT, sync_path(self, path, SyncMode::Open)).await
+            tokio::time::timeout(OPEN_FETCH_LIMIT, async {
+                // A moved save never downloaded: its bytes come from its old path.
+                self.fetch_moved(ino).await?;
+                sync_path(self, path, SyncMode::Open).await
+            })
+            .await
         });
         let outcome = outcome.unwrap_or_else(|_| {
             Err(SyncError::Local(format!("no answer within {OPEN_FETCH_LIMIT:?}")))

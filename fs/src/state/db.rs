@@ -1,7 +1,9 @@
 //! [`StateDb`]: typed access to the state DB. One connection behind a mutex: every call is
 //! a short local transaction and callers never hold it across network I/O.
 
-use super::rows::{ConflictRow, InodeKind, InodeRow, PendingRow, Record, StatusRow};
+use super::rows::{
+    ConflictRow, GivenUpRow, InodeKind, InodeRow, PendingRow, Record, StatKey, StatusRow,
+};
 use super::schema::migrations;
 use rusqlite::{Connection, OptionalExtension, params};
 use savesync_core::{ContentHash, Rev, SavePath, Seq, Version};
@@ -286,6 +288,11 @@ impl StateDb {
             [key, value],
         )?;
         Ok(())
+    }
+
+    /// The lowest inode number never handed out (kept by a trigger on `inodes`).
+    pub fn next_ino(&self) -> DbResult<u64> {
+        Ok(self.get_kv("next_ino")?.and_then(|v| v.parse().ok()).unwrap_or(0))
     }
 
     pub fn cursor(&self) -> DbResult<Seq> {
@@ -573,21 +580,136 @@ impl StateDb {
         Ok(())
     }
 
+    // ---- hash cache ----
+
+    /// The content hash of `ino`'s cache file, if it was hashed at exactly this stat.
+    pub fn cached_hash(&self, ino: u64, key: StatKey) -> DbResult<Option<ContentHash>> {
+        let hex: Option<String> = query_one(
+            &self.lazy(),
+            "SELECT hash FROM hashes WHERE ino = ?1 AND size = ?2 AND mtime_ns = ?3
+                AND file_ino = ?4",
+            params![ino as i64, key.size as i64, key.mtime_ns, key.file_ino as i64],
+            |r| r.get(0),
+        )
+        .optional()?;
+        hex.map(|h| {
+            h.parse().map_err(|e: savesync_core::ParseHashError| DbError::Corrupt(e.to_string()))
+        })
+        .transpose()
+    }
+
+    /// Remember that `ino`'s cache file at stat `key` hashes to `hash`.
+    pub fn remember_hash(&self, ino: u64, key: StatKey, hash: ContentHash) -> DbResult<()> {
+        exec(
+            &self.lazy(),
+            "INSERT INTO hashes (ino, size, mtime_ns, file_ino, hash) VALUES (?1, ?2, ?3, ?4, ?5)
+             ON CONFLICT(ino) DO UPDATE SET size = ?2, mtime_ns = ?3, file_ino = ?4, hash = ?5",
+            params![ino as i64, key.size as i64, key.mtime_ns, key.file_ino as i64, hash.to_hex()],
+        )?;
+        Ok(())
+    }
+
+    // ---- origins of moved, never-downloaded saves ----
+
+    /// Persist a rename (rows, removed inodes) together with the origins of moved
+    /// never-downloaded inodes (kept if an inode already has one), in one transaction.
+    pub fn put_moved(
+        &self,
+        rows: &[InodeRow],
+        removed: &[u64],
+        origins: &[(u64, SavePath, Version)],
+    ) -> DbResult<()> {
+        let mut conn = self.conn();
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        for ino in removed {
+            exec(&tx, "DELETE FROM inodes WHERE ino = ?1", [*ino as i64])?;
+        }
+        for row in rows {
+            upsert_inode(&tx, row)?;
+        }
+        for (ino, path, v) in origins {
+            let (rev, hash) = version_to_db(Some(*v));
+            exec(
+                &tx,
+                "INSERT OR IGNORE INTO origins (ino, path, rev, hash) VALUES (?1, ?2, ?3, ?4)",
+                params![*ino as i64, path.as_str(), rev, hash],
+            )?;
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
+    /// Where the bytes of a moved, never-downloaded inode are on the server.
+    pub fn origin(&self, ino: u64) -> DbResult<Option<(SavePath, Version)>> {
+        let row = query_one(
+            &self.conn(),
+            "SELECT path, rev, hash FROM origins WHERE ino = ?1",
+            [ino as i64],
+            |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?, r.get::<_, String>(2)?)),
+        )
+        .optional()?;
+        let Some((p, rev, hash)) = row else { return Ok(None) };
+        let v = version_from_db(Some(rev), Some(hash))?
+            .ok_or_else(|| DbError::Corrupt("origin without version".into()))?;
+        Ok(Some((parse_path(&p)?, v)))
+    }
+
+    pub fn delete_origin(&self, ino: u64) -> DbResult<()> {
+        exec(&self.conn(), "DELETE FROM origins WHERE ino = ?1", [ino as i64])?;
+        Ok(())
+    }
+
+    // ---- saves given up ----
+
+    /// Record that the server refused `path` for good (the queue entry is dropped).
+    pub fn give_up(&self, path: &SavePath, error: &str, at_ms: i64) -> DbResult<()> {
+        exec(
+            &self.lazy(),
+            "INSERT INTO given_up (path, error, at_ms) VALUES (?1, ?2, ?3)
+             ON CONFLICT(path) DO UPDATE SET error = ?2, at_ms = ?3",
+            params![path.as_str(), error, at_ms],
+        )?;
+        Ok(())
+    }
+
+    /// `path` synced after all: drop it from the given-up list.
+    pub fn clear_given_up(&self, path: &SavePath) -> DbResult<()> {
+        exec(&self.lazy(), "DELETE FROM given_up WHERE path = ?1", [path.as_str()])?;
+        Ok(())
+    }
+
+    /// Saves the uploader gave up on, by path.
+    pub fn given_up(&self) -> DbResult<Vec<GivenUpRow>> {
+        let conn = self.conn();
+        let mut stmt =
+            conn.prepare_cached("SELECT path, error, at_ms FROM given_up ORDER BY path")?;
+        let raw = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, i64>(2)?))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        raw.into_iter()
+            .map(|(p, error, at_ms)| Ok(GivenUpRow { path: parse_path(&p)?, error, at_ms }))
+            .collect()
+    }
+
     // ---- status ----
 
     pub fn write_status(&self, s: &StatusRow) -> DbResult<()> {
         exec(
             &self.lazy(),
-            "INSERT INTO status (id, online, last_error, mountpoint, pid, updated_ms)
-             VALUES (1, ?1, ?2, ?3, ?4, ?5)
+            "INSERT INTO status (id, online, last_error, mountpoint, pid, updated_ms,
+                save_bytes_read)
+             VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)
              ON CONFLICT(id) DO UPDATE SET online = ?1, last_error = ?2, mountpoint = ?3,
-                pid = ?4, updated_ms = ?5",
+                pid = ?4, updated_ms = ?5, save_bytes_read = ?6",
             params![
                 i64::from(s.online),
                 s.last_error,
                 s.mountpoint,
                 s.pid.map(i64::from),
-                s.updated_ms
+                s.updated_ms,
+                s.save_bytes_read as i64
             ],
         )?;
         Ok(())
@@ -596,7 +718,8 @@ impl StateDb {
     pub fn read_status(&self) -> DbResult<Option<StatusRow>> {
         Ok(query_one(
             &self.conn(),
-            "SELECT online, last_error, mountpoint, pid, updated_ms FROM status WHERE id = 1",
+            "SELECT online, last_error, mountpoint, pid, updated_ms, save_bytes_read
+             FROM status WHERE id = 1",
             [],
             |r| {
                 Ok(StatusRow {
@@ -605,6 +728,7 @@ impl StateDb {
                     mountpoint: r.get(2)?,
                     pid: r.get::<_, Option<i64>>(3)?.map(|p| p as u32),
                     updated_ms: r.get(4)?,
+                    save_bytes_read: r.get::<_, i64>(5)? as u64,
                 })
             },
         )

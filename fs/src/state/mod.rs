@@ -9,4 +9,7 @@ mod schema;
 mod specials;
 
 pub use db::{DbError, StateDb};
-pub use rows::{ConflictRow, InodeKind, InodeRow, PendingRow, Record, SpecialData, StatusRow};
+pub use rows::{
+    ConflictRow, GivenUpRow, InodeKind, InodeRow, PendingRow, Record, SpecialData, StatKey,
+    StatusRow,
+};

@@ -139,4 +139,35 @@ pub struct StatusRow {
     pub mountpoint: Option<String>,
     pub pid: Option<u32>,
     pub updated_ms: i64,
+    /// Bytes of cached saves the engine read (to hash or upload) since the mount started.
+    pub save_bytes_read: u64,
+}
+
+/// The stat of a cache file a cached hash is valid for: any write changes the mtime (and
+/// usually the size); replacing the file changes its inode number.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StatKey {
+    pub size: u64,
+    pub mtime_ns: i64,
+    pub file_ino: u64,
+}
+
+impl StatKey {
+    #[must_use]
+    pub fn of(meta: &std::fs::Metadata) -> StatKey {
+        use std::os::unix::fs::MetadataExt;
+        StatKey {
+            size: meta.len(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            file_ino: meta.ino(),
+        }
+    }
+}
+
+/// A save the uploader stopped retrying because the server refused it for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct GivenUpRow {
+    pub path: SavePath,
+    pub error: String,
+    pub at_ms: i64,
 }

@@ -18,6 +18,12 @@
 //!   kept on the server as a `conflict` version while the conflict is open.
 //! - `kv`: feed cursor and the next inode number; `status`: one row the daemon keeps fresh
 //!   for `savesync status`.
+//! - migration 4: a trigger keeps `kv.next_ino` above every inode number ever inserted
+//!   (deleted numbers are never reused); `hashes` caches each cache file's content hash
+//!   keyed by its (size, mtime ns, file inode), so a negotiation re-hashes only files that
+//!   changed; `given_up` lists saves the server refused for good (shown by `status`);
+//!   `status.save_bytes_read` counts cached save bytes the engine read; `origins` holds,
+//!   for a never-downloaded save that was moved, the server version its bytes are.
 
 use rusqlite_migration::{M, Migrations};
 
@@ -91,5 +97,39 @@ pub fn migrations() -> Migrations<'static> {
             END;",
         ),
         M::up("ALTER TABLE conflicts ADD COLUMN backed_up_hash TEXT;"),
+        M::up(
+            "INSERT OR REPLACE INTO kv (key, value)
+                SELECT 'next_ino', COALESCE(MAX(ino), 1) + 1 FROM inodes;
+            CREATE TRIGGER inodes_next_ino AFTER INSERT ON inodes
+            BEGIN
+                INSERT OR REPLACE INTO kv (key, value)
+                SELECT 'next_ino', MAX(NEW.ino + 1, COALESCE(
+                    (SELECT CAST(value AS INTEGER) FROM kv WHERE key = 'next_ino'), 0));
+            END;
+            CREATE TABLE hashes (
+                ino INTEGER PRIMARY KEY,
+                size INTEGER NOT NULL,
+                mtime_ns INTEGER NOT NULL,
+                file_ino INTEGER NOT NULL,
+                hash TEXT NOT NULL
+            );
+            CREATE TABLE origins (
+                ino INTEGER PRIMARY KEY,
+                path TEXT NOT NULL,
+                rev INTEGER NOT NULL,
+                hash TEXT NOT NULL
+            );
+            CREATE TRIGGER hashes_follow_inodes AFTER DELETE ON inodes
+            BEGIN
+                DELETE FROM hashes WHERE ino = OLD.ino;
+                DELETE FROM origins WHERE ino = OLD.ino;
+            END;
+            CREATE TABLE given_up (
+                path TEXT PRIMARY KEY,
+                error TEXT NOT NULL,
+                at_ms INTEGER NOT NULL
+            );
+            ALTER TABLE status ADD COLUMN save_bytes_read INTEGER NOT NULL DEFAULT 0;",
+        ),
     ])
 }

@@ -2,58 +2,87 @@
 //! reconnect, so nothing missed while offline stays missed), then follow `/events`; each
 //! announced cursor beyond ours pulls `/changes` and queues every save the server changed
 //! (due at once, so a save closed on another device shows here within a second).
-//! Connection loss marks the mount offline and reconnects with capped backoff.
+//!
+//! Liveness: any byte on the event stream (an event or the server's keep-alive comment)
+//! proves the connection alive; only `event_silence` without a single byte counts as lost.
+//!
+//! Offline: every attempt starts with a cheap probe (`GET /health`: a TCP connect and a
+//! tiny answer, no disk reads here or on the server); only a reachable server gets a
+//! negotiation, whose hashes come from the hash cache for unchanged files. While the
+//! server stays unreachable the wait between probes doubles up to `offline_backoff_max`
+//! (minutes by default), and a local change probes at once. The uploader pauses while
+//! offline and is woken when the server is back.
 
+use super::policy::{FIRST_OFFLINE_WAIT, next_offline_wait};
 use crate::inode_table::ROOT_INO;
-use crate::remote::RemoteError;
+use crate::remote::{FeedItem, RemoteError};
 use crate::savefs::{SaveFs, lock, now_ms};
 use crate::state::InodeKind;
 use futures::StreamExt;
-use savesync_core::wire::{ActionKind, ManifestEntry, SaveMeta};
+use savesync_core::wire::{ActionKind, ManifestEntry, PlannedAction, SaveMeta, SessionReport};
 use savesync_core::{ContentHash, SavePath, is_local_only_name};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// A live event stream is considered dead after this long without any event (the server
-/// sends keep-alives every 15 s).
-const EVENT_IDLE: Duration = Duration::from_secs(45);
-/// Reconnect attempts are cheap (one refused connect), so a returning server is found fast.
-const MAX_BACKOFF: Duration = Duration::from_secs(3);
-
 pub(super) async fn run(fs: Arc<SaveFs>) {
-    let mut backoff = Duration::from_millis(200);
+    let mut wait = Duration::ZERO;
     loop {
         match follow_once(&fs).await {
-            Ok(()) => backoff = Duration::from_millis(200),
+            Ok(()) => wait = Duration::ZERO,
             Err(e) => {
                 if fs.online.swap(false, Ordering::Relaxed) {
                     tracing::warn!("server connection lost: {e}");
+                } else {
+                    tracing::debug!("server still unreachable: {e}");
                 }
                 super::note_error(&fs, &e);
-                backoff = (backoff * 2).min(MAX_BACKOFF);
+                wait = next_offline_wait(wait, fs.cfg.offline_backoff_max);
             }
         }
-        tokio::time::sleep(backoff).await;
+        // A local change (or the uploader finding the server gone) cuts the wait short.
+        let pause = if wait.is_zero() { FIRST_OFFLINE_WAIT } else { wait };
+        let _ = tokio::time::timeout(pause, fs.feed_wake.notified()).await;
     }
 }
 
-async fn follow_once(fs: &SaveFs) -> Result<(), RemoteError> {
-    negotiate(fs).await?;
-    let mut events = fs.remote.events().await?;
+/// The server answered again: mark the mount online and let queued work go.
+fn now_online(fs: &SaveFs) {
     if !fs.online.swap(true, Ordering::Relaxed) {
         tracing::info!("server reachable: syncing");
     }
-    // Work queued while offline may go now.
     let _ = fs.db.wake_all_pending(now_ms());
     fs.wake.notify_one();
+}
+
+async fn follow_once(fs: &SaveFs) -> Result<(), RemoteError> {
+    // Nothing is read from the cache before the server has answered.
+    fs.remote.probe().await?;
+    negotiate(fs).await?;
+    // The server answered: queued work may go while the stream connects.
+    now_online(fs);
+    let silence = fs.cfg.event_silence;
+    let mut events = fs.remote.events(silence).await?;
+    let mut deadline = tokio::time::Instant::now() + silence;
     loop {
-        let next = tokio::time::timeout(EVENT_IDLE, events.next())
-            .await
-            .map_err(|_| RemoteError::Transient("event stream went silent".into()))?;
+        let next = tokio::select! {
+            next = tokio::time::timeout_at(deadline, events.next()) => next,
+            () = fs.feed_wake.notified() => {
+                if !fs.is_online() {
+                    // The uploader could not reach the server while the stream looked
+                    // fine: ask the server directly.
+                    fs.remote.probe().await?;
+                    now_online(fs);
+                }
+                continue;
+            }
+        };
+        let next = next.map_err(|_| RemoteError::Transient("event stream went silent".into()))?;
         let Some(item) = next else { return Ok(()) };
-        let announced = item?;
+        // Any item, keep-alive or event, proves the stream alive.
+        deadline = tokio::time::Instant::now() + silence;
+        let FeedItem::Cursor(announced) = item? else { continue };
         let ours = fs.db.cursor().unwrap_or_default();
         if announced > ours {
             pull_changes(fs).await?;
@@ -71,7 +100,7 @@ fn local_hash(
     if !cached {
         return base;
     }
-    super::reconcile::hash_file(&fs.cache_path(ino)).ok()
+    super::hash_cache::hash_of(fs, ino).ok()
 }
 
 async fn negotiate(fs: &SaveFs) -> Result<(), RemoteError> {
@@ -90,7 +119,7 @@ async fn negotiate(fs: &SaveFs) -> Result<(), RemoteError> {
             })
             .collect()
     };
-    // Hashing every cached save is disk-bound: tell the runtime this worker is busy.
+    // Hashing changed saves is disk-bound: tell the runtime this worker is busy.
     tokio::task::block_in_place(|| {
         for (ino, cached, path) in files {
             let entry = manifest.entry(path.clone()).or_insert(ManifestEntry {
@@ -102,6 +131,7 @@ async fn negotiate(fs: &SaveFs) -> Result<(), RemoteError> {
         }
     });
     let resp = fs.remote.negotiate(manifest.into_values().collect()).await?;
+    let report = session_report(&resp.actions);
     let mut queue = Vec::new();
     let mut unseen = Vec::new();
     for action in resp.actions {
@@ -130,7 +160,28 @@ async fn negotiate(fs: &SaveFs) -> Result<(), RemoteError> {
     fs.db.set_cursor(resp.cursor).map_err(|e| RemoteError::Transient(e.to_string()))?;
     fs.wake.notify_one();
     tracing::info!(actions = queue.len(), cursor = %resp.cursor, "negotiated with the server");
+    // The plan is in the durable queue, which carries it out: close the session with
+    // what was queued. A lost report only leaves the session open on the server.
+    if let Err(e) = fs.remote.complete_session(resp.session_id, report).await {
+        tracing::debug!(session = resp.session_id, "completing the sync session: {e}");
+    }
+    super::clear_error(fs);
     Ok(())
+}
+
+/// The counts of a negotiated plan, by what the queue will do with each save.
+fn session_report(actions: &[PlannedAction]) -> SessionReport {
+    let mut r = SessionReport::default();
+    for a in actions {
+        match a.action {
+            ActionKind::Upload => r.uploaded += 1,
+            ActionKind::Download => r.downloaded += 1,
+            ActionKind::DeleteRemote | ActionKind::DeleteLocal => r.deleted += 1,
+            ActionKind::Conflict => r.conflicts += 1,
+            _ => {}
+        }
+    }
+    r
 }
 
 /// Pull every change after our cursor and queue the saves that need a decision.

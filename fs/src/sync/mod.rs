@@ -6,17 +6,23 @@
 //!   telling the kernel.
 //! - `uploader`: the durable pending queue worker (debounce, backoff, "changed again while
 //!   uploading -> uploaded again").
-//! - `feed`: negotiate on start and on every reconnect, then follow `/events` and pull
-//!   `/changes`, queueing every save the server changed.
+//! - `feed`: probe, negotiate on start and on every reconnect, then follow `/events` and
+//!   pull `/changes`, queueing every save the server changed; backs off while offline.
+//! - `hash_cache`: content hashes of cache files kept by stat, so a negotiation reads only
+//!   the saves that changed; counts every save byte the engine reads.
+//! - `policy`: the retry and backoff rules as pure functions.
 //!
 //! It runs on the daemon's tokio runtime; [`Engine::start`] spawns it.
 
 mod feed;
+mod hash_cache;
 mod install;
 mod names;
+mod policy;
 mod reconcile;
 mod uploader;
 
+pub(crate) use hash_cache::remember as remember_hash;
 pub use reconcile::{Outcome, SyncError, SyncMode, sync_path};
 
 use crate::savefs::SaveFs;
@@ -68,4 +74,10 @@ impl Engine {
 /// Remember a failure for `savesync status`.
 pub(crate) fn note_error(fs: &SaveFs, err: &dyn std::fmt::Display) {
     *crate::savefs::lock(&fs.last_error) = Some(err.to_string());
+}
+
+/// The device is healthy again (a negotiation or an upload went through): forget the last
+/// failure, so `status` does not show a stale one.
+pub(crate) fn clear_error(fs: &SaveFs) {
+    *crate::savefs::lock(&fs.last_error) = None;
 }

@@ -111,18 +111,21 @@ pub(crate) fn hash_file(path: &Path) -> std::io::Result<ContentHash> {
 
 async fn read_local(fs: &SaveFs, ino: u64) -> Result<(ContentHash, Local), SyncError> {
     let p = fs.cache_path(ino);
-    tokio::task::spawn_blocking(move || {
-        let size = std::fs::metadata(&p)?.len();
-        if size <= IN_MEMORY_MAX {
+    let (hash, local, stat) = tokio::task::spawn_blocking(move || {
+        let stat = crate::state::StatKey::of(&std::fs::metadata(&p)?);
+        if stat.size <= IN_MEMORY_MAX {
             let bytes = Bytes::from(std::fs::read(&p)?);
-            Ok((ContentHash::of(&bytes), Local::Small(bytes)))
+            Ok((ContentHash::of(&bytes), Local::Small(bytes), stat))
         } else {
-            Ok((hash_file(&p)?, Local::Large(p)))
+            Ok((hash_file(&p)?, Local::Large(p), stat))
         }
     })
     .await
     .map_err(SyncError::local)?
-    .map_err(|e: std::io::Error| SyncError::local(e))
+    .map_err(|e: std::io::Error| SyncError::local(e))?;
+    fs.count_read(stat.size);
+    super::hash_cache::remember(fs, ino, stat, hash);
+    Ok((hash, local))
 }
 
 async fn upload_local(
@@ -133,7 +136,11 @@ async fn upload_local(
 ) -> Result<savesync_core::wire::SaveMeta, RemoteError> {
     match local {
         Local::Small(bytes) => fs.remote.upload(path.clone(), expected, bytes).await,
-        Local::Large(file) => fs.remote.upload_file(path.clone(), expected, file).await,
+        Local::Large(file) => {
+            // Streamed from the cache file: read once more.
+            fs.count_read(std::fs::metadata(&file).map_or(0, |m| m.len()));
+            fs.remote.upload_file(path.clone(), expected, file).await
+        }
     }
 }
 

@@ -1,11 +1,15 @@
 //! The queue worker: takes due entries of the durable pending queue, runs [`sync_path`] on
 //! each (a few at a time), and removes an entry only if nobody re-queued it meanwhile (its
 //! generation is unchanged), so a save changed again while it was uploading is uploaded
-//! again. Failures back off exponentially per entry; the queue survives restarts.
-//! Up to [`PARALLEL`] syncs run at once, never two of the same path.
+//! again. Failures back off exponentially per entry (see `policy`) and are retried however
+//! often it takes, unless the server refused the save for good: then the entry is dropped
+//! and the save listed as given up in `status`. The queue survives restarts.
+//! Up to [`PARALLEL`] syncs run at once, never two of the same path. While the server is
+//! unreachable the worker takes no work (reading saves to upload them would be wasted);
+//! the feed follower wakes it when the server is back.
 
+use super::policy::{Verdict, entry_backoff, verdict};
 use super::reconcile::{Outcome, SyncError, SyncMode, sync_path};
-use crate::remote::RemoteError;
 use crate::savefs::{SaveFs, now_ms};
 use crate::state::PendingRow;
 use savesync_core::SavePath;
@@ -23,9 +27,8 @@ const IDLE_SCAN: Duration = Duration::from_secs(5);
 /// DB's disk is full): the entry is still due, and retrying at once would spin.
 const QUEUE_FAULT_PAUSE: Duration = Duration::from_secs(1);
 
-fn backoff_ms(attempts: i64) -> i64 {
-    let exp = attempts.clamp(0, 7) as u32;
-    (250i64 << exp).min(30_000)
+fn backoff_ms(fs: &SaveFs, attempts: i64) -> i64 {
+    entry_backoff(fs.cfg.retry_backoff, attempts).as_millis() as i64
 }
 
 pub(super) async fn run(fs: Arc<SaveFs>) {
@@ -39,8 +42,9 @@ pub(super) async fn run(fs: Arc<SaveFs>) {
         if let Some(until) = paused_until.take() {
             tokio::time::sleep_until(until).await;
         }
+        let online = fs.is_online();
         let free = PARALLEL.saturating_sub(running.len());
-        if free > 0 {
+        if free > 0 && online {
             let busy: HashSet<&SavePath> = in_flight.values().map(|r| &r.path).collect();
             for row in take_due(&fs, &busy, free) {
                 let picked = row.clone();
@@ -50,13 +54,16 @@ pub(super) async fn run(fs: Arc<SaveFs>) {
             }
         }
         if running.is_empty() {
-            let wait = until_due(&fs, fs.db.next_due());
+            let wait = if online { until_due(&fs, fs.db.next_due()) } else { IDLE_SCAN };
             let _ = tokio::time::timeout(wait, fs.wake.notified()).await;
             continue;
         }
         let slot_free = running.len() < PARALLEL;
-        let wait =
-            if slot_free { until_due(&fs, fs.db.next_due_after(now_ms())) } else { IDLE_SCAN };
+        let wait = if slot_free && online {
+            until_due(&fs, fs.db.next_due_after(now_ms()))
+        } else {
+            IDLE_SCAN
+        };
         tokio::select! {
             done = running.join_next_with_id() => {
                 match done {
@@ -71,7 +78,7 @@ pub(super) async fn run(fs: Arc<SaveFs>) {
                         // that always panics cannot spin the worker.
                         tracing::error!("sync task failed: {e}");
                         if let Some(row) = in_flight.remove(&e.id()) {
-                            let due = now_ms() + backoff_ms(row.attempts);
+                            let due = now_ms() + backoff_ms(&fs, row.attempts);
                             if let Err(e) = fs.db.retry_pending(&row.path, row.generation, due) {
                                 tracing::error!(path = %row.path, "updating the pending queue: {e}");
                             }
@@ -120,32 +127,51 @@ enum QueueUpdate {
 }
 
 async fn process(fs: &SaveFs, row: PendingRow) -> QueueUpdate {
-    let result = sync_path(fs, &row.path, SyncMode::Background).await;
+    // A moved save never downloaded is uploaded at its new path from its old bytes.
+    let result = match fs.fetch_moved_at(&row.path).await {
+        Ok(()) => sync_path(fs, &row.path, SyncMode::Background).await,
+        Err(e) => Err(e),
+    };
     let db = &fs.db;
     let done = match result {
-        Ok(Outcome::Done) => db.finish_pending(&row.path, row.generation),
+        Ok(Outcome::Done) => {
+            super::clear_error(fs);
+            db.clear_given_up(&row.path).and_then(|()| db.finish_pending(&row.path, row.generation))
+        }
         Ok(Outcome::Busy) => db.retry_pending(
             &row.path,
             row.generation,
             now_ms() + (fs.cfg.debounce.as_millis() as i64).max(200),
         ),
-        Err(SyncError::Remote(e)) if e.is_retryable() => {
-            if matches!(e, RemoteError::Offline(_)) {
-                fs.online.store(false, Ordering::Relaxed);
-            }
-            tracing::debug!(path = %row.path, "sync deferred: {e}");
-            super::note_error(fs, &e);
-            db.retry_pending(&row.path, row.generation, now_ms() + backoff_ms(row.attempts))
-        }
         Err(e) => {
-            // Retrying will not help (refused by the server, or a local fault): keep the
-            // bytes, report it, and stop retrying this entry until the save changes again.
-            tracing::error!(path = %row.path, "sync failed: {e}");
             super::note_error(fs, &format!("{}: {e}", row.path));
-            if row.attempts >= 5 {
-                db.finish_pending(&row.path, row.generation)
-            } else {
-                db.retry_pending(&row.path, row.generation, now_ms() + backoff_ms(row.attempts))
+            match verdict(&e) {
+                Verdict::Offline => {
+                    // Pause the queue until the feed follower finds the server again.
+                    fs.online.store(false, Ordering::Relaxed);
+                    fs.feed_wake.notify_one();
+                    tracing::debug!(path = %row.path, "sync deferred: {e}");
+                    db.retry_pending(&row.path, row.generation, now_ms() + backoff_ms(fs, 0))
+                }
+                Verdict::Retry => {
+                    // A local fault is said once per entry; server hiccups and the retries
+                    // (up to every 30 s) stay at debug.
+                    if row.attempts == 0 && matches!(e, SyncError::Local(_)) {
+                        tracing::warn!(path = %row.path, "sync failed, will retry: {e}");
+                    } else {
+                        let attempt = row.attempts + 1;
+                        tracing::debug!(path = %row.path, attempt, "sync failed again: {e}");
+                    }
+                    let due = now_ms() + backoff_ms(fs, row.attempts);
+                    db.retry_pending(&row.path, row.generation, due)
+                }
+                Verdict::GiveUp => {
+                    // The server refused these bytes for good: keep them, list the save in
+                    // `status`, and try again only when it changes.
+                    tracing::error!(path = %row.path, "sync refused by the server: {e}");
+                    db.give_up(&row.path, &e.to_string(), now_ms())
+                        .and_then(|()| db.finish_pending(&row.path, row.generation))
+                }
             }
         }
     };

@@ -39,6 +39,8 @@ impl Device {
             .unwrap();
         let mut cfg = FsConfig::new(data_dir);
         cfg.debounce = Duration::from_millis(10);
+        // A returning server is found within half a second.
+        cfg.offline_backoff_max = Duration::from_millis(500);
         tweak(&mut cfg);
         let fs = SaveFs::load(cfg, Arc::new(remote.clone()), rt.handle().clone()).unwrap();
         let engine = rt.block_on(async { Engine::start(Arc::clone(&fs)) });
