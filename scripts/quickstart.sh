@@ -41,7 +41,9 @@ bin="$(pwd)/target/release"
 
 mkdir -p "$server_data" "$mountpoint"
 echo "quickstart: starting savesync-server on $url (data in $server_data)"
-"$bin/savesync-server" serve --data-dir "$server_data" --listen "$listen" &
+# The URL is this machine's own on purpose: say so, so the server does not warn that other
+# devices cannot reach it (see README for serving a handheld).
+"$bin/savesync-server" serve --data-dir "$server_data" --listen "$listen" --public-url "$url" &
 server_pid=$!
 cleanup() { kill "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; }
 trap cleanup EXIT

@@ -123,6 +123,21 @@ fn upsert_inode(conn: &Connection, row: &InodeRow) -> rusqlite::Result<()> {
     Ok(())
 }
 
+/// Remove `removed` and write `rows`, inside the caller's transaction.
+fn replace_inodes_in(
+    conn: &Connection,
+    rows: &[InodeRow],
+    removed: &[u64],
+) -> rusqlite::Result<()> {
+    for ino in removed {
+        exec(conn, "DELETE FROM inodes WHERE ino = ?1", [*ino as i64])?;
+    }
+    for row in rows {
+        upsert_inode(conn, row)?;
+    }
+    Ok(())
+}
+
 fn enqueue_in(conn: &Connection, path: &SavePath, due_ms: i64) -> rusqlite::Result<()> {
     exec(
         conn,
@@ -211,12 +226,7 @@ impl StateDb {
     pub fn put_inodes(&self, rows: &[InodeRow], removed: &[u64]) -> DbResult<()> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        for ino in removed {
-            exec(&tx, "DELETE FROM inodes WHERE ino = ?1", [*ino as i64])?;
-        }
-        for row in rows {
-            upsert_inode(&tx, row)?;
-        }
+        replace_inodes_in(&tx, rows, removed)?;
         tx.commit()?;
         Ok(())
     }
@@ -621,12 +631,7 @@ impl StateDb {
     ) -> DbResult<()> {
         let mut conn = self.conn();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
-        for ino in removed {
-            exec(&tx, "DELETE FROM inodes WHERE ino = ?1", [*ino as i64])?;
-        }
-        for row in rows {
-            upsert_inode(&tx, row)?;
-        }
+        replace_inodes_in(&tx, rows, removed)?;
         for (ino, path, v) in origins {
             let (rev, hash) = version_to_db(Some(*v));
             exec(

@@ -12,8 +12,7 @@
 
 use crate::savefs::SaveFs;
 use crate::state::StatKey;
-use savesync_core::{ContentHash, ContentHasher};
-use std::io::Read;
+use savesync_core::ContentHash;
 use std::path::Path;
 
 /// The hash of `ino`'s cache file: from the DB when its stat is unchanged, else read.
@@ -40,15 +39,5 @@ pub(crate) fn remember(fs: &SaveFs, ino: u64, before: StatKey, hash: ContentHash
 
 /// Hash a file in chunks, counting the bytes read.
 fn hash_counted(fs: &SaveFs, path: &Path) -> std::io::Result<ContentHash> {
-    let mut f = std::fs::File::open(path)?;
-    let mut hasher = ContentHasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(hasher.finish());
-        }
-        fs.count_read(n as u64);
-        hasher.update(&buf[..n]);
-    }
+    super::reconcile::hash_file_reporting(path, |n| fs.count_read(n))
 }

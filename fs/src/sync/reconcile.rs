@@ -97,6 +97,14 @@ enum Local {
 
 /// Hash of a file, read in chunks.
 pub(crate) fn hash_file(path: &Path) -> std::io::Result<ContentHash> {
+    hash_file_reporting(path, |_| {})
+}
+
+/// Hash of a file, read in chunks; `on_read` hears the size of every chunk read.
+pub(crate) fn hash_file_reporting(
+    path: &Path,
+    mut on_read: impl FnMut(u64),
+) -> std::io::Result<ContentHash> {
     let mut f = std::fs::File::open(path)?;
     let mut hasher = ContentHasher::new();
     let mut buf = vec![0u8; 256 * 1024];
@@ -105,6 +113,7 @@ pub(crate) fn hash_file(path: &Path) -> std::io::Result<ContentHash> {
         if n == 0 {
             return Ok(hasher.finish());
         }
+        on_read(n as u64);
         hasher.update(&buf[..n]);
     }
 }
