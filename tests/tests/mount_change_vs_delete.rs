@@ -4,7 +4,7 @@
 //! overwrite.
 
 use savesync_tests::{
-    Device, RemoteView, TestServer, poll_until, require_fuse, save_bytes, wait_for_absent,
+    Device, DevicePair, RemoteView, TestServer, poll_until, save_bytes, wait_for_absent,
     wait_for_bytes, wait_until,
 };
 use std::time::Duration;
@@ -23,15 +23,7 @@ struct Agreed {
 
 /// A and B mounted, both holding v0 of SAVE.
 fn both_agree_on_v0() -> Option<Agreed> {
-    if !require_fuse() {
-        return None;
-    }
-    let server = TestServer::start_blocking();
-    let view = RemoteView::new(&server, USER);
-    let mut a = Device::pair(&server, USER, "handheld-a");
-    let mut b = Device::pair(&server, USER, "desktop-b");
-    a.mount();
-    b.mount();
+    let DevicePair { a, b, view, server } = DevicePair::start(USER)?;
     std::fs::create_dir_all(a.path("gbc")).unwrap();
     let v0 = save_bytes(700, 32 * 1024);
     std::fs::write(a.path(SAVE), &v0).unwrap();

@@ -7,7 +7,7 @@
 use savesync_core::ContentHash;
 use savesync_core::wire::VersionKind;
 use savesync_tests::{
-    Device, RemoteView, TestServer, poll_until, require_fuse, save_bytes, wait_for_absent,
+    Device, DevicePair, RemoteView, TestServer, poll_until, save_bytes, wait_for_absent,
     wait_for_bytes, wait_until,
 };
 use std::io::Write;
@@ -53,15 +53,8 @@ fn conflict_copies_from_b(view: &RemoteView, bytes: &[u8]) -> usize {
 /// returns so that A's version deterministically becomes the head; B then mounts, sees the
 /// conflict, and writes three more versions while in conflict.
 fn b_in_conflict_writes_three_more_versions() -> Option<InConflict> {
-    if !require_fuse() {
-        return None;
-    }
-    let mut server = TestServer::start_blocking();
-    let view = RemoteView::new(&server, USER);
-    let mut a = Device::pair(&server, USER, "handheld-a");
-    let mut b = Device::pair(&server, USER, B_NAME);
-    a.mount();
-    b.mount();
+    let DevicePair { a, mut b, view, mut server } =
+        DevicePair::start_named(USER, "handheld-a", B_NAME)?;
     std::fs::create_dir_all(a.path("gba")).unwrap();
     let v0 = save_bytes(200, 8192);
     save(&a.path(SAVE), &v0);

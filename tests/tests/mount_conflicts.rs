@@ -4,8 +4,8 @@
 //! Either way the losing bytes stay in the server's history.
 
 use savesync_tests::{
-    Device, RemoteView, TestServer, dir_names, poll_until, require_fuse, save_bytes,
-    wait_for_absent, wait_for_bytes,
+    Device, DevicePair, RemoteView, TestServer, dir_names, poll_until, save_bytes, wait_for_absent,
+    wait_for_bytes,
 };
 use std::time::Duration;
 
@@ -27,15 +27,7 @@ struct Conflicted {
 /// Both devices agree on v0; with the server down B changes the save and unmounts; with
 /// the server back A changes it too; B mounts again and must show the conflict.
 fn conflict_made_while_b_was_offline() -> Option<Conflicted> {
-    if !require_fuse() {
-        return None;
-    }
-    let mut server = TestServer::start_blocking();
-    let view = RemoteView::new(&server, USER);
-    let mut a = Device::pair(&server, USER, "handheld-a");
-    let mut b = Device::pair(&server, USER, "desktop-b");
-    a.mount();
-    b.mount();
+    let DevicePair { a, mut b, view, mut server } = DevicePair::start(USER)?;
     std::fs::create_dir_all(a.path("snes")).unwrap();
     let v0 = save_bytes(100, 8192);
     std::fs::write(a.path(SAVE), &v0).unwrap();

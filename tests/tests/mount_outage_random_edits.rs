@@ -10,7 +10,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use savesync_core::ContentHash;
 use savesync_tests::{
-    Device, RemoteView, TestServer, require_fuse, save_bytes, wait_for_bytes, wait_until,
+    Device, DevicePair, RemoteView, TestServer, save_bytes, wait_for_bytes, wait_until,
 };
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -137,16 +137,10 @@ impl Run {
 
 #[test]
 fn random_edits_through_outages_lose_no_settled_version_and_converge_once_resolved() {
-    if !require_fuse() {
-        return;
-    }
     let started = Instant::now();
-    let server = TestServer::start_blocking();
-    let view = RemoteView::new(&server, USER);
-    let mut a = Device::pair(&server, USER, "handheld-a");
-    let mut b = Device::pair(&server, USER, "desktop-b");
-    a.mount();
-    b.mount();
+    let Some(DevicePair { a, b, view, server }) = DevicePair::start(USER) else {
+        return;
+    };
     let mut run = Run {
         server,
         view,

@@ -3,7 +3,7 @@
 //! measured times are printed).
 
 use savesync_tests::{
-    Device, RemoteView, TestServer, dir_names, poll_until, require_fuse, save_bytes,
+    Device, DevicePair, RemoteView, TestServer, dir_names, poll_until, require_fuse, save_bytes,
     wait_for_absent, wait_for_bytes,
 };
 use std::time::{Duration, Instant};
@@ -14,30 +14,9 @@ const PROPAGATION_DEADLINE: Duration = Duration::from_secs(10);
 /// Overwrites measured for the printed propagation figures.
 const OVERWRITE_ROUNDS: u64 = 10;
 
-struct TwoDevices {
-    // Field order is drop order: unmount the devices before the server goes away.
-    a: Device,
-    b: Device,
-    view: RemoteView,
-    server: TestServer,
-}
-
-fn two_mounted_devices() -> Option<TwoDevices> {
-    if !require_fuse() {
-        return None;
-    }
-    let server = TestServer::start_blocking();
-    let view = RemoteView::new(&server, USER);
-    let mut a = Device::pair(&server, USER, "handheld-a");
-    let mut b = Device::pair(&server, USER, "desktop-b");
-    a.mount();
-    b.mount();
-    Some(TwoDevices { a, b, view, server })
-}
-
 #[test]
 fn a_save_closed_on_a_is_readable_with_the_new_bytes_on_b() {
-    let Some(t) = two_mounted_devices() else { return };
+    let Some(t) = DevicePair::start(USER) else { return };
     std::fs::create_dir_all(t.a.path("snes")).unwrap();
 
     let first = save_bytes(1, 8 * 1024);
@@ -71,7 +50,7 @@ fn a_save_closed_on_a_is_readable_with_the_new_bytes_on_b() {
 
 #[test]
 fn a_new_save_appears_in_bs_directory_listing_without_remount() {
-    let Some(t) = two_mounted_devices() else { return };
+    let Some(t) = DevicePair::start(USER) else { return };
     std::fs::create_dir_all(t.a.path("gba")).unwrap();
     std::fs::write(t.a.path("gba/first.sav"), save_bytes(10, 1024)).unwrap();
     wait_for_bytes(&t.b.path("gba/first.sav"), &save_bytes(10, 1024), PROPAGATION_DEADLINE);
@@ -104,7 +83,7 @@ fn a_new_save_appears_in_bs_directory_listing_without_remount() {
 
 #[test]
 fn a_save_deleted_on_a_disappears_on_b() {
-    let Some(t) = two_mounted_devices() else { return };
+    let Some(t) = DevicePair::start(USER) else { return };
     std::fs::create_dir_all(t.a.path("psx")).unwrap();
     let bytes = save_bytes(20, 4096);
     std::fs::write(t.a.path("psx/card1.mcd"), &bytes).unwrap();
@@ -131,7 +110,7 @@ fn a_save_deleted_on_a_disappears_on_b() {
 
 #[test]
 fn a_save_written_on_a_reaches_both_b_and_c() {
-    let Some(mut t) = two_mounted_devices() else { return };
+    let Some(mut t) = DevicePair::start(USER) else { return };
     let mut c = Device::pair(&t.server, USER, "steamdeck-c");
     c.mount();
     std::fs::create_dir_all(t.a.path("psp")).unwrap();
@@ -155,7 +134,7 @@ fn a_save_written_on_a_reaches_both_b_and_c() {
 
 #[test]
 fn a_save_renamed_on_a_moves_on_b_and_on_the_server() {
-    let Some(t) = two_mounted_devices() else { return };
+    let Some(t) = DevicePair::start(USER) else { return };
     std::fs::create_dir_all(t.a.path("snes")).unwrap();
     let bytes = save_bytes(40, 2048);
     std::fs::write(t.a.path("snes/Mana.srm"), &bytes).unwrap();

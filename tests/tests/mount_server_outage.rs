@@ -1,10 +1,7 @@
 //! The server goes away and comes back (same data, same port): devices keep working from
 //! their caches, and what was written meanwhile reaches the server and the other devices.
 
-use savesync_tests::{
-    Device, RemoteView, SoloDevice, TestServer, poll_until, require_fuse, save_bytes,
-    wait_for_bytes,
-};
+use savesync_tests::{DevicePair, SoloDevice, poll_until, save_bytes, wait_for_bytes};
 use std::time::{Duration, Instant};
 
 use savesync_tests::{dir_names, wait_until};
@@ -15,14 +12,9 @@ const RECONNECT_DEADLINE: Duration = Duration::from_secs(20);
 
 #[test]
 fn writes_made_during_a_server_outage_reach_b_after_the_server_restarts() {
-    if !require_fuse() {
+    let Some(DevicePair { a, b, view: _, mut server }) = DevicePair::start(USER) else {
         return;
-    }
-    let mut server = TestServer::start_blocking();
-    let mut a = Device::pair(&server, USER, "handheld-a");
-    let mut b = Device::pair(&server, USER, "desktop-b");
-    a.mount();
-    b.mount();
+    };
     std::fs::create_dir_all(a.path("nes")).unwrap();
     let v1 = save_bytes(200, 8192);
     std::fs::write(a.path("nes/Zelda.sav"), &v1).unwrap();
@@ -77,15 +69,9 @@ fn a_mount_started_while_the_server_is_down_serves_its_cached_saves_and_syncs_la
 
 #[test]
 fn small_saves_from_another_device_are_prefetched_and_readable_after_an_offline_start() {
-    if !require_fuse() {
+    let Some(DevicePair { mut a, b, view, mut server }) = DevicePair::start(USER) else {
         return;
-    }
-    let mut server = TestServer::start_blocking();
-    let view = RemoteView::new(&server, USER);
-    let mut a = Device::pair(&server, USER, "handheld-a");
-    let mut b = Device::pair(&server, USER, "desktop-b");
-    a.mount();
-    b.mount();
+    };
     std::fs::create_dir_all(b.path("gba")).unwrap();
     let saves: Vec<(String, Vec<u8>)> = [1024, 64 * 1024, 512 * 1024]
         .iter()

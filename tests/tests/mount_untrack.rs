@@ -2,7 +2,7 @@
 //! stops following the other devices on this one (its old bytes stay), and `track`
 //! brings it back in step.
 
-use savesync_tests::{Device, RemoteView, TestServer, require_fuse, save_bytes, wait_for_bytes};
+use savesync_tests::{Device, DevicePair, save_bytes, wait_for_bytes};
 use std::time::Duration;
 
 const USER: &str = "opt";
@@ -22,15 +22,9 @@ fn cli_ok(dev: &Device, args: &[&str]) -> String {
 
 #[test]
 fn an_untracked_save_keeps_its_old_bytes_here_until_it_is_tracked_again() {
-    if !require_fuse() {
+    let Some(DevicePair { mut a, mut b, view, server: _server }) = DevicePair::start(USER) else {
         return;
-    }
-    let server = TestServer::start_blocking();
-    let view = RemoteView::new(&server, USER);
-    let mut a = Device::pair(&server, USER, "handheld-a");
-    let mut b = Device::pair(&server, USER, "desktop-b");
-    a.mount();
-    b.mount();
+    };
     std::fs::create_dir_all(a.path("snes")).unwrap();
     let first = save_bytes(1, 4096);
     std::fs::write(a.path(SAVE), &first).unwrap();
