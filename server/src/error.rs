@@ -108,16 +108,6 @@ fn retry_after_secs(wait: Duration) -> u64 {
     secs.max(1)
 }
 
-/// SQLite reports a full volume as `SQLITE_FULL`; it deserves the same answer as a full
-/// blob volume (507, retry later) rather than a generic 500.
-fn is_disk_full(e: &MetaError) -> bool {
-    matches!(
-        e,
-        MetaError::Db(rusqlite::Error::SqliteFailure(f, _))
-            if f.code == rusqlite::ErrorCode::DiskFull
-    )
-}
-
 impl From<MetaError> for ApiError {
     fn from(e: MetaError) -> Self {
         match e {
@@ -128,8 +118,8 @@ impl From<MetaError> for ApiError {
             MetaError::DeviceRevoked => {
                 ApiError::new(ErrorCode::DeviceRevoked, "this device has been revoked")
             }
-            full if is_disk_full(&full) => {
-                tracing::error!(error = %full, "metadata store is out of disk space");
+            MetaError::StorageFull => {
+                tracing::error!("metadata store is out of disk space");
                 ApiError {
                     backend: Some(FailedBackend::Sqlite),
                     ..ApiError::new(
@@ -236,14 +226,23 @@ mod tests {
     }
 
     #[test]
-    fn a_full_disk_under_sqlite_is_507_storage_full() {
-        let full = rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_FULL),
-            None,
-        );
-        let response = ApiError::from(MetaError::Db(full)).into_response();
+    fn a_full_metadata_store_is_507_storage_full() {
+        let response = ApiError::from(MetaError::StorageFull).into_response();
         assert_eq!(response.status(), StatusCode::INSUFFICIENT_STORAGE);
         assert_eq!(response.extensions().get::<FailedBackend>(), Some(&FailedBackend::Sqlite));
+    }
+
+    #[test]
+    fn other_metadata_failures_are_500_counted_against_the_metadata_store() {
+        for e in [
+            MetaError::Unavailable("busy".into()),
+            MetaError::Corrupt("bad row".into()),
+            MetaError::backend(std::fmt::Error),
+        ] {
+            let response = ApiError::from(e).into_response();
+            assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(response.extensions().get::<FailedBackend>(), Some(&FailedBackend::Sqlite));
+        }
     }
 
     #[test]

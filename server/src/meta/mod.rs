@@ -15,7 +15,8 @@ use savesync_core::{ContentHash, Rev, SavePath, Seq};
 pub type UserId = i64;
 pub type DeviceId = i64;
 
-/// Why a metadata operation failed.
+/// Why a metadata operation failed. Backend-neutral: an implementation maps its own
+/// errors into these (see `sqlite::errors`), so the HTTP layer never sees a driver type.
 #[derive(Debug, thiserror::Error)]
 pub enum MetaError {
     #[error("pairing code is unknown, used or expired")]
@@ -23,12 +24,30 @@ pub enum MetaError {
     /// The acting device was revoked (checked inside the write's transaction).
     #[error("the device has been revoked")]
     DeviceRevoked,
-    #[error("database: {0}")]
-    Db(#[from] rusqlite::Error),
-    #[error("database migration: {0}")]
-    Migration(#[from] rusqlite_migration::Error),
+    /// A row the operation needs does not exist (where "absent" is not an `Option`).
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness or concurrency constraint refused the write; nothing was written.
+    #[error("conflicting write: {0}")]
+    Conflict(String),
+    /// The volume or database is out of space; nothing was written.
+    #[error("the metadata store is out of space")]
+    StorageFull,
+    /// The store is busy, locked or unreachable right now; retrying may succeed.
+    #[error("the metadata store is unavailable: {0}")]
+    Unavailable(String),
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// Any other failure of the backend (driver, I/O, migration).
+    #[error("metadata backend: {0}")]
+    Backend(Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl MetaError {
+    /// Wrap any backend error.
+    pub fn backend(e: impl std::error::Error + Send + Sync + 'static) -> MetaError {
+        MetaError::Backend(Box::new(e))
+    }
 }
 
 /// The device a token belongs to.

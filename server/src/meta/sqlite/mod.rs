@@ -11,6 +11,7 @@ mod accounts;
 mod activity;
 mod commit;
 mod conflict_versions;
+mod errors;
 mod names;
 mod quota;
 mod rows;
