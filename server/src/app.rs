@@ -4,7 +4,6 @@
 
 use crate::blob::{BlobStore, FsBlobStore};
 use crate::config::Config;
-use crate::error::ApiError;
 use crate::feed::Feed;
 use crate::meta::sqlite::SqliteMeta;
 use crate::meta::{DeviceId, MetaError, MetaStore, Retention, UserId};
@@ -19,8 +18,9 @@ use savesync_core::wire::PairingCode;
 use std::collections::HashMap;
 use std::future::Future;
 use std::num::NonZeroU32;
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
+use tokio::sync::RwLock;
 
 /// Cheap to clone: everything lives behind one `Arc`.
 #[derive(Clone, Debug)]
@@ -101,16 +101,26 @@ impl App {
     }
 
     /// Creates the user if missing; returns a one-time code valid for `config.pairing_ttl`.
-    pub fn issue_pairing_code(&self, user: &str) -> anyhow::Result<PairingCode> {
+    pub async fn pairing_code(&self, user: &str) -> anyhow::Result<PairingCode> {
         let user = user.trim();
         anyhow::ensure!(!user.is_empty(), "user name must not be empty");
         let now = now_unix();
-        let user_id = self.inner.meta.ensure_user(user, now)?;
-        Ok(self.pairing_code_for(user_id, None, now)?)
+        let user_id = self.inner.meta.ensure_user(user, now).await?;
+        Ok(self.pairing_code_for(user_id, None, now).await?)
+    }
+
+    /// [`App::pairing_code`] for synchronous callers (the `pair` CLI, test harnesses): runs
+    /// it to completion on a scoped thread of its own, outside any async runtime.
+    pub fn issue_pairing_code(&self, user: &str) -> anyhow::Result<PairingCode> {
+        std::thread::scope(|s| {
+            s.spawn(|| futures::executor::block_on(self.pairing_code(user)))
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
     }
 
     /// A code for `user`, optionally on behalf of an already paired device.
-    pub(crate) fn pairing_code_for(
+    pub(crate) async fn pairing_code_for(
         &self,
         user: UserId,
         by_device: Option<DeviceId>,
@@ -120,7 +130,7 @@ impl App {
         let ttl = i64::try_from(self.inner.config.pairing_ttl.as_secs()).unwrap_or(i64::MAX);
         let expires_at = now.saturating_add(ttl);
         let hash = secret.hash(&self.inner.pairing_key);
-        self.inner.meta.add_pairing_code(user, &hash, expires_at, by_device, now)?;
+        self.inner.meta.add_pairing_code(user, &hash, expires_at, by_device, now).await?;
         Ok(PairingCode { code: secret.reveal().to_owned(), expires_at: rfc3339(expires_at) })
     }
 
@@ -159,13 +169,13 @@ impl App {
                 tokio::select! {
                     () = token.cancelled() => return,
                     _ = ticks.tick() => {
-                        match app.db(move |m| m.device_revoked(device)).await {
+                        match app.meta().device_revoked(device).await {
                             Ok(true) => {
                                 app.signal_revoked(device);
                                 return;
                             }
                             Ok(false) => {}
-                            Err(e) => tracing::debug!(code = %e.code, "revocation re-check failed"),
+                            Err(e) => tracing::debug!(error = %e, "revocation re-check failed"),
                         }
                     }
                 }
@@ -177,7 +187,7 @@ impl App {
         &self.inner.config
     }
 
-    /// The metadata store (blocking: call from `spawn_blocking` or the CLI).
+    /// The metadata store.
     pub fn meta(&self) -> &Arc<dyn MetaStore> {
         &self.inner.meta
     }
@@ -221,15 +231,5 @@ impl App {
             keep_seconds: i64::from(r.keep_days) * 86_400,
             max_conflict_versions: c.max_conflict_versions_per_save,
         }
-    }
-
-    /// Run blocking metadata work off the async executor.
-    pub(crate) async fn db<T, F>(&self, f: F) -> Result<T, ApiError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&dyn MetaStore) -> Result<T, MetaError> + Send + 'static,
-    {
-        let meta = Arc::clone(&self.inner.meta);
-        Ok(tokio::task::spawn_blocking(move || f(meta.as_ref())).await??)
     }
 }

@@ -1,11 +1,10 @@
 //! Blob garbage collection: delete stored blobs no version references any more (after
 //! retention pruned their versions), and staging files of uploads that never finished.
-//! Runs at startup (staging only) and periodically on a blocking thread.
+//! Runs at startup (staging only) and periodically; blob-store work runs on blocking threads.
 
 use crate::app::App;
 use crate::blob::BlobError;
 use crate::meta::MetaError;
-use std::sync::PoisonError;
 use std::time::Duration;
 
 /// Why a collection pass stopped.
@@ -28,19 +27,34 @@ const STALE_STAGING: Duration = Duration::from_secs(24 * 60 * 60);
 /// still safe: a blob stored after the listing is not a candidate, and a listed blob that
 /// an upload re-uses by dedupe is referenced by the time the lock is granted, because
 /// uploads hold the shared lock from persist to commit.
-pub fn collect_garbage(app: &App) -> Result<usize, GcError> {
-    app.blobs().sweep_staging(STALE_STAGING)?;
-    let candidates = app.blobs().list()?;
-    let _exclusive = app.gc_lock().write().unwrap_or_else(PoisonError::into_inner);
-    let referenced = app.meta().referenced_hashes()?;
-    let mut removed = 0;
-    for hash in candidates {
-        if !referenced.contains(&hash) {
-            app.blobs().remove(&hash)?;
-            removed += 1;
+pub async fn collect_garbage(app: &App) -> Result<usize, GcError> {
+    let blobs = std::sync::Arc::clone(app.blobs());
+    let candidates = blocking(move || {
+        blobs.sweep_staging(STALE_STAGING)?;
+        blobs.list()
+    })
+    .await?;
+    let _exclusive = app.gc_lock().write().await;
+    let referenced = app.meta().referenced_hashes().await?;
+    let doomed: Vec<_> = candidates.into_iter().filter(|h| !referenced.contains(h)).collect();
+    let blobs = std::sync::Arc::clone(app.blobs());
+    blocking(move || {
+        for hash in &doomed {
+            blobs.remove(hash)?;
         }
-    }
-    Ok(removed)
+        Ok(doomed.len())
+    })
+    .await
+}
+
+/// Run blob-store work on a blocking thread.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BlobError> + Send + 'static,
+) -> Result<T, GcError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| GcError::Blob(BlobError::Io(std::io::Error::other(e))))?
+        .map_err(GcError::Blob)
 }
 
 /// Remove every staging file before the server accepts requests. No upload of this process
@@ -69,19 +83,15 @@ pub async fn run_periodically(app: App, shutdown: tokio_util::sync::Cancellation
             () = shutdown.cancelled() => return,
             _ = ticker.tick() => {}
         }
-        let pass_app = app.clone();
-        match tokio::task::spawn_blocking(move || collect_garbage(&pass_app)).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::info!(removed = n, "collected unreferenced blobs"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "blob garbage collection failed"),
-            Err(e) => tracing::warn!(error = %e, "blob garbage collection panicked"),
+        match collect_garbage(&app).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(removed = n, "collected unreferenced blobs"),
+            Err(e) => tracing::warn!(error = %e, "blob garbage collection failed"),
         }
-        let pass_app = app.clone();
-        match tokio::task::spawn_blocking(move || crate::sessions::prune(&pass_app)).await {
-            Ok(Ok(0)) => {}
-            Ok(Ok(n)) => tracing::debug!(removed = n, "pruned old sync sessions"),
-            Ok(Err(e)) => tracing::warn!(error = %e, "pruning sync sessions failed"),
-            Err(e) => tracing::warn!(error = %e, "pruning sync sessions panicked"),
+        match crate::sessions::prune(&app).await {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(removed = n, "pruned old sync sessions"),
+            Err(e) => tracing::warn!(error = %e, "pruning sync sessions failed"),
         }
     }
 }
@@ -109,7 +119,7 @@ mod tests {
             // Each commit a second after the previous, so older ones are past keep_days = 0.
             now: i64::try_from(base).unwrap() + 1,
         };
-        let outcome = app.meta().commit(&request, app.retention()).unwrap();
+        let outcome = app.meta().commit(&request, app.retention()).await.unwrap();
         assert!(matches!(outcome, CommitOutcome::Committed(_)), "{outcome:?}");
     }
 
@@ -119,27 +129,28 @@ mod tests {
         let mut config = Config::with_data_dir(dir.path());
         config.retention = RetentionConfig { keep_versions: 2, keep_days: 0 };
         let app = App::open(config).unwrap();
-        app.meta().ensure_user("alice", 0).unwrap();
+        app.meta().ensure_user("alice", 0).await.unwrap();
         for (base, bytes) in [b"one", b"two", b"thr", b"fou"].iter().enumerate() {
             upload(&app, base as u64, *bytes).await;
         }
         assert_eq!(app.blobs().list().unwrap().len(), 4);
-        assert_eq!(collect_garbage(&app).unwrap(), 2);
+        assert_eq!(collect_garbage(&app).await.unwrap(), 2);
         let mut left = app.blobs().list().unwrap();
         left.sort();
         let mut expected = vec![ContentHash::of(b"thr"), ContentHash::of(b"fou")];
         expected.sort();
         assert_eq!(left, expected);
-        assert_eq!(collect_garbage(&app).unwrap(), 0);
+        assert_eq!(collect_garbage(&app).await.unwrap(), 0);
     }
 
     /// A paired device of user 1, made straight in the store.
-    fn device(app: &App, name: &str) -> crate::meta::DeviceId {
+    async fn device(app: &App, name: &str) -> crate::meta::DeviceId {
         let code = format!("code-{name}");
-        app.meta().add_pairing_code(1, &code, i64::MAX, None, 0).unwrap();
+        app.meta().add_pairing_code(1, &code, i64::MAX, None, 0).await.unwrap();
         let info = crate::meta::NewDeviceInfo { name, kind: "test" };
         app.meta()
             .redeem_pairing_code(&code, &info, &format!("tok-{name}"), 10, 0)
+            .await
             .unwrap()
             .device_id
     }
@@ -165,7 +176,7 @@ mod tests {
             operation: "upload",
             now,
         };
-        app.meta().commit(&request, app.retention()).unwrap()
+        app.meta().commit(&request, app.retention()).await.unwrap()
     }
 
     fn blobs(app: &App) -> Vec<ContentHash> {
@@ -187,8 +198,8 @@ mod tests {
         // Keep only the newest two, nothing by age: everything else is pruned at once.
         config.retention = RetentionConfig { keep_versions: 2, keep_days: 0 };
         let app = App::open(config).unwrap();
-        app.meta().ensure_user("alice", 0).unwrap();
-        let (handheld, desktop) = (device(&app, "handheld"), device(&app, "desktop"));
+        app.meta().ensure_user("alice", 0).await.unwrap();
+        let (handheld, desktop) = (device(&app, "handheld").await, device(&app, "desktop").await);
         let committed = |o: CommitOutcome| assert!(matches!(o, CommitOutcome::Committed(_)));
         let refused = |o: CommitOutcome| assert!(matches!(o, CommitOutcome::Conflict(_)));
         committed(commit_as(&app, handheld, 0, b"v1", 1).await);
@@ -200,13 +211,13 @@ mod tests {
         for (base, bytes) in [(2, b"v3"), (3, b"v4"), (4, b"v5")] {
             committed(commit_as(&app, handheld, base, bytes, 10 + base as i64).await);
         }
-        collect_garbage(&app).unwrap();
+        collect_garbage(&app).await.unwrap();
         assert_eq!(blobs(&app), hashes(&[b"v4", b"v5", b"desk-1", b"desk-2"]));
 
         // The desktop resolves by keeping its version: its commit closes its conflict
         // versions, and the next pruning drops them like any old version.
         committed(commit_as(&app, desktop, 5, b"desk-3", 20).await);
-        collect_garbage(&app).unwrap();
+        collect_garbage(&app).await.unwrap();
         assert_eq!(blobs(&app), hashes(&[b"v5", b"desk-3"]));
     }
 }

@@ -31,7 +31,7 @@ pub async fn enforce(
     if quota == 0 {
         return Ok(());
     }
-    let stored = app.db(move |m| m.stored_bytes(user, &content)).await?;
+    let stored = app.meta().stored_bytes(user, &content).await?;
     if fits(quota, stored, size) {
         Ok(())
     } else {

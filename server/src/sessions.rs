@@ -17,12 +17,12 @@ pub fn cutoffs(now: i64, keep: Duration, open_keep: Duration) -> (i64, i64) {
     (before(keep), before(open_keep))
 }
 
-/// Delete expired sessions; returns how many. Blocking: run it off the async workers.
-pub fn prune(app: &App) -> Result<u64, MetaError> {
+/// Delete expired sessions; returns how many.
+pub async fn prune(app: &App) -> Result<u64, MetaError> {
     let config = app.config();
     let (completed_before, open_before) =
         cutoffs(now_unix(), config.session_keep, config.open_session_keep);
-    app.meta().prune_sessions(completed_before, open_before)
+    app.meta().prune_sessions(completed_before, open_before).await
 }
 
 #[cfg(test)]

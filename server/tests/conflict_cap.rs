@@ -57,7 +57,7 @@ async fn stale_uploads_beyond_the_cap_thin_the_oldest_but_keep_the_first_and_the
     assert_eq!(list.saves, vec![head]);
 
     // Garbage collection frees the thinned blobs: two commits plus CAP conflict versions.
-    savesync_server::collect_garbage(&server.app).unwrap();
+    savesync_server::collect_garbage(&server.app).await.unwrap();
     let blobs = server.blob_files().into_iter().filter(|p| !p.starts_with("tmp")).count();
     assert_eq!(blobs, 2 + CAP as usize, "{:?}", server.blob_files());
 }

@@ -240,7 +240,7 @@ async fn sessions_record_the_first_report_and_are_pruned_by_age() {
     .await;
     let deck = server.pair("alice", "deck").await;
     let laptop = server.pair("alice", "laptop").await;
-    let user = server.app.meta().ensure_user("alice", 0).unwrap();
+    let user = server.app.meta().ensure_user("alice", 0).await.unwrap();
     let completed = deck.client.negotiate(manifest(3)).await.unwrap().session_id;
     let abandoned = deck.client.negotiate(manifest(2)).await.unwrap().session_id;
 
@@ -257,7 +257,7 @@ async fn sessions_record_the_first_report_and_are_pruned_by_age() {
     let retry = SessionReport { uploaded: 99, ..report };
     deck.client.complete_session(completed, retry).await.unwrap();
 
-    let sessions = server.app.meta().sessions(user).unwrap();
+    let sessions = server.app.meta().sessions(user).await.unwrap();
     assert_eq!(sessions.iter().map(|s| s.id).collect::<Vec<_>>(), [completed, abandoned]);
     assert_eq!((sessions[0].manifest_entries, sessions[0].planned_actions), (3, 3));
     let (at, recorded) = sessions[0].completed.expect("completed");
@@ -269,11 +269,11 @@ async fn sessions_record_the_first_report_and_are_pruned_by_age() {
     // completed one, started at the same time, is kept (completed ones are kept an hour).
     common::eventually("the abandoned session to be pruned", || async {
         let ids: Vec<i64> =
-            server.app.meta().sessions(user).unwrap().iter().map(|s| s.id).collect();
+            server.app.meta().sessions(user).await.unwrap().iter().map(|s| s.id).collect();
         (!ids.contains(&abandoned)).then_some(ids)
     })
     .await;
-    let left = server.app.meta().sessions(user).unwrap();
+    let left = server.app.meta().sessions(user).await.unwrap();
     assert_eq!(left.iter().map(|s| s.id).collect::<Vec<_>>(), [completed]);
 }
 

@@ -104,7 +104,7 @@ pub fn devices(mut config: Config, cmd: &DevicesCommand) -> anyhow::Result<()> {
         DevicesCommand::List { user, data } => {
             data.apply(&mut config);
             let app = App::open(config)?;
-            let devices = app.meta().admin_devices(user.as_deref())?;
+            let devices = futures::executor::block_on(app.meta().admin_devices(user.as_deref()))?;
             println!(
                 "{:>5}  {:<16} {:<24} {:<12} {:<22} STATUS",
                 "ID", "USER", "NAME", "KIND", "LAST SEEN"
@@ -122,7 +122,7 @@ pub fn devices(mut config: Config, cmd: &DevicesCommand) -> anyhow::Result<()> {
             data.apply(&mut config);
             let app = App::open(config)?;
             anyhow::ensure!(
-                app.meta().revoke_device(None, *id, now_unix())?,
+                futures::executor::block_on(app.meta().revoke_device(None, *id, now_unix()))?,
                 "no device with id {id}"
             );
             println!("device {id} revoked");
@@ -136,7 +136,7 @@ pub fn users(mut config: Config, cmd: &UsersCommand) -> anyhow::Result<()> {
     data.apply(&mut config);
     let app = App::open(config)?;
     println!("{:<24} {:>8} {:>8} {:>10}", "USER", "DEVICES", "SAVES", "CURSOR");
-    for u in app.meta().admin_users()? {
+    for u in futures::executor::block_on(app.meta().admin_users())? {
         println!("{:<24} {:>8} {:>8} {:>10}", u.name, u.devices, u.saves, u.seq.0);
     }
     Ok(())

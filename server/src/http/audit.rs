@@ -23,6 +23,6 @@ pub async fn list(
 ) -> Result<Json<AuditLog>, ApiError> {
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT);
     let user = auth.user_id;
-    let entries = state.app.db(move |m| m.audit(user, limit)).await?;
+    let entries = state.app.meta().audit(user, limit).await?;
     Ok(Json(AuditLog { entries }))
 }

@@ -42,7 +42,7 @@ pub async fn changes(
     tokio::pin!(revoked);
     loop {
         let user = auth.user_id;
-        let (changes, more) = state.app.db(move |m| m.changes(user, since, limit)).await?;
+        let (changes, more) = state.app.meta().changes(user, since, limit).await?;
         if !changes.is_empty() || Instant::now() >= deadline || state.shutdown.is_cancelled() {
             if (&mut revoked).now_or_never().is_some() {
                 return Err(revoked_error());

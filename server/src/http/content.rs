@@ -23,7 +23,6 @@ use futures::StreamExt;
 use savesync_core::wire::{HASH_HEADER, REV_HEADER, SaveMeta};
 use savesync_core::{ContentHash, ErrorCode, Rev, SavePath};
 use serde::Deserialize;
-use std::sync::PoisonError;
 
 #[derive(Debug, Deserialize)]
 pub struct ReadQuery {
@@ -50,7 +49,8 @@ pub async fn download(
     let (user, lookup) = (auth.user_id, path.clone());
     let version = state
         .app
-        .db(move |m| m.committed_version(user, &lookup, q.rev.map(Rev)))
+        .meta()
+        .committed_version(user, &lookup, q.rev.map(Rev))
         .await?
         .ok_or_else(not_found)?;
     // A tombstone has no bytes to serve.
@@ -82,8 +82,8 @@ pub async fn download(
 fn remember_synced(state: &ServerState, auth: &AuthDevice, path: SavePath, rev: Rev) {
     let (app, actor) = (state.app.clone(), auth.actor());
     tokio::spawn(async move {
-        if let Err(e) = app.db(move |m| m.record_synced(actor, &path, rev)).await {
-            tracing::debug!(code = %e.code, "could not record last synced rev");
+        if let Err(e) = app.meta().record_synced(actor, &path, rev).await {
+            tracing::debug!(error = %e, "could not record last synced rev");
         }
     });
 }
@@ -181,20 +181,26 @@ pub async fn commit_and_publish(
     let app = state.app.clone();
     let user = request.actor.user_id;
     let shown = request.path.to_string();
-    let outcome = tokio::task::spawn_blocking(move || -> Result<CommitOutcome, ApiError> {
-        let _shared = app.gc_lock().read().unwrap_or_else(PoisonError::into_inner);
-        match (staged, request.content) {
-            (Some(staged), NewContent::Bytes { hash, .. }) => app.blobs().persist(staged, &hash)?,
+    let shared = app.gc_lock().read().await;
+    let blob_app = app.clone();
+    let content = request.content;
+    tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
+        match (staged, content) {
+            (Some(staged), NewContent::Bytes { hash, .. }) => {
+                blob_app.blobs().persist(staged, &hash)?;
+            }
             (None, NewContent::Bytes { hash, .. }) => {
-                if app.blobs().open(&hash)?.is_none() {
+                if blob_app.blobs().open(&hash)?.is_none() {
                     return Err(ApiError::not_found("content of that version"));
                 }
             }
             (_, NewContent::Tombstone) => {}
         }
-        Ok(app.meta().commit(&request, app.retention())?)
+        Ok(())
     })
     .await??;
+    let outcome = app.meta().commit(&request, app.retention()).await?;
+    drop(shared);
     let metrics = state.app.metrics();
     match outcome {
         CommitOutcome::Committed(meta) => {

@@ -19,7 +19,7 @@ pub async fn list(
     auth: AuthDevice,
 ) -> Result<Json<DeviceList>, ApiError> {
     let user = auth.user_id;
-    let mut devices = state.app.db(move |m| m.list_devices(user)).await?;
+    let mut devices = state.app.meta().list_devices(user).await?;
     for device in &mut devices {
         device.current = device.id == auth.device_id;
     }
@@ -33,7 +33,7 @@ pub async fn revoke(
 ) -> Result<StatusCode, ApiError> {
     super::pairing::ensure_api_may(&state, "revoking devices")?;
     let user = auth.user_id;
-    let found = state.app.db(move |m| m.revoke_device(Some(user), id, now_unix())).await?;
+    let found = state.app.meta().revoke_device(Some(user), id, now_unix()).await?;
     if found {
         state.app.signal_revoked(id);
         tracing::info!(device_id = id, by = auth.device_id, "device revoked");

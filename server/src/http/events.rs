@@ -48,7 +48,7 @@ pub async fn events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let mut cursor_rx = state.app.feed().subscribe(auth.user_id);
     let user = auth.user_id;
-    let first = state.app.db(move |m| m.current_seq(user)).await?;
+    let first = state.app.meta().current_seq(user).await?;
     let gauge = ClientGauge::new(state.clone());
     let slot = state.streams.open(auth.device_id);
     let shutdown = state.shutdown.clone();

@@ -121,7 +121,8 @@ impl FromRequestParts<ServerState> for AuthDevice {
         let lookup = presented.clone();
         let device = state
             .app
-            .db(move |m| m.device_by_token_hash(&lookup))
+            .meta()
+            .device_by_token_hash(&lookup)
             .await?
             .filter(|d| hashes_match(&d.token_hash, &presented))
             .ok_or_else(unauthorized)?;
@@ -133,8 +134,8 @@ impl FromRequestParts<ServerState> for AuthDevice {
             let id = device.device_id;
             // Fire and forget: a failed informational update must not fail the request.
             tokio::spawn(async move {
-                if let Err(e) = app.db(move |m| m.touch_device(id, now_unix())).await {
-                    tracing::debug!(code = %e.code, "could not update last_seen_at");
+                if let Err(e) = app.meta().touch_device(id, now_unix()).await {
+                    tracing::debug!(error = %e, "could not update last_seen_at");
                 }
             });
         }

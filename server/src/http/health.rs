@@ -20,12 +20,9 @@ use std::time::Duration;
 const PROBE_TIMEOUT: Duration = Duration::from_secs(5);
 
 pub async fn health(State(state): State<ServerState>) -> Result<Json<Health>, ApiError> {
-    let app = state.app.clone();
-    let probe = tokio::task::spawn_blocking(move || probe(&app));
-    let failed = match tokio::time::timeout(PROBE_TIMEOUT, probe).await {
-        Ok(Ok(Ok(()))) => None,
-        Ok(Ok(Err(what))) => Some(what),
-        Ok(Err(_)) => Some("the health probe failed"),
+    let failed = match tokio::time::timeout(PROBE_TIMEOUT, probe(&state.app)).await {
+        Ok(Ok(())) => None,
+        Ok(Err(what)) => Some(what),
         Err(_) => Some("the health probe timed out"),
     };
     match failed {
@@ -38,16 +35,20 @@ pub async fn health(State(state): State<ServerState>) -> Result<Json<Health>, Ap
 }
 
 /// Query the database, then stage a small write in the blob store.
-fn probe(app: &App) -> Result<(), &'static str> {
-    if let Err(e) = app.meta().ping() {
+async fn probe(app: &App) -> Result<(), &'static str> {
+    if let Err(e) = app.meta().ping().await {
         tracing::warn!(error = %e, "health: database check failed");
         return Err("the database does not answer");
     }
-    if let Err(e) = app.blobs().check_writable() {
-        tracing::warn!(error = %e, "health: blob store is not writable");
-        return Err("the blob store is not writable");
+    let blobs = std::sync::Arc::clone(app.blobs());
+    match tokio::task::spawn_blocking(move || blobs.check_writable()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "health: blob store is not writable");
+            Err("the blob store is not writable")
+        }
+        Err(_) => Err("the health probe failed"),
     }
-    Ok(())
 }
 
 pub async fn metrics(State(state): State<ServerState>) -> impl IntoResponse {

@@ -35,25 +35,22 @@ pub async fn negotiate(
         ));
     }
     let (user, device, actor) = (auth.user_id, auth.device_id, auth.actor());
-    // Loading the heads, planning (a pass over up to `max_manifest_entries` entries) and
-    // recording the session all run on a blocking thread, never on an async worker.
-    let response = state
-        .app
-        .db(move |m| {
-            let (heads, cursor) = m.all_heads(user)?;
-            let untracked = m.untracked(device)?;
-            let actions = plan(&req.entries, heads, &untracked);
-            let start = SessionStart {
-                actor,
-                manifest_entries: entries,
-                planned_actions: actions.len() as u64,
-                cursor,
-                now: now_unix(),
-            };
-            let session_id = m.start_session(&start)?;
-            Ok(NegotiateResponse { session_id, cursor, actions })
-        })
-        .await?;
+    // Planning (a pass over up to `max_manifest_entries` entries) runs on a blocking
+    // thread, never on an async worker; the store moves its own I/O off them too.
+    let meta = state.app.meta();
+    let (heads, cursor) = meta.all_heads(user).await?;
+    let untracked = meta.untracked(device).await?;
+    let actions =
+        tokio::task::spawn_blocking(move || plan(&req.entries, heads, &untracked)).await?;
+    let start = SessionStart {
+        actor,
+        manifest_entries: entries,
+        planned_actions: actions.len() as u64,
+        cursor,
+        now: now_unix(),
+    };
+    let session_id = meta.start_session(&start).await?;
+    let response = NegotiateResponse { session_id, cursor, actions };
     Ok(Json(response))
 }
 
@@ -64,7 +61,7 @@ pub async fn complete(
     ApiJson(report): ApiJson<SessionReport>,
 ) -> Result<StatusCode, ApiError> {
     let actor = auth.actor();
-    let found = state.app.db(move |m| m.complete_session(actor, id, &report, now_unix())).await?;
+    let found = state.app.meta().complete_session(actor, id, &report, now_unix()).await?;
     if found {
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -76,14 +76,13 @@ pub async fn pair(
         ApiError::rate_limited("failed pairing attempts", throttled.retry_after)
     })?;
     let budget = state.app.config().pairing_max_wrong_guesses;
+    let device = NewDeviceInfo { name: &name, kind: &kind };
     let redeemed = state
         .app
-        .db(move |m| {
-            let device = NewDeviceInfo { name: &name, kind: &kind };
-            m.redeem_pairing_code(&code_hash, &device, &token_hash, budget, now_unix())
-                .map(|d| (d, name))
-        })
-        .await;
+        .meta()
+        .redeem_pairing_code(&code_hash, &device, &token_hash, budget, now_unix())
+        .await
+        .map_err(ApiError::from);
     // Only a wrong code counts against the client; a good one or a server fault does not.
     match &redeemed {
         Err(e) if e.code == ErrorCode::PairingCodeInvalid => {
@@ -91,7 +90,7 @@ pub async fn pair(
         }
         _ => limiter.refund(reservation, Instant::now()),
     }
-    let (device, name) = redeemed?;
+    let device = redeemed?;
     tracing::info!(
         device_id = device.device_id,
         device = ?name,
@@ -114,10 +113,6 @@ pub async fn issue_code(
         tracing::info!(device_id = auth.device_id, "pairing code minting rate limited");
         ApiError::rate_limited("pairing codes minted by this device", wait)
     })?;
-    let app = state.app.clone();
-    let code = tokio::task::spawn_blocking(move || {
-        app.pairing_code_for(auth.user_id, Some(auth.device_id), now_unix())
-    })
-    .await??;
+    let code = state.app.pairing_code_for(auth.user_id, Some(auth.device_id), now_unix()).await?;
     Ok(Json(code))
 }

@@ -24,10 +24,8 @@ pub async fn list(
     ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<SaveList>, ApiError> {
     let prefix = q.prefix.as_deref().filter(|p| !p.is_empty()).map(parse_path).transpose()?;
-    let (saves, cursor) = state
-        .app
-        .db(move |m| m.list_saves(auth.user_id, prefix.as_ref(), q.include_deleted))
-        .await?;
+    let (saves, cursor) =
+        state.app.meta().list_saves(auth.user_id, prefix.as_ref(), q.include_deleted).await?;
     Ok(Json(SaveList { saves, cursor }))
 }
 
@@ -43,7 +41,7 @@ pub async fn history(
 ) -> Result<Json<History>, ApiError> {
     let path = parse_path(&q.path)?;
     let shown = path.to_string();
-    let history = state.app.db(move |m| m.history(auth.user_id, &path)).await?;
+    let history = state.app.meta().history(auth.user_id, &path).await?;
     history.map(Json).ok_or_else(|| ApiError::not_found(format!("save {shown:?}")))
 }
 
@@ -54,14 +52,9 @@ pub async fn restore(
     ApiJson(req): ApiJson<RestoreRequest>,
 ) -> Result<Json<SaveMeta>, ApiError> {
     let (user, path, id) = (auth.user_id, req.path.clone(), req.version_id);
-    let version =
-        state.app.db(move |m| m.version_by_id(user, &path, id)).await?.ok_or_else(|| {
-            ApiError::not_found(format!(
-                "version {} of save {:?}",
-                req.version_id,
-                req.path.as_str()
-            ))
-        })?;
+    let version = state.app.meta().version_by_id(user, &path, id).await?.ok_or_else(|| {
+        ApiError::not_found(format!("version {} of save {:?}", req.version_id, req.path.as_str()))
+    })?;
     let content = match version.hash {
         Some(hash) => NewContent::Bytes { hash, size: version.size },
         None => NewContent::Tombstone,

@@ -15,7 +15,7 @@ pub async fn list(
     auth: AuthDevice,
 ) -> Result<Json<UntrackedList>, ApiError> {
     let device = auth.device_id;
-    let paths = state.app.db(move |m| m.untracked(device)).await?;
+    let paths = state.app.meta().untracked(device).await?;
     Ok(Json(UntrackedList { paths }))
 }
 
@@ -43,6 +43,6 @@ async fn set(
 ) -> Result<StatusCode, ApiError> {
     let path = parse_path(&q.path)?;
     let actor = auth.actor();
-    state.app.db(move |m| m.set_untracked(actor, &path, untracked, now_unix())).await?;
+    state.app.meta().set_untracked(actor, &path, untracked, now_unix()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

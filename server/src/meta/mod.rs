@@ -1,8 +1,9 @@
 //! Metadata storage behind the narrow [`MetaStore`] trait: users, devices, pairing codes,
 //! save heads, versions, per-device state, sync sessions and the audit log.
 //!
-//! The trait is synchronous on purpose: implementations do blocking I/O and the HTTP layer
-//! calls them through `spawn_blocking`. Every write that must be atomic (the
+//! The trait is async and backend-neutral: handlers await it directly, and an
+//! implementation that does blocking I/O (SQLite) moves that work off the async workers
+//! itself. Errors are [`MetaError`], never a driver's type. Every write that must be atomic (the
 //! compare-and-swap of a commit, redeeming a pairing code) is ONE method, so a Postgres
 //! implementation can give it one transaction without the handlers knowing.
 
@@ -195,13 +196,14 @@ pub struct Retention {
 }
 
 /// The metadata store. See the module docs for the threading contract.
+#[async_trait::async_trait]
 pub trait MetaStore: Send + Sync + std::fmt::Debug {
     // --- users, pairing, devices ---
     /// Create the user if missing.
-    fn ensure_user(&self, name: &str, now: i64) -> Result<UserId, MetaError>;
+    async fn ensure_user(&self, name: &str, now: i64) -> Result<UserId, MetaError>;
     /// Store a pairing code hash for `user` until `expires_at`. Fails with `DeviceRevoked`
     /// when `by_device` is revoked.
-    fn add_pairing_code(
+    async fn add_pairing_code(
         &self,
         user: UserId,
         code_hash: &str,
@@ -215,7 +217,7 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug {
     /// the server) during its life, and when the device that minted it was revoked. A
     /// refused attempt counts as a wrong guess against every live code, and that count is
     /// committed even though the call fails with `PairingCodeInvalid`.
-    fn redeem_pairing_code(
+    async fn redeem_pairing_code(
         &self,
         code_hash: &str,
         device: &NewDeviceInfo<'_>,
@@ -223,72 +225,74 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug {
         max_wrong_guesses: u32,
         now: i64,
     ) -> Result<NewDevice, MetaError>;
-    fn device_by_token_hash(&self, token_hash: &str) -> Result<Option<DeviceAuth>, MetaError>;
+    async fn device_by_token_hash(&self, token_hash: &str)
+    -> Result<Option<DeviceAuth>, MetaError>;
     /// True when `device` is revoked or no longer exists.
-    fn device_revoked(&self, device: DeviceId) -> Result<bool, MetaError>;
-    fn touch_device(&self, device: DeviceId, now: i64) -> Result<(), MetaError>;
-    fn list_devices(&self, user: UserId) -> Result<Vec<DeviceInfo>, MetaError>;
+    async fn device_revoked(&self, device: DeviceId) -> Result<bool, MetaError>;
+    async fn touch_device(&self, device: DeviceId, now: i64) -> Result<(), MetaError>;
+    async fn list_devices(&self, user: UserId) -> Result<Vec<DeviceInfo>, MetaError>;
     /// Revoke a device of `user` (`None`: any user, for the admin CLI) and drop the unused
     /// pairing codes it minted. False if no such device.
-    fn revoke_device(
+    async fn revoke_device(
         &self,
         user: Option<UserId>,
         device: DeviceId,
         now: i64,
     ) -> Result<bool, MetaError>;
-    fn admin_devices(&self, user_name: Option<&str>) -> Result<Vec<AdminDevice>, MetaError>;
-    fn admin_users(&self) -> Result<Vec<UserSummary>, MetaError>;
+    async fn admin_devices(&self, user_name: Option<&str>) -> Result<Vec<AdminDevice>, MetaError>;
+    async fn admin_users(&self) -> Result<Vec<UserSummary>, MetaError>;
 
     // --- saves ---
     /// Live (and optionally deleted) heads at or below `prefix`, sorted by path, with the
     /// user's current cursor read in the same snapshot.
-    fn list_saves(
+    async fn list_saves(
         &self,
         user: UserId,
         prefix: Option<&SavePath>,
         include_deleted: bool,
     ) -> Result<(Vec<SaveMeta>, Seq), MetaError>;
-    fn head(&self, user: UserId, path: &SavePath) -> Result<Option<SaveMeta>, MetaError>;
+    async fn head(&self, user: UserId, path: &SavePath) -> Result<Option<SaveMeta>, MetaError>;
     /// The committed version at `rev` (or the head) if still retained.
-    fn committed_version(
+    async fn committed_version(
         &self,
         user: UserId,
         path: &SavePath,
         rev: Option<Rev>,
     ) -> Result<Option<StoredVersion>, MetaError>;
     /// The compare-and-swap. See [`CommitOutcome`].
-    fn commit(
+    async fn commit(
         &self,
         request: &CommitRequest,
         retention: Retention,
     ) -> Result<CommitOutcome, MetaError>;
     /// The content of history entry `version_id` of this save.
-    fn version_by_id(
+    async fn version_by_id(
         &self,
         user: UserId,
         path: &SavePath,
         version_id: i64,
     ) -> Result<Option<StoredVersion>, MetaError>;
     /// `None` when the save has neither a head nor any version.
-    fn history(&self, user: UserId, path: &SavePath) -> Result<Option<History>, MetaError>;
+    async fn history(&self, user: UserId, path: &SavePath) -> Result<Option<History>, MetaError>;
     /// Remember that `device` now has `rev` of this save (after a download).
-    fn record_synced(&self, actor: Actor, path: &SavePath, rev: Rev) -> Result<(), MetaError>;
+    async fn record_synced(&self, actor: Actor, path: &SavePath, rev: Rev)
+    -> Result<(), MetaError>;
 
     // --- feed ---
-    fn current_seq(&self, user: UserId) -> Result<Seq, MetaError>;
+    async fn current_seq(&self, user: UserId) -> Result<Seq, MetaError>;
     /// Commits after `since`, oldest first, at most `limit` (+ whether more exist).
-    fn changes(
+    async fn changes(
         &self,
         user: UserId,
         since: Seq,
         limit: u32,
     ) -> Result<(Vec<SaveMeta>, bool), MetaError>;
     /// Every head of the user (including tombstones) and the cursor, in one snapshot.
-    fn all_heads(&self, user: UserId) -> Result<(Vec<SaveMeta>, Seq), MetaError>;
+    async fn all_heads(&self, user: UserId) -> Result<(Vec<SaveMeta>, Seq), MetaError>;
 
     // --- per-device state ---
-    fn untracked(&self, device: DeviceId) -> Result<Vec<SavePath>, MetaError>;
-    fn set_untracked(
+    async fn untracked(&self, device: DeviceId) -> Result<Vec<SavePath>, MetaError>;
+    async fn set_untracked(
         &self,
         actor: Actor,
         path: &SavePath,
@@ -297,38 +301,46 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug {
     ) -> Result<(), MetaError>;
 
     // --- sessions and audit ---
-    fn start_session(&self, start: &SessionStart) -> Result<i64, MetaError>;
+    async fn start_session(&self, start: &SessionStart) -> Result<i64, MetaError>;
     /// Record the device's report and the completion time. The first report wins: a
     /// repeated one (a retry) changes nothing and is still `true`. False when the session
     /// is not one this device of this user opened.
-    fn complete_session(
+    async fn complete_session(
         &self,
         actor: Actor,
         session: i64,
         report: &SessionReport,
         now: i64,
     ) -> Result<bool, MetaError>;
-    fn audit(&self, user: UserId, limit: u32) -> Result<Vec<AuditEntry>, MetaError>;
+    async fn audit(&self, user: UserId, limit: u32) -> Result<Vec<AuditEntry>, MetaError>;
 
     // --- retention ---
     /// Every blob hash any version still references.
-    fn referenced_hashes(&self) -> Result<std::collections::HashSet<ContentHash>, MetaError>;
+    async fn referenced_hashes(&self) -> Result<std::collections::HashSet<ContentHash>, MetaError>;
 
     // --- quota ---
     /// The user's stored bytes, and whether `content` is already stored for them.
-    fn stored_bytes(&self, user: UserId, content: &ContentHash) -> Result<StoredBytes, MetaError>;
+    async fn stored_bytes(
+        &self,
+        user: UserId,
+        content: &ContentHash,
+    ) -> Result<StoredBytes, MetaError>;
 
     // --- session retention ---
     /// The user's sync sessions, oldest first.
-    fn sessions(&self, user: UserId) -> Result<Vec<SessionRecord>, MetaError>;
+    async fn sessions(&self, user: UserId) -> Result<Vec<SessionRecord>, MetaError>;
     /// Delete sessions completed before `completed_before` and sessions never completed
     /// that started before `open_before`; returns how many went.
-    fn prune_sessions(&self, completed_before: i64, open_before: i64) -> Result<u64, MetaError>;
+    async fn prune_sessions(
+        &self,
+        completed_before: i64,
+        open_before: i64,
+    ) -> Result<u64, MetaError>;
 
     // --- health ---
     /// A trivial query that proves the store answers (for `GET /health`). The default
     /// reads a counter that needs no row to exist.
-    fn ping(&self) -> Result<(), MetaError> {
-        self.current_seq(0).map(drop)
+    async fn ping(&self) -> Result<(), MetaError> {
+        self.current_seq(0).await.map(drop)
     }
 }

@@ -231,14 +231,14 @@ pub fn admin_users(conn: &Connection) -> Result<Vec<UserSummary>, MetaError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::meta::sqlite::SqliteMeta;
-    use crate::meta::{MetaError, MetaStore, NewDeviceInfo};
+    use crate::meta::sqlite::SqliteDb;
+    use crate::meta::{MetaError, NewDeviceInfo};
 
     const BUDGET: u32 = 1000;
 
-    fn store() -> (tempfile::TempDir, SqliteMeta) {
+    fn store() -> (tempfile::TempDir, SqliteDb) {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteMeta::open(dir.path().join("t.db")).unwrap();
+        let store = SqliteDb::open(dir.path().join("t.db")).unwrap();
         (dir, store)
     }
 
@@ -247,7 +247,7 @@ mod tests {
     }
 
     fn redeem(
-        s: &SqliteMeta,
+        s: &SqliteDb,
         code: &str,
         token: &str,
         now: i64,

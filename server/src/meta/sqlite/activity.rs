@@ -204,8 +204,8 @@ pub fn audit(conn: &Connection, user: UserId, limit: u32) -> Result<Vec<AuditEnt
 
 #[cfg(test)]
 mod tests {
-    use crate::meta::sqlite::SqliteMeta;
-    use crate::meta::{Actor, MetaStore, SessionStart};
+    use crate::meta::sqlite::SqliteDb;
+    use crate::meta::{Actor, SessionStart};
     use savesync_core::Seq;
     use savesync_core::wire::SessionReport;
 
@@ -214,7 +214,7 @@ mod tests {
     #[test]
     fn pruning_keeps_completed_sessions_longer_than_open_ones() {
         let dir = tempfile::tempdir().unwrap();
-        let meta = SqliteMeta::open(dir.path().join("db")).unwrap();
+        let meta = SqliteDb::open(dir.path().join("db")).unwrap();
         let user = meta.ensure_user("alice", 0).unwrap();
         let actor = Actor { user_id: user, device_id: None };
         // (started_at, completed_at, kept)

@@ -135,8 +135,8 @@ fn prune(
 
 #[cfg(test)]
 mod tests {
-    use crate::meta::sqlite::SqliteMeta;
-    use crate::meta::{Actor, CommitOutcome, CommitRequest, MetaStore, NewContent, Retention};
+    use crate::meta::sqlite::SqliteDb;
+    use crate::meta::{Actor, CommitOutcome, CommitRequest, NewContent, Retention};
     use savesync_core::wire::VersionKind;
     use savesync_core::{ContentHash, Rev, SavePath, Seq};
 
@@ -145,13 +145,13 @@ mod tests {
 
     struct Fixture {
         _dir: tempfile::TempDir,
-        store: SqliteMeta,
+        store: SqliteDb,
         actor: Actor,
     }
 
     fn fixture() -> Fixture {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteMeta::open(dir.path().join("t.db")).unwrap();
+        let store = SqliteDb::open(dir.path().join("t.db")).unwrap();
         let user_id = store.ensure_user("alice", 0).unwrap();
         Fixture { _dir: dir, store, actor: Actor { user_id, device_id: None } }
     }

@@ -1,4 +1,5 @@
-//! [`SqliteMeta`]: the [`MetaStore`] on one SQLite file in WAL mode.
+//! [`SqliteDb`]: the blocking SQLite metadata store on one file in WAL mode; [`SqliteMeta`]
+//! (in `store`) is the async [`MetaStore`](super::MetaStore) over it.
 //!
 //! Concurrency: one writer connection behind a mutex (SQLite allows one writer anyway, and
 //! queueing in-process is cheaper than `SQLITE_BUSY` retries) plus a small pool of reader
@@ -17,11 +18,14 @@ mod quota;
 mod rows;
 mod saves;
 mod schema;
+mod store;
+
+pub use store::SqliteMeta;
 
 use super::{
-    Actor, AdminDevice, CommitOutcome, CommitRequest, DeviceAuth, DeviceId, MetaError, MetaStore,
-    NewDevice, NewDeviceInfo, Retention, SessionRecord, SessionStart, StoredBytes, StoredVersion,
-    UserId, UserSummary,
+    Actor, AdminDevice, CommitOutcome, CommitRequest, DeviceAuth, DeviceId, MetaError, NewDevice,
+    NewDeviceInfo, Retention, SessionRecord, SessionStart, StoredBytes, StoredVersion, UserId,
+    UserSummary,
 };
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use savesync_core::wire::{AuditEntry, DeviceInfo, History, SaveMeta, SessionReport};
@@ -35,9 +39,10 @@ use std::time::Duration;
 const MAX_IDLE_READERS: usize = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// The SQLite metadata store.
+/// The blocking core of the SQLite store: every method runs on the calling thread. Tests
+/// and [`SqliteMeta`] (which moves each call onto a blocking thread) use it.
 #[derive(Debug)]
-pub struct SqliteMeta {
+pub struct SqliteDb {
     path: PathBuf,
     writer: Mutex<Connection>,
     readers: Mutex<Vec<Connection>>,
@@ -55,15 +60,15 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-impl SqliteMeta {
+impl SqliteDb {
     /// Open (creating) the database at `path` and bring its schema up to date.
-    pub fn open(path: impl Into<PathBuf>) -> Result<SqliteMeta, MetaError> {
+    pub fn open(path: impl Into<PathBuf>) -> Result<SqliteDb, MetaError> {
         let path = path.into();
         let mut writer = Connection::open(&path)?;
         configure(&writer)?;
         schema::MIGRATIONS.to_latest(&mut writer)?;
         names::fill_missing_fold_keys(&writer)?;
-        Ok(SqliteMeta { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+        Ok(SqliteDb { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
     }
 
     /// The database file.
@@ -119,12 +124,13 @@ impl SqliteMeta {
     }
 }
 
-impl MetaStore for SqliteMeta {
-    fn ensure_user(&self, name: &str, now: i64) -> Result<UserId, MetaError> {
+/// The synchronous operations, one per [`MetaStore`](super::MetaStore) method (see there for their contracts).
+impl SqliteDb {
+    pub fn ensure_user(&self, name: &str, now: i64) -> Result<UserId, MetaError> {
         self.write(|tx| accounts::ensure_user(tx, name, now))
     }
 
-    fn add_pairing_code(
+    pub fn add_pairing_code(
         &self,
         user: UserId,
         code_hash: &str,
@@ -135,7 +141,7 @@ impl MetaStore for SqliteMeta {
         self.write(|tx| accounts::add_pairing_code(tx, user, code_hash, expires_at, by_device, now))
     }
 
-    fn redeem_pairing_code(
+    pub fn redeem_pairing_code(
         &self,
         code_hash: &str,
         device: &NewDeviceInfo<'_>,
@@ -149,23 +155,23 @@ impl MetaStore for SqliteMeta {
             .ok_or(MetaError::PairingCodeInvalid)
     }
 
-    fn device_by_token_hash(&self, token_hash: &str) -> Result<Option<DeviceAuth>, MetaError> {
+    pub fn device_by_token_hash(&self, token_hash: &str) -> Result<Option<DeviceAuth>, MetaError> {
         self.read(|c| accounts::device_by_token_hash(c, token_hash))
     }
 
-    fn device_revoked(&self, device: DeviceId) -> Result<bool, MetaError> {
+    pub fn device_revoked(&self, device: DeviceId) -> Result<bool, MetaError> {
         self.read(|c| accounts::device_revoked(c, device))
     }
 
-    fn touch_device(&self, device: DeviceId, now: i64) -> Result<(), MetaError> {
+    pub fn touch_device(&self, device: DeviceId, now: i64) -> Result<(), MetaError> {
         self.write(|tx| accounts::touch_device(tx, device, now))
     }
 
-    fn list_devices(&self, user: UserId) -> Result<Vec<DeviceInfo>, MetaError> {
+    pub fn list_devices(&self, user: UserId) -> Result<Vec<DeviceInfo>, MetaError> {
         self.read(|c| accounts::list_devices(c, user))
     }
 
-    fn revoke_device(
+    pub fn revoke_device(
         &self,
         user: Option<UserId>,
         device: DeviceId,
@@ -174,15 +180,15 @@ impl MetaStore for SqliteMeta {
         self.write(|tx| accounts::revoke_device(tx, user, device, now))
     }
 
-    fn admin_devices(&self, user_name: Option<&str>) -> Result<Vec<AdminDevice>, MetaError> {
+    pub fn admin_devices(&self, user_name: Option<&str>) -> Result<Vec<AdminDevice>, MetaError> {
         self.read(|c| accounts::admin_devices(c, user_name))
     }
 
-    fn admin_users(&self) -> Result<Vec<UserSummary>, MetaError> {
+    pub fn admin_users(&self) -> Result<Vec<UserSummary>, MetaError> {
         self.read(accounts::admin_users)
     }
 
-    fn list_saves(
+    pub fn list_saves(
         &self,
         user: UserId,
         prefix: Option<&SavePath>,
@@ -194,11 +200,11 @@ impl MetaStore for SqliteMeta {
         })
     }
 
-    fn head(&self, user: UserId, path: &SavePath) -> Result<Option<SaveMeta>, MetaError> {
+    pub fn head(&self, user: UserId, path: &SavePath) -> Result<Option<SaveMeta>, MetaError> {
         self.read(|c| saves::head(c, user, path))
     }
 
-    fn committed_version(
+    pub fn committed_version(
         &self,
         user: UserId,
         path: &SavePath,
@@ -207,7 +213,7 @@ impl MetaStore for SqliteMeta {
         self.read(|c| saves::committed_version(c, user, path, rev))
     }
 
-    fn commit(
+    pub fn commit(
         &self,
         request: &CommitRequest,
         retention: Retention,
@@ -215,7 +221,7 @@ impl MetaStore for SqliteMeta {
         self.write(|tx| commit::commit(tx, request, retention))
     }
 
-    fn version_by_id(
+    pub fn version_by_id(
         &self,
         user: UserId,
         path: &SavePath,
@@ -224,19 +230,19 @@ impl MetaStore for SqliteMeta {
         self.read(|c| saves::version_by_id(c, user, path, version_id))
     }
 
-    fn history(&self, user: UserId, path: &SavePath) -> Result<Option<History>, MetaError> {
+    pub fn history(&self, user: UserId, path: &SavePath) -> Result<Option<History>, MetaError> {
         self.read(|c| saves::history(c, user, path))
     }
 
-    fn record_synced(&self, actor: Actor, path: &SavePath, rev: Rev) -> Result<(), MetaError> {
+    pub fn record_synced(&self, actor: Actor, path: &SavePath, rev: Rev) -> Result<(), MetaError> {
         self.write(|tx| activity::record_synced(tx, actor, path, rev))
     }
 
-    fn current_seq(&self, user: UserId) -> Result<Seq, MetaError> {
+    pub fn current_seq(&self, user: UserId) -> Result<Seq, MetaError> {
         self.read(|c| saves::current_seq(c, user))
     }
 
-    fn changes(
+    pub fn changes(
         &self,
         user: UserId,
         since: Seq,
@@ -245,18 +251,18 @@ impl MetaStore for SqliteMeta {
         self.read(|c| saves::changes(c, user, since, limit))
     }
 
-    fn all_heads(&self, user: UserId) -> Result<(Vec<SaveMeta>, Seq), MetaError> {
+    pub fn all_heads(&self, user: UserId) -> Result<(Vec<SaveMeta>, Seq), MetaError> {
         self.snapshot(|c| {
             let saves = saves::list(c, user, None, true)?;
             Ok((saves, saves::current_seq(c, user)?))
         })
     }
 
-    fn untracked(&self, device: DeviceId) -> Result<Vec<SavePath>, MetaError> {
+    pub fn untracked(&self, device: DeviceId) -> Result<Vec<SavePath>, MetaError> {
         self.read(|c| activity::untracked(c, device))
     }
 
-    fn set_untracked(
+    pub fn set_untracked(
         &self,
         actor: Actor,
         path: &SavePath,
@@ -266,11 +272,11 @@ impl MetaStore for SqliteMeta {
         self.write(|tx| activity::set_untracked(tx, actor, path, untracked, now))
     }
 
-    fn start_session(&self, start: &SessionStart) -> Result<i64, MetaError> {
+    pub fn start_session(&self, start: &SessionStart) -> Result<i64, MetaError> {
         self.write(|tx| activity::start_session(tx, start))
     }
 
-    fn complete_session(
+    pub fn complete_session(
         &self,
         actor: Actor,
         session: i64,
@@ -280,29 +286,37 @@ impl MetaStore for SqliteMeta {
         self.write(|tx| activity::complete_session(tx, actor, session, report, now))
     }
 
-    fn audit(&self, user: UserId, limit: u32) -> Result<Vec<AuditEntry>, MetaError> {
+    pub fn audit(&self, user: UserId, limit: u32) -> Result<Vec<AuditEntry>, MetaError> {
         self.read(|c| activity::audit(c, user, limit))
     }
 
-    fn referenced_hashes(&self) -> Result<HashSet<ContentHash>, MetaError> {
+    pub fn referenced_hashes(&self) -> Result<HashSet<ContentHash>, MetaError> {
         self.read(saves::referenced_hashes)
     }
 
-    fn stored_bytes(&self, user: UserId, content: &ContentHash) -> Result<StoredBytes, MetaError> {
+    pub fn stored_bytes(
+        &self,
+        user: UserId,
+        content: &ContentHash,
+    ) -> Result<StoredBytes, MetaError> {
         self.read(|c| quota::stored_bytes(c, user, content))
     }
 
-    fn sessions(&self, user: UserId) -> Result<Vec<SessionRecord>, MetaError> {
+    pub fn sessions(&self, user: UserId) -> Result<Vec<SessionRecord>, MetaError> {
         self.read(|c| activity::sessions(c, user))
     }
 
-    fn prune_sessions(&self, completed_before: i64, open_before: i64) -> Result<u64, MetaError> {
+    pub fn prune_sessions(
+        &self,
+        completed_before: i64,
+        open_before: i64,
+    ) -> Result<u64, MetaError> {
         self.write(|tx| activity::prune_sessions(tx, completed_before, open_before))
     }
 
     /// Touches a real table, so a missing or unreadable schema fails too, not just the
     /// connection.
-    fn ping(&self) -> Result<(), MetaError> {
+    pub fn ping(&self) -> Result<(), MetaError> {
         self.read(|c| {
             c.query_row("SELECT count(*) FROM (SELECT 1 FROM users LIMIT 1)", [], |_| Ok(()))?;
             Ok(())

@@ -97,8 +97,8 @@ pub fn fill_missing_fold_keys(conn: &Connection) -> Result<(), MetaError> {
 
 #[cfg(test)]
 mod tests {
-    use crate::meta::sqlite::SqliteMeta;
-    use crate::meta::{Actor, CommitOutcome, CommitRequest, MetaStore, NewContent, Retention};
+    use crate::meta::sqlite::SqliteDb;
+    use crate::meta::{Actor, CommitOutcome, CommitRequest, NewContent, Retention};
     use savesync_core::{ContentHash, Rev, SavePath};
 
     const KEEP_ALL: Retention =
@@ -119,7 +119,7 @@ mod tests {
         NewContent::Bytes { hash: ContentHash::of(b), size: b.len() as u64 }
     }
 
-    fn outcome(store: &SqliteMeta, path: &str, base: u64, content: NewContent) -> String {
+    fn outcome(store: &SqliteDb, path: &str, base: u64, content: NewContent) -> String {
         match store.commit(&request(path, base, content), KEEP_ALL).unwrap() {
             CommitOutcome::Committed(_) => "committed".into(),
             CommitOutcome::NameCollision(with) => format!("collides with {}", with.path),
@@ -130,7 +130,7 @@ mod tests {
     #[test]
     fn a_new_name_that_case_folds_onto_a_live_sibling_is_refused() {
         let dir = tempfile::tempdir().unwrap();
-        let store = SqliteMeta::open(dir.path().join("t.db")).unwrap();
+        let store = SqliteDb::open(dir.path().join("t.db")).unwrap();
         store.ensure_user("alice", 0).unwrap();
         let table = [
             ("snes/Zelda.srm", 0, bytes(b"1"), "committed"),
@@ -161,7 +161,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("t.db");
         {
-            let store = SqliteMeta::open(&db).unwrap();
+            let store = SqliteDb::open(&db).unwrap();
             store.ensure_user("alice", 0).unwrap();
             assert_eq!(outcome(&store, "psx/Card.mcd", 0, bytes(b"1")), "committed");
         }
@@ -169,7 +169,7 @@ mod tests {
             .unwrap()
             .execute("UPDATE saves SET fold = NULL", [])
             .unwrap();
-        let store = SqliteMeta::open(&db).unwrap();
+        let store = SqliteDb::open(&db).unwrap();
         assert_eq!(outcome(&store, "psx/card.mcd", 0, bytes(b"2")), "collides with psx/Card.mcd");
     }
 
@@ -178,7 +178,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let db = dir.path().join("t.db");
         {
-            let store = SqliteMeta::open(&db).unwrap();
+            let store = SqliteDb::open(&db).unwrap();
             store.ensure_user("alice", 0).unwrap();
             assert_eq!(outcome(&store, "gba/emerald.sav", 0, bytes(b"1")), "committed");
         }
@@ -188,7 +188,7 @@ mod tests {
             .unwrap()
             .execute("UPDATE saves SET path = ?1", [old])
             .unwrap();
-        let store = SqliteMeta::open(&db).unwrap();
+        let store = SqliteDb::open(&db).unwrap();
         let (saves, _) = store.list_saves(1, None, false).unwrap();
         let listed: Vec<String> = saves.into_iter().map(|m| m.path.to_string()).collect();
         assert_eq!(listed, [old]);
