@@ -157,8 +157,9 @@ impl From<BlobError> for ApiError {
                     "the server is out of disk space; nothing was stored",
                 )
             },
-            BlobError::Io(io) => {
-                tracing::error!(error = %io, "blob store failed");
+            BlobError::NotFound => ApiError::not_found("content"),
+            other @ (BlobError::Unavailable(_) | BlobError::Backend(_)) => {
+                tracing::error!(error = %other, "blob store failed");
                 ApiError {
                     backend: Some(FailedBackend::Blob),
                     ..ApiError::internal("the blob store failed; retry later")

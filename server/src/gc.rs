@@ -1,6 +1,6 @@
 //! Blob garbage collection: delete stored blobs no version references any more (after
 //! retention pruned their versions), and staging files of uploads that never finished.
-//! Runs at startup (staging only) and periodically; blob-store work runs on blocking threads.
+//! Runs at startup (staging only) and periodically.
 
 use crate::app::App;
 use crate::blob::BlobError;
@@ -28,33 +28,19 @@ const STALE_STAGING: Duration = Duration::from_secs(24 * 60 * 60);
 /// an upload re-uses by dedupe is referenced by the time the lock is granted, because
 /// uploads hold the shared lock from persist to commit.
 pub async fn collect_garbage(app: &App) -> Result<usize, GcError> {
-    let blobs = std::sync::Arc::clone(app.blobs());
-    let candidates = blocking(move || {
-        blobs.sweep_staging(STALE_STAGING)?;
-        blobs.list()
-    })
-    .await?;
+    let blobs = app.blobs();
+    blobs.sweep_staging(STALE_STAGING).await?;
+    let candidates = blobs.list().await?;
     let _exclusive = app.gc_lock().write().await;
     let referenced = app.meta().referenced_hashes().await?;
-    let doomed: Vec<_> = candidates.into_iter().filter(|h| !referenced.contains(h)).collect();
-    let blobs = std::sync::Arc::clone(app.blobs());
-    blocking(move || {
-        for hash in &doomed {
-            blobs.remove(hash)?;
+    let mut removed = 0;
+    for hash in candidates {
+        if !referenced.contains(&hash) {
+            blobs.delete(&hash).await?;
+            removed += 1;
         }
-        Ok(doomed.len())
-    })
-    .await
-}
-
-/// Run blob-store work on a blocking thread.
-async fn blocking<T: Send + 'static>(
-    f: impl FnOnce() -> Result<T, BlobError> + Send + 'static,
-) -> Result<T, GcError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| GcError::Blob(BlobError::Io(std::io::Error::other(e))))?
-        .map_err(GcError::Blob)
+    }
+    Ok(removed)
 }
 
 /// Remove every staging file before the server accepts requests. No upload of this process
@@ -63,12 +49,10 @@ async fn blocking<T: Send + 'static>(
 /// A failure is logged, not fatal: leftovers cost disk space, not correctness, and the
 /// periodic collection retries.
 pub async fn sweep_leftover_staging(app: &App) {
-    let blobs = std::sync::Arc::clone(app.blobs());
-    match tokio::task::spawn_blocking(move || blobs.sweep_staging(Duration::ZERO)).await {
-        Ok(Ok(0)) => {}
-        Ok(Ok(n)) => tracing::info!(removed = n, "removed staging files of interrupted uploads"),
-        Ok(Err(e)) => tracing::warn!(error = %e, "could not sweep staging files"),
-        Err(e) => tracing::warn!(error = %e, "staging sweep panicked"),
+    match app.blobs().sweep_staging(Duration::ZERO).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(removed = n, "removed staging files of interrupted uploads"),
+        Err(e) => tracing::warn!(error = %e, "could not sweep staging files"),
     }
 }
 
@@ -99,17 +83,14 @@ pub async fn run_periodically(app: App, shutdown: tokio_util::sync::Cancellation
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blob::BlobWriter;
+    use crate::blob::body_of;
     use crate::config::{Config, RetentionConfig};
     use crate::meta::{Actor, CommitOutcome, CommitRequest, NewContent};
     use savesync_core::{ContentHash, Rev, SavePath};
 
     async fn upload(app: &App, base: u64, bytes: &[u8]) {
-        let mut writer = BlobWriter::new(app.blobs().stage().unwrap(), 1 << 20).unwrap();
-        writer.write(bytes).await.unwrap();
-        let staged = writer.finish().await.unwrap();
         let hash = ContentHash::of(bytes);
-        app.blobs().persist(staged, &hash).unwrap();
+        app.blobs().put(&hash, body_of(bytes.to_vec()), 1 << 20).await.unwrap();
         let request = CommitRequest {
             actor: Actor { user_id: 1, device_id: None },
             path: SavePath::parse("gba/emerald.sav").unwrap(),
@@ -133,9 +114,9 @@ mod tests {
         for (base, bytes) in [b"one", b"two", b"thr", b"fou"].iter().enumerate() {
             upload(&app, base as u64, *bytes).await;
         }
-        assert_eq!(app.blobs().list().unwrap().len(), 4);
+        assert_eq!(app.blobs().list().await.unwrap().len(), 4);
         assert_eq!(collect_garbage(&app).await.unwrap(), 2);
-        let mut left = app.blobs().list().unwrap();
+        let mut left = app.blobs().list().await.unwrap();
         left.sort();
         let mut expected = vec![ContentHash::of(b"thr"), ContentHash::of(b"fou")];
         expected.sort();
@@ -163,11 +144,8 @@ mod tests {
         bytes: &[u8],
         now: i64,
     ) -> CommitOutcome {
-        let mut writer = BlobWriter::new(app.blobs().stage().unwrap(), 1 << 20).unwrap();
-        writer.write(bytes).await.unwrap();
-        let staged = writer.finish().await.unwrap();
         let hash = ContentHash::of(bytes);
-        app.blobs().persist(staged, &hash).unwrap();
+        app.blobs().put(&hash, body_of(bytes.to_vec()), 1 << 20).await.unwrap();
         let request = CommitRequest {
             actor: Actor { user_id: 1, device_id: Some(device) },
             path: SavePath::parse("gba/emerald.sav").unwrap(),
@@ -179,8 +157,8 @@ mod tests {
         app.meta().commit(&request, app.retention()).await.unwrap()
     }
 
-    fn blobs(app: &App) -> Vec<ContentHash> {
-        let mut left = app.blobs().list().unwrap();
+    async fn blobs(app: &App) -> Vec<ContentHash> {
+        let mut left = app.blobs().list().await.unwrap();
         left.sort();
         left
     }
@@ -212,12 +190,12 @@ mod tests {
             committed(commit_as(&app, handheld, base, bytes, 10 + base as i64).await);
         }
         collect_garbage(&app).await.unwrap();
-        assert_eq!(blobs(&app), hashes(&[b"v4", b"v5", b"desk-1", b"desk-2"]));
+        assert_eq!(blobs(&app).await, hashes(&[b"v4", b"v5", b"desk-1", b"desk-2"]));
 
         // The desktop resolves by keeping its version: its commit closes its conflict
         // versions, and the next pruning drops them like any old version.
         committed(commit_as(&app, desktop, 5, b"desk-3", 20).await);
         collect_garbage(&app).await.unwrap();
-        assert_eq!(blobs(&app), hashes(&[b"v5", b"desk-3"]));
+        assert_eq!(blobs(&app).await, hashes(&[b"v5", b"desk-3"]));
     }
 }

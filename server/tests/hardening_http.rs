@@ -406,3 +406,42 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     assert!(started.elapsed() < DEADLINE);
     assert_eq!(health(&server).await.0, 200);
 }
+
+#[tokio::test]
+async fn an_upload_that_stalls_mid_body_is_503_unavailable_and_leaves_no_staging_file() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = TestServer::start_with(|c| c.request_timeout = Duration::from_millis(300)).await;
+    let deck = server.pair("alice", "deck").await;
+    let hash = ContentHash::of(&[7u8; 1000]).to_hex();
+    let head = format!(
+        "PUT /api/v1/saves/content?path=psx%2Fcard1.mcd&base_rev=0 HTTP/1.1\r\nHost: x\r\n\
+         Authorization: Bearer {}\r\n{HASH_HEADER}: {hash}\r\nContent-Length: 1000\r\n\r\n",
+        deck.token
+    );
+    let addr = server.base_url.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(&[7u8; 300]).await.unwrap();
+    stream.flush().await.unwrap();
+    // The client keeps the connection open and sends nothing more: several idle intervals
+    // pass before the deadline, and the server must answer instead of waiting forever.
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("}") {
+        let n = tokio::time::timeout(DEADLINE, stream.read(&mut buf))
+            .await
+            .expect("the server kept waiting for a stalled body")
+            .unwrap();
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 503"), "{answer:.300}");
+    assert!(answer.contains("\"unavailable\""), "{answer:.300}");
+    let staging = server.app.config().blob_dir().join("tmp");
+    assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0);
+    assert!(server.blob_files().is_empty(), "{:?}", server.blob_files());
+    assert!(deck.client.list(None, true).await.unwrap().saves.is_empty());
+}

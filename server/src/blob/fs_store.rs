@@ -1,7 +1,10 @@
 //! [`FsBlobStore`]: blobs as files named by their SHA-256 under `root/ab/cd/<hex>`, staged in
-//! `root/tmp/` (same filesystem, so the final rename is atomic).
+//! `root/tmp/` (same filesystem, so the final rename is atomic). Publishing fsyncs the
+//! file, renames it into place and fsyncs the directory, on a blocking thread.
 
-use super::{BlobError, BlobStore, StagedBlob};
+use super::writer::BlobWriter;
+use super::{BlobBody, BlobError, BlobReader, BlobStore, StagedBlob};
+use futures::StreamExt;
 use savesync_core::ContentHash;
 use std::fs;
 use std::io;
@@ -36,40 +39,61 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     fs::File::open(dir)?.sync_all()
 }
 
-impl BlobStore for FsBlobStore {
-    fn stage(&self) -> Result<tempfile::NamedTempFile, BlobError> {
-        Ok(tempfile::Builder::new().prefix("upload-").tempfile_in(self.root.join("tmp"))?)
+/// Run blocking file work off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, BlobError> + Send + 'static,
+) -> Result<T, BlobError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| BlobError::Unavailable(format!("blocking task failed: {e}")))?
+}
+
+/// A body in `root/tmp/`; dropping it deletes the file.
+#[derive(Debug)]
+struct FsStaged {
+    file: tempfile::NamedTempFile,
+    target: PathBuf,
+    hash: ContentHash,
+    size: u64,
+}
+
+#[async_trait::async_trait]
+impl StagedBlob for FsStaged {
+    fn hash(&self) -> ContentHash {
+        self.hash
     }
 
-    fn persist(&self, staged: StagedBlob, declared: &ContentHash) -> Result<(), BlobError> {
-        if staged.hash != *declared {
-            // Dropping `staged` removes the temp file: nothing is stored.
-            return Err(BlobError::HashMismatch { declared: *declared, actual: staged.hash });
-        }
-        let target = self.path_of(declared);
-        if target.exists() {
-            return Ok(());
-        }
-        let parent = target.parent().ok_or_else(|| io::Error::other("blob path has no parent"))?;
-        fs::create_dir_all(parent)?;
-        staged.file.as_file().sync_all()?;
-        staged.file.persist(&target).map_err(|e| BlobError::from(e.error))?;
-        // The rename is only durable once the directory entry is.
-        sync_dir(parent)?;
-        Ok(())
+    fn size(&self) -> u64 {
+        self.size
     }
 
-    fn open(&self, hash: &ContentHash) -> Result<Option<fs::File>, BlobError> {
-        match fs::File::open(self.path_of(hash)) {
-            Ok(f) => Ok(Some(f)),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e.into()),
+    async fn publish(self: Box<Self>, declared: &ContentHash) -> Result<(), BlobError> {
+        if self.hash != *declared {
+            // Dropping `self` removes the temp file: nothing is stored.
+            return Err(BlobError::HashMismatch { declared: *declared, actual: self.hash });
         }
+        blocking(move || {
+            let FsStaged { file, target, .. } = *self;
+            if target.exists() {
+                return Ok(());
+            }
+            let parent =
+                target.parent().ok_or_else(|| io::Error::other("blob path has no parent"))?;
+            fs::create_dir_all(parent)?;
+            file.as_file().sync_all()?;
+            file.persist(&target).map_err(|e| BlobError::from(e.error))?;
+            // The rename is only durable once the directory entry is.
+            sync_dir(parent)?;
+            Ok(())
+        })
+        .await
     }
+}
 
-    fn list(&self) -> Result<Vec<ContentHash>, BlobError> {
+impl FsBlobStore {
+    fn list_blocking(root: &Path) -> Result<Vec<ContentHash>, BlobError> {
         let mut out = Vec::new();
-        for level1 in fs::read_dir(&self.root)? {
+        for level1 in fs::read_dir(root)? {
             let level1 = level1?;
             if level1.file_name().len() != 2 || !level1.file_type()?.is_dir() {
                 continue; // `tmp/` and anything foreign
@@ -90,9 +114,9 @@ impl BlobStore for FsBlobStore {
         Ok(out)
     }
 
-    fn sweep_staging(&self, older_than: Duration) -> Result<usize, BlobError> {
+    fn sweep_blocking(tmp: &Path, older_than: Duration) -> Result<usize, BlobError> {
         let mut removed = 0;
-        for entry in fs::read_dir(self.root.join("tmp"))? {
+        for entry in fs::read_dir(tmp)? {
             let entry = entry?;
             let age = entry.metadata()?.modified()?.elapsed().unwrap_or_default();
             if age >= older_than {
@@ -104,26 +128,69 @@ impl BlobStore for FsBlobStore {
         }
         Ok(removed)
     }
+}
 
-    fn remove(&self, hash: &ContentHash) -> Result<(), BlobError> {
-        match fs::remove_file(self.path_of(hash)) {
+#[async_trait::async_trait]
+impl BlobStore for FsBlobStore {
+    async fn stage(
+        &self,
+        mut body: BlobBody,
+        limit: u64,
+    ) -> Result<Box<dyn StagedBlob>, BlobError> {
+        let file = tempfile::Builder::new().prefix("upload-").tempfile_in(self.root.join("tmp"))?;
+        let mut writer = BlobWriter::new(file.as_file().try_clone()?, limit);
+        while let Some(chunk) = body.next().await {
+            writer.write(&chunk?).await?;
+        }
+        let (hash, size) = writer.finish().await?;
+        Ok(Box::new(FsStaged { file, target: self.path_of(&hash), hash, size }))
+    }
+
+    async fn get(&self, hash: &ContentHash) -> Result<(BlobReader, u64), BlobError> {
+        let file = match tokio::fs::File::open(self.path_of(hash)).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Err(BlobError::NotFound),
+            Err(e) => return Err(e.into()),
+        };
+        let size = file.metadata().await?.len();
+        Ok((Box::pin(file), size))
+    }
+
+    async fn contains(&self, hash: &ContentHash) -> Result<bool, BlobError> {
+        Ok(tokio::fs::try_exists(self.path_of(hash)).await?)
+    }
+
+    async fn delete(&self, hash: &ContentHash) -> Result<(), BlobError> {
+        match tokio::fs::remove_file(self.path_of(hash)).await {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e.into()),
             _ => Ok(()),
         }
+    }
+
+    async fn list(&self) -> Result<Vec<ContentHash>, BlobError> {
+        let root = self.root.clone();
+        blocking(move || FsBlobStore::list_blocking(&root)).await
+    }
+
+    async fn sweep_staging(&self, older_than: Duration) -> Result<usize, BlobError> {
+        let tmp = self.root.join("tmp");
+        blocking(move || FsBlobStore::sweep_blocking(&tmp, older_than)).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::blob::BlobWriter;
+    use bytes::Bytes;
 
-    async fn stage(store: &FsBlobStore, bytes: &[u8], limit: u64) -> Result<StagedBlob, BlobError> {
-        let mut w = BlobWriter::new(store.stage()?, limit)?;
-        for chunk in bytes.chunks(7) {
-            w.write(chunk).await?;
-        }
-        w.finish().await
+    async fn stage(
+        store: &FsBlobStore,
+        bytes: &[u8],
+        limit: u64,
+    ) -> Result<Box<dyn StagedBlob>, BlobError> {
+        let chunks: Vec<io::Result<Bytes>> =
+            bytes.chunks(7).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        store.stage(Box::pin(futures::stream::iter(chunks)), limit).await
     }
 
     fn staging_is_empty(dir: &Path) -> bool {
@@ -137,13 +204,17 @@ mod tests {
         let hash = ContentHash::of(b"chrono trigger sram");
         let staged = stage(&store, b"chrono trigger sram", 1024).await.unwrap();
         assert_eq!(staged.hash(), hash);
-        store.persist(staged, &hash).unwrap();
+        staged.publish(&hash).await.unwrap();
         let hex = hash.to_hex();
         let expected = dir.path().join(&hex[..2]).join(&hex[2..4]).join(&hex);
         assert_eq!(fs::read(expected).unwrap(), b"chrono trigger sram");
         assert!(staging_is_empty(dir.path()));
-        assert_eq!(store.list().unwrap(), vec![hash]);
-        assert!(store.open(&hash).unwrap().is_some());
+        assert_eq!(store.list().await.unwrap(), vec![hash]);
+        assert!(store.contains(&hash).await.unwrap());
+        let (mut reader, size) = store.get(&hash).await.unwrap();
+        let mut read = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut read).await.unwrap();
+        assert_eq!((read.as_slice(), size), (&b"chrono trigger sram"[..], 19));
     }
 
     #[tokio::test]
@@ -152,10 +223,12 @@ mod tests {
         let store = FsBlobStore::open(dir.path()).unwrap();
         let hash = ContentHash::of(b"same");
         for _ in 0..2 {
-            let staged = stage(&store, b"same", 1024).await.unwrap();
-            store.persist(staged, &hash).unwrap();
+            assert_eq!(
+                store.put(&hash, super::super::body_of(&b"same"[..]), 1024).await.unwrap(),
+                4
+            );
         }
-        assert_eq!(store.list().unwrap().len(), 1);
+        assert_eq!(store.list().await.unwrap().len(), 1);
         assert!(staging_is_empty(dir.path()));
     }
 
@@ -164,9 +237,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).unwrap();
         let staged = stage(&store, b"actual bytes", 1024).await.unwrap();
-        let err = store.persist(staged, &ContentHash::of(b"declared")).unwrap_err();
+        let err = staged.publish(&ContentHash::of(b"declared")).await.unwrap_err();
         assert!(matches!(err, BlobError::HashMismatch { .. }));
-        assert!(store.list().unwrap().is_empty());
+        assert!(store.list().await.unwrap().is_empty());
         assert!(staging_is_empty(dir.path()));
     }
 
@@ -180,24 +253,26 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn remove_deletes_and_tolerates_absent_blobs() {
+    async fn delete_removes_and_tolerates_absent_blobs() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).unwrap();
         let hash = ContentHash::of(b"x");
-        store.persist(stage(&store, b"x", 10).await.unwrap(), &hash).unwrap();
-        store.remove(&hash).unwrap();
-        store.remove(&hash).unwrap();
-        assert!(store.open(&hash).unwrap().is_none());
+        store.put(&hash, super::super::body_of(&b"x"[..]), 10).await.unwrap();
+        store.delete(&hash).await.unwrap();
+        store.delete(&hash).await.unwrap();
+        assert!(!store.contains(&hash).await.unwrap());
+        assert!(matches!(store.get(&hash).await, Err(BlobError::NotFound)));
     }
 
-    #[test]
-    fn sweep_removes_only_staging_files_older_than_the_limit() {
+    #[tokio::test]
+    async fn sweep_removes_only_staging_files_older_than_the_limit() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsBlobStore::open(dir.path()).unwrap();
-        let (_file, leftover) = store.stage().unwrap().keep().unwrap();
-        assert_eq!(store.sweep_staging(Duration::from_secs(3600)).unwrap(), 0);
+        let leftover = dir.path().join("tmp").join("upload-crashed");
+        fs::write(&leftover, b"half").unwrap();
+        assert_eq!(store.sweep_staging(Duration::from_secs(3600)).await.unwrap(), 0);
         assert!(leftover.exists());
-        assert_eq!(store.sweep_staging(Duration::ZERO).unwrap(), 1);
+        assert_eq!(store.sweep_staging(Duration::ZERO).await.unwrap(), 1);
         assert!(staging_is_empty(dir.path()));
     }
 }

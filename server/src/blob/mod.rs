@@ -1,31 +1,50 @@
-//! Content-addressed blob storage behind the narrow [`BlobStore`] trait, so an
+//! Content-addressed blob storage behind the narrow async [`BlobStore`] trait, so an
 //! S3-compatible store can replace the local directory without touching handlers.
 //!
-//! Incoming bodies are streamed into a [`StagedBlob`] by a [`BlobWriter`], which hashes and
-//! enforces the size limit as bytes arrive. Only [`BlobStore::persist`] makes a blob
-//! visible, and only after its hash matched the one the client declared; a staged blob that
-//! is dropped instead leaves nothing behind.
+//! An incoming body is a [`BlobBody`] stream. [`BlobStore::stage`] consumes it, hashing
+//! and enforcing the size limit as bytes arrive, into a private [`StagedBlob`] that nothing
+//! can see; only [`StagedBlob::publish`] makes it visible under its hash, and only after
+//! the hash matched the one the client declared and the bytes are durable. A staged blob
+//! that is dropped instead leaves nothing behind. [`BlobStore::put`] is both steps at once;
+//! the upload handler keeps them apart so it can check the quota on the real size, and
+//! hold the GC lock only from publish to commit.
 
 mod fs_store;
 mod writer;
 
 pub use fs_store::FsBlobStore;
-pub use writer::BlobWriter;
 
+use bytes::Bytes;
+use futures::Stream;
 use savesync_core::ContentHash;
 use std::io;
+use std::pin::Pin;
+use std::time::Duration;
+use tokio::io::AsyncRead;
 
-/// Why a blob could not be stored or read.
+/// A body to store: chunks, or the error that cut it short.
+pub type BlobBody = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
+
+/// A stored blob being read.
+pub type BlobReader = Pin<Box<dyn AsyncRead + Send>>;
+
+/// Why a blob could not be stored or read. Backend-neutral: a store maps its own errors.
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
+    #[error("no such blob")]
+    NotFound,
     #[error("body is larger than the limit of {limit} bytes")]
     TooLarge { limit: u64 },
     #[error("body hashes to {actual}, not the declared {declared}")]
     HashMismatch { declared: ContentHash, actual: ContentHash },
     #[error("no space left on the blob volume")]
     StorageFull,
-    #[error("blob I/O: {0}")]
-    Io(io::Error),
+    /// The store is unreachable or overloaded right now; retrying may succeed.
+    #[error("the blob store is unavailable: {0}")]
+    Unavailable(String),
+    /// Any other failure of the backend (I/O, a driver).
+    #[error("blob backend: {0}")]
+    Backend(Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<io::Error> for BlobError {
@@ -33,7 +52,7 @@ impl From<io::Error> for BlobError {
         if e.kind() == io::ErrorKind::StorageFull || e.raw_os_error() == Some(libc_enospc()) {
             BlobError::StorageFull
         } else {
-            BlobError::Io(e)
+            BlobError::Backend(Box::new(e))
         }
     }
 }
@@ -43,58 +62,70 @@ const fn libc_enospc() -> i32 {
     28
 }
 
-/// A body written to a private staging file, with the hash and size of what was written.
-/// Dropping it deletes the file.
-#[derive(Debug)]
-pub struct StagedBlob {
-    file: tempfile::NamedTempFile,
-    hash: ContentHash,
-    size: u64,
-}
-
-impl StagedBlob {
+/// A body received into private storage, with the hash and size of what arrived. Dropping
+/// it discards the bytes.
+#[async_trait::async_trait]
+pub trait StagedBlob: Send + std::fmt::Debug {
     /// SHA-256 of the staged bytes.
-    #[must_use]
-    pub fn hash(&self) -> ContentHash {
-        self.hash
-    }
+    fn hash(&self) -> ContentHash;
 
     /// Number of staged bytes.
-    #[must_use]
-    pub fn size(&self) -> u64 {
-        self.size
-    }
+    fn size(&self) -> u64;
+
+    /// Make the blob durable and visible under its hash if it matches `declared`
+    /// (`HashMismatch` otherwise, storing nothing). Identical content already stored is
+    /// kept and the staged copy dropped (dedupe). Returns only once a reader would see it.
+    async fn publish(self: Box<Self>, declared: &ContentHash) -> Result<(), BlobError>;
 }
 
 /// Where verified blobs live.
+#[async_trait::async_trait]
 pub trait BlobStore: Send + Sync + std::fmt::Debug {
-    /// A new, empty staging file for an incoming body.
-    fn stage(&self) -> Result<tempfile::NamedTempFile, BlobError>;
+    /// Receive `body` into private staging, hashing as it arrives; `TooLarge` as soon as
+    /// more than `limit` bytes came. Nothing is visible until [`StagedBlob::publish`].
+    async fn stage(&self, body: BlobBody, limit: u64) -> Result<Box<dyn StagedBlob>, BlobError>;
 
-    /// Make a staged blob durable under its hash if it matches `declared`; identical
-    /// content already stored is kept and the staged copy dropped (dedupe).
-    fn persist(&self, staged: StagedBlob, declared: &ContentHash) -> Result<(), BlobError>;
+    /// Store `body` as the blob `declared`: stage, verify, publish. Returns the size.
+    async fn put(
+        &self,
+        declared: &ContentHash,
+        body: BlobBody,
+        limit: u64,
+    ) -> Result<u64, BlobError> {
+        let staged = self.stage(body, limit).await?;
+        let size = staged.size();
+        staged.publish(declared).await?;
+        Ok(size)
+    }
 
-    /// Open a stored blob for reading; `None` when it is not stored.
-    fn open(&self, hash: &ContentHash) -> Result<Option<std::fs::File>, BlobError>;
+    /// A reader over a stored blob and its size; `NotFound` when it is not stored.
+    async fn get(&self, hash: &ContentHash) -> Result<(BlobReader, u64), BlobError>;
 
-    /// Every stored blob (for garbage collection).
-    fn list(&self) -> Result<Vec<ContentHash>, BlobError>;
-
-    /// Delete staging files older than `older_than` (left by a crash mid-upload); returns
-    /// how many.
-    fn sweep_staging(&self, older_than: std::time::Duration) -> Result<usize, BlobError>;
+    /// Whether the blob is stored.
+    async fn contains(&self, hash: &ContentHash) -> Result<bool, BlobError>;
 
     /// Delete a stored blob; absent is fine.
-    fn remove(&self, hash: &ContentHash) -> Result<(), BlobError>;
+    async fn delete(&self, hash: &ContentHash) -> Result<(), BlobError>;
 
-    /// Prove an upload could be staged right now (for `GET /health`): create a staging
-    /// file, write a little to it, drop it. A full volume fails with `StorageFull`.
-    fn check_writable(&self) -> Result<(), BlobError> {
-        use std::io::Write;
-        let mut probe = self.stage()?;
-        probe.write_all(&[0u8; 4096])?;
-        probe.flush()?;
+    /// Every stored blob (for garbage collection).
+    async fn list(&self) -> Result<Vec<ContentHash>, BlobError>;
+
+    /// Delete staging leftovers older than `older_than` (a crash mid-upload); returns how
+    /// many.
+    async fn sweep_staging(&self, older_than: Duration) -> Result<usize, BlobError>;
+
+    /// Prove an upload could be staged right now (for `GET /health`): stage a little and
+    /// drop it. A full volume fails with `StorageFull`.
+    async fn check_writable(&self) -> Result<(), BlobError> {
+        let probe = futures::stream::once(async { Ok(Bytes::from_static(&[0u8; 4096])) });
+        drop(self.stage(Box::pin(probe), 4096).await?);
         Ok(())
     }
+}
+
+/// A [`BlobBody`] of one in-memory buffer (tests, tools).
+#[must_use]
+pub fn body_of(bytes: impl Into<Bytes>) -> BlobBody {
+    let bytes = bytes.into();
+    Box::pin(futures::stream::once(async move { Ok(bytes) }))
 }

@@ -1,9 +1,9 @@
-//! [`BlobWriter`]: streams an HTTP body into a staging file, hashing as it goes and
-//! refusing to grow past the size limit, so an oversized or corrupt upload is detected
-//! before anything becomes visible.
+//! [`BlobWriter`]: streams a body into a staging file, hashing as it goes and refusing to
+//! grow past the size limit, so an oversized or corrupt upload is detected before
+//! anything becomes visible.
 
-use super::{BlobError, StagedBlob};
-use savesync_core::ContentHasher;
+use super::BlobError;
+use savesync_core::{ContentHash, ContentHasher};
 use tokio::io::{AsyncWriteExt, BufWriter};
 
 /// Large enough that a 64 KiB save is one write to the file.
@@ -12,7 +12,6 @@ const BUFFER_BYTES: usize = 256 * 1024;
 /// An in-progress staged body.
 #[derive(Debug)]
 pub struct BlobWriter {
-    temp: tempfile::NamedTempFile,
     out: BufWriter<tokio::fs::File>,
     hasher: ContentHasher,
     size: u64,
@@ -20,16 +19,14 @@ pub struct BlobWriter {
 }
 
 impl BlobWriter {
-    /// Wrap a staging file from [`super::BlobStore::stage`].
-    pub fn new(temp: tempfile::NamedTempFile, limit: u64) -> Result<BlobWriter, BlobError> {
-        let file = tokio::fs::File::from_std(temp.as_file().try_clone()?);
-        Ok(BlobWriter {
-            temp,
-            out: BufWriter::with_capacity(BUFFER_BYTES, file),
+    /// Write into `file` (a handle on the staging file).
+    pub fn new(file: std::fs::File, limit: u64) -> BlobWriter {
+        BlobWriter {
+            out: BufWriter::with_capacity(BUFFER_BYTES, tokio::fs::File::from_std(file)),
             hasher: ContentHasher::new(),
             size: 0,
             limit,
-        })
+        }
     }
 
     /// Append one chunk.
@@ -44,10 +41,10 @@ impl BlobWriter {
         Ok(())
     }
 
-    /// Flush to the OS. The fsync happens in [`super::BlobStore::persist`], on a blocking
-    /// thread, just before the rename that makes the blob visible.
-    pub async fn finish(mut self) -> Result<StagedBlob, BlobError> {
+    /// Flush to the OS; returns the hash and size. The fsync happens at publish, on a
+    /// blocking thread, just before the rename that makes the blob visible.
+    pub async fn finish(mut self) -> Result<(ContentHash, u64), BlobError> {
         self.out.flush().await?;
-        Ok(StagedBlob { file: self.temp, hash: self.hasher.finish(), size: self.size })
+        Ok((self.hasher.finish(), self.size))
     }
 }

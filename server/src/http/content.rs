@@ -7,7 +7,7 @@
 
 use super::ServerState;
 use super::extract::{ApiQuery, AuthDevice, parse_path};
-use crate::blob::{BlobWriter, StagedBlob};
+use crate::blob::{BlobError, StagedBlob};
 use crate::error::ApiError;
 use crate::meta::{CommitOutcome, CommitRequest, NewContent};
 use crate::metrics::add;
@@ -23,6 +23,7 @@ use futures::StreamExt;
 use savesync_core::wire::{HASH_HEADER, REV_HEADER, SaveMeta};
 use savesync_core::{ContentHash, ErrorCode, Rev, SavePath};
 use serde::Deserialize;
+use std::sync::{Arc, Mutex, PoisonError};
 
 #[derive(Debug, Deserialize)]
 pub struct ReadQuery {
@@ -55,18 +56,21 @@ pub async fn download(
         .ok_or_else(not_found)?;
     // A tombstone has no bytes to serve.
     let hash = version.hash.ok_or_else(not_found)?;
-    let blobs = std::sync::Arc::clone(state.app.blobs());
-    let file = tokio::task::spawn_blocking(move || blobs.open(&hash)).await??.ok_or_else(|| {
-        // The database references bytes the blob store does not have: someone deleted or
-        // restored files by hand. Say so loudly; the device just sees the version as gone.
-        tracing::error!(%hash, path = %path, "blob of a committed version is missing");
-        not_found()
-    })?;
+    let (reader, _size) = match state.app.blobs().get(&hash).await {
+        Ok(found) => found,
+        Err(BlobError::NotFound) => {
+            // The database references bytes the blob store does not have: someone deleted
+            // or restored files by hand. Say so loudly; the device sees the version as gone.
+            tracing::error!(%hash, path = %path, "blob of a committed version is missing");
+            return Err(not_found());
+        }
+        Err(e) => return Err(e.into()),
+    };
     add(&state.app.metrics().download_bytes, version.size);
     if q.rev.is_none() {
         remember_synced(&state, &auth, path, version.rev);
     }
-    let stream = tokio_util::io::ReaderStream::new(tokio::fs::File::from_std(file));
+    let stream = tokio_util::io::ReaderStream::new(reader);
     let mut response = Body::from_stream(stream).into_response();
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
@@ -130,26 +134,46 @@ pub async fn upload(
     commit_and_publish(&state, request, Some(staged)).await.map(Json)
 }
 
-/// Stream the body into a staging file. A client that stops sending for longer than the
-/// request timeout is cut off (`unavailable`, retryable) instead of holding a file open.
-async fn receive_body(state: &ServerState, body: Body, limit: u64) -> Result<StagedBlob, ApiError> {
-    let temp = state.app.blobs().stage()?;
-    let mut writer = BlobWriter::new(temp, limit)?;
-    let mut chunks = body.into_data_stream();
+/// Stream the body into the blob store's staging. A client that stops sending for longer
+/// than the request timeout is cut off (`unavailable`, retryable) instead of holding
+/// staging open.
+async fn receive_body(
+    state: &ServerState,
+    body: Body,
+    limit: u64,
+) -> Result<Box<dyn StagedBlob>, ApiError> {
     let idle = state.app.config().request_timeout;
-    loop {
-        let next = tokio::time::timeout(idle, chunks.next()).await.map_err(|_| {
-            ApiError::new(ErrorCode::Unavailable, "upload stalled; nothing was stored")
-        })?;
-        match next {
-            None => break,
-            Some(Ok(chunk)) => writer.write(&chunk).await?,
-            Some(Err(e)) => {
-                return Err(ApiError::bad_request(format!("could not read the body: {e}")));
-            }
+    // Why the body stream ended early, if it was the client's doing rather than the store's.
+    let cut_short = Arc::new(Mutex::new(None::<ApiError>));
+    let why = Arc::clone(&cut_short);
+    let chunks = async_stream::stream! {
+        let mut chunks = body.into_data_stream();
+        loop {
+            let failure = match tokio::time::timeout(idle, chunks.next()).await {
+                Ok(None) => break,
+                Ok(Some(Ok(chunk))) => {
+                    yield Ok(chunk);
+                    continue;
+                }
+                Err(_) => {
+                    ApiError::new(ErrorCode::Unavailable, "upload stalled; nothing was stored")
+                }
+                Ok(Some(Err(e))) => ApiError::bad_request(format!("could not read the body: {e}")),
+            };
+            let message = failure.message.clone();
+            *why.lock().unwrap_or_else(PoisonError::into_inner) = Some(failure);
+            yield Err(std::io::Error::other(message));
+            break;
         }
+    };
+    match state.app.blobs().stage(Box::pin(chunks), limit).await {
+        Ok(staged) => Ok(staged),
+        Err(e) => Err(cut_short
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+            .unwrap_or_else(|| e.into())),
     }
-    Ok(writer.finish().await?)
 }
 
 pub async fn delete(
@@ -176,29 +200,21 @@ pub async fn delete(
 pub async fn commit_and_publish(
     state: &ServerState,
     request: CommitRequest,
-    staged: Option<StagedBlob>,
+    staged: Option<Box<dyn StagedBlob>>,
 ) -> Result<SaveMeta, ApiError> {
     let app = state.app.clone();
     let user = request.actor.user_id;
     let shown = request.path.to_string();
     let shared = app.gc_lock().read().await;
-    let blob_app = app.clone();
-    let content = request.content;
-    tokio::task::spawn_blocking(move || -> Result<(), ApiError> {
-        match (staged, content) {
-            (Some(staged), NewContent::Bytes { hash, .. }) => {
-                blob_app.blobs().persist(staged, &hash)?;
+    match (staged, request.content) {
+        (Some(staged), NewContent::Bytes { hash, .. }) => staged.publish(&hash).await?,
+        (None, NewContent::Bytes { hash, .. }) => {
+            if !app.blobs().contains(&hash).await? {
+                return Err(ApiError::not_found("content of that version"));
             }
-            (None, NewContent::Bytes { hash, .. }) => {
-                if blob_app.blobs().open(&hash)?.is_none() {
-                    return Err(ApiError::not_found("content of that version"));
-                }
-            }
-            (_, NewContent::Tombstone) => {}
         }
-        Ok(())
-    })
-    .await??;
+        (_, NewContent::Tombstone) => {}
+    }
     let outcome = app.meta().commit(&request, app.retention()).await?;
     drop(shared);
     let metrics = state.app.metrics();

@@ -1,7 +1,7 @@
 //! Fault injection through the real HTTP stack: a blob store whose disk is full. (The
 //! HTTP behaviour of healthy stores is covered by `server/tests/`, driven by the client.)
 
-use crate::blob::{BlobError, BlobStore, FsBlobStore, StagedBlob};
+use crate::blob::{BlobBody, BlobError, BlobReader, BlobStore, FsBlobStore, StagedBlob};
 use crate::meta::sqlite::SqliteMeta;
 use crate::{App, Config, launch};
 use savesync_core::ContentHash;
@@ -9,28 +9,46 @@ use savesync_core::wire::{ErrorBody, HASH_HEADER, PairResponse, SaveList};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Stages normally, then fails to persist as if the volume filled up.
+/// Stages normally, then fails to publish as if the volume filled up.
 #[derive(Debug)]
 struct FullDisk(FsBlobStore);
 
-impl BlobStore for FullDisk {
-    fn stage(&self) -> Result<tempfile::NamedTempFile, BlobError> {
-        self.0.stage()
+/// A staged body whose publish hits a full disk; dropping it drops the real staging.
+#[derive(Debug)]
+struct FullAtPublish(Box<dyn StagedBlob>);
+
+#[async_trait::async_trait]
+impl StagedBlob for FullAtPublish {
+    fn hash(&self) -> ContentHash {
+        self.0.hash()
     }
-    fn persist(&self, _staged: StagedBlob, _declared: &ContentHash) -> Result<(), BlobError> {
+    fn size(&self) -> u64 {
+        self.0.size()
+    }
+    async fn publish(self: Box<Self>, _declared: &ContentHash) -> Result<(), BlobError> {
         Err(BlobError::from(std::io::Error::from_raw_os_error(28)))
     }
-    fn open(&self, hash: &ContentHash) -> Result<Option<std::fs::File>, BlobError> {
-        self.0.open(hash)
+}
+
+#[async_trait::async_trait]
+impl BlobStore for FullDisk {
+    async fn stage(&self, body: BlobBody, limit: u64) -> Result<Box<dyn StagedBlob>, BlobError> {
+        Ok(Box::new(FullAtPublish(self.0.stage(body, limit).await?)))
     }
-    fn list(&self) -> Result<Vec<ContentHash>, BlobError> {
-        self.0.list()
+    async fn get(&self, hash: &ContentHash) -> Result<(BlobReader, u64), BlobError> {
+        self.0.get(hash).await
     }
-    fn sweep_staging(&self, older_than: Duration) -> Result<usize, BlobError> {
-        self.0.sweep_staging(older_than)
+    async fn contains(&self, hash: &ContentHash) -> Result<bool, BlobError> {
+        self.0.contains(hash).await
     }
-    fn remove(&self, hash: &ContentHash) -> Result<(), BlobError> {
-        self.0.remove(hash)
+    async fn delete(&self, hash: &ContentHash) -> Result<(), BlobError> {
+        self.0.delete(hash).await
+    }
+    async fn list(&self) -> Result<Vec<ContentHash>, BlobError> {
+        self.0.list().await
+    }
+    async fn sweep_staging(&self, older_than: Duration) -> Result<usize, BlobError> {
+        self.0.sweep_staging(older_than).await
     }
 }
 

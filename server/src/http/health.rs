@@ -40,15 +40,11 @@ async fn probe(app: &App) -> Result<(), &'static str> {
         tracing::warn!(error = %e, "health: database check failed");
         return Err("the database does not answer");
     }
-    let blobs = std::sync::Arc::clone(app.blobs());
-    match tokio::task::spawn_blocking(move || blobs.check_writable()).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => {
-            tracing::warn!(error = %e, "health: blob store is not writable");
-            Err("the blob store is not writable")
-        }
-        Err(_) => Err("the health probe failed"),
+    if let Err(e) = app.blobs().check_writable().await {
+        tracing::warn!(error = %e, "health: blob store is not writable");
+        return Err("the blob store is not writable");
     }
+    Ok(())
 }
 
 pub async fn metrics(State(state): State<ServerState>) -> impl IntoResponse {
