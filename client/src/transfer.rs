@@ -79,6 +79,51 @@ impl Client {
         .await
     }
 
+    /// Stream the head of `path` (or revision `rev`) into `out` chunk by chunk (nothing is
+    /// held whole in memory), hashing on the way. Bytes reach `out` before the hash can be
+    /// checked, so a mismatch is reported after the fact as [`ClientError::HashMismatch`]:
+    /// the caller must then treat what it wrote as garbage. Retried only until the first
+    /// byte is written.
+    pub async fn download_to_writer<W>(
+        &self,
+        path: &SavePath,
+        rev: Option<Rev>,
+        out: &mut W,
+        label: &Path,
+    ) -> Result<DownloadedFile>
+    where
+        W: tokio::io::AsyncWrite + Unpin,
+    {
+        let url = self.content_url(path, rev.map(|r| ("rev", r)));
+        let idle = self.request_timeout();
+        let mut response = self
+            .retrying(Repeat::Safe, || async {
+                let request = self.request(Method::GET, url.clone());
+                tokio::time::timeout(idle, self.send(request, None))
+                    .await
+                    .map_err(|_| ClientError::Timeout(idle))?
+            })
+            .await?;
+        let (rev, expected) = content_headers(response.headers())?;
+        let mut hasher = ContentHasher::new();
+        let mut size = 0u64;
+        while let Some(chunk) = tokio::time::timeout(idle, response.chunk())
+            .await
+            .map_err(|_| ClientError::Timeout(idle))?
+            .map_err(|e| transport_error(e, idle))?
+        {
+            hasher.update(&chunk);
+            size += chunk.len() as u64;
+            out.write_all(&chunk).await.map_err(|e| ClientError::io(label, e))?;
+        }
+        out.flush().await.map_err(|e| ClientError::io(label, e))?;
+        let actual = hasher.finish();
+        if actual != expected {
+            return Err(ClientError::HashMismatch { expected, actual });
+        }
+        Ok(DownloadedFile { version: Version { rev, hash: Some(actual) }, size })
+    }
+
     /// Upload the content of `file` as the new head of `path`, conditional on `base`.
     pub async fn upload_file(&self, path: &SavePath, base: Rev, file: &Path) -> Result<SaveMeta> {
         let url = self.content_url(path, Some(("base_rev", base)));

@@ -30,6 +30,21 @@ pub enum Command {
     Untrack(TrackArgs),
     /// Sync a save on this device again after `untrack`.
     Track(TrackArgs),
+    /// List the versions the server keeps of one save, newest first.
+    #[command(after_help = "Examples:\n  savesync history \"snes/Chrono Trigger.srm\"\n  \
+        savesync history ~/Saves/snes/\"Chrono Trigger.srm\" --json")]
+    History(HistoryArgs),
+    /// Write one version's bytes to stdout (the live save is not touched).
+    #[command(
+        after_help = "Example:\n  savesync cat \"snes/Chrono Trigger.srm\" --version 3 > before-boss.srm"
+    )]
+    Cat(VersionArgs),
+    /// Make an old version the head again (a new commit; the versions after it are kept).
+    #[command(
+        after_help = "Example:\n  savesync restore \"snes/Chrono Trigger.srm\" --version 3\n\n\
+        Refused, with nothing changed, if the save changes on the server meanwhile."
+    )]
+    Restore(VersionArgs),
 }
 
 #[derive(Debug, Args)]
@@ -144,6 +159,33 @@ pub struct TrackArgs {
     pub profile: String,
 }
 
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// The save: its path in the library ("snes/Chrono Trigger.srm") or a file in this
+    /// profile's live mount ("~/Saves/snes/Chrono Trigger.srm").
+    pub path: String,
+    /// Machine-readable output.
+    #[arg(long)]
+    pub json: bool,
+    /// Profile to use.
+    #[arg(long, env = "SAVESYNC_PROFILE", default_value = "default")]
+    pub profile: String,
+}
+
+#[derive(Debug, Args)]
+pub struct VersionArgs {
+    /// The save: its path in the library ("snes/Chrono Trigger.srm") or a file in this
+    /// profile's live mount ("~/Saves/snes/Chrono Trigger.srm").
+    pub path: String,
+    /// Which version, as `savesync history` numbers them: a revision (3) or a conflict
+    /// version (c17).
+    #[arg(long, value_name = "N")]
+    pub version: crate::commands::history::VersionSpec,
+    /// Profile to use.
+    #[arg(long, env = "SAVESYNC_PROFILE", default_value = "default")]
+    pub profile: String,
+}
+
 fn parse_octal(s: &str) -> Result<u32, String> {
     let digits = s.strip_prefix("0o").unwrap_or(s);
     let mode = u32::from_str_radix(digits, 8).map_err(|e| format!("not an octal mode: {e}"))?;
@@ -165,6 +207,9 @@ pub fn cli_main() -> ExitCode {
         Command::Resolve(a) => crate::commands::status::resolve(&a),
         Command::Untrack(a) => crate::commands::track::run(&a, true),
         Command::Track(a) => crate::commands::track::run(&a, false),
+        Command::History(a) => crate::commands::history::history(&a),
+        Command::Cat(a) => crate::commands::history::cat(&a),
+        Command::Restore(a) => crate::commands::history::restore(&a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -1,6 +1,7 @@
 //! The `savesync` subcommands. Each parses nothing itself (see `crate::cli`) and returns
 //! `anyhow::Result` so startup errors reach the user as one readable line.
 
+pub mod history;
 pub mod mount;
 pub mod mountinfo;
 pub mod pair;

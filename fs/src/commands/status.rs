@@ -17,7 +17,7 @@ use serde_json::json;
 use std::path::Path;
 use std::sync::Arc;
 
-fn open_db(profile: &Profile) -> anyhow::Result<Option<StateDb>> {
+pub(crate) fn open_db(profile: &Profile) -> anyhow::Result<Option<StateDb>> {
     let path = profile.data_dir.join("state.db");
     if !path.exists() {
         return Ok(None);
@@ -26,7 +26,7 @@ fn open_db(profile: &Profile) -> anyhow::Result<Option<StateDb>> {
 }
 
 /// The live mountpoint of the profile's daemon, if it runs.
-fn live_mountpoint(db: &StateDb) -> Option<String> {
+pub(crate) fn live_mountpoint(db: &StateDb) -> Option<String> {
     let status = db.read_status().ok()??;
     let mp = status.mountpoint?;
     let pid = status.pid?;
