@@ -44,7 +44,7 @@ pub enum Command {
         after_help = "Example:\n  savesync restore \"snes/Chrono Trigger.srm\" --version 3\n\n\
         Refused, with nothing changed, if the save changes on the server meanwhile."
     )]
-    Restore(VersionArgs),
+    Restore(RestoreArgs),
 }
 
 #[derive(Debug, Args)]
@@ -184,6 +184,16 @@ pub struct VersionArgs {
     /// Profile to use.
     #[arg(long, env = "SAVESYNC_PROFILE", default_value = "default")]
     pub profile: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub version: VersionArgs,
+    /// Go ahead only if the head is still this revision (the head `history` showed you);
+    /// default: the head read just before restoring.
+    #[arg(long, value_name = "REV")]
+    pub if_head: Option<u64>,
 }
 
 fn parse_octal(s: &str) -> Result<u32, String> {

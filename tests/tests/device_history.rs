@@ -67,8 +67,21 @@ fn history_lists_cat_reads_and_restore_brings_back_an_old_version() {
     assert!(out.stdout == versions[0], "cat gives the first bytes exactly");
     assert_eq!(std::fs::read(a.path(SAVE)).unwrap(), versions[2]);
 
+    // restore over a head that is no longer the one the user saw: the server's
+    // compare-and-swap refuses it, nothing changes, and the message says why.
+    let head = listed[0]["rev"].as_u64().unwrap();
+    let stale_head = (head - 1).to_string();
+    let refused = a.run_cli(&["restore", SAVE, "--version", &first, "--if-head", &stale_head]);
+    let err = failed(&refused, "restore over a stale head");
+    assert!(
+        err.contains("changed on the server") && err.contains(&format!("now rev {head}")),
+        "{err}"
+    );
+    assert_eq!(history_json(&a, SAVE), listed, "a refused restore changes nothing");
+
     // restore: a new head with the first bytes, which the mount then shows.
-    let said = ok(&a.run_cli(&["restore", SAVE, "--version", &first]), "restore");
+    let restore = ["restore", SAVE, "--version", &first, "--if-head", &head.to_string()];
+    let said = ok(&a.run_cli(&restore), "restore");
     assert!(said.contains("Restored") && said.contains("now the head"), "{said}");
     wait_for_bytes(&a.path(SAVE), &versions[0], DEADLINE);
     let listed = history_json(&a, SAVE);

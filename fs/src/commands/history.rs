@@ -9,7 +9,7 @@
 //! in the library or a file path inside the profile's live mount: [`save_path_of`]
 //! decides, as a pure function.
 
-use crate::cli::{HistoryArgs, VersionArgs};
+use crate::cli::{HistoryArgs, RestoreArgs, VersionArgs};
 use crate::profile::Profile;
 use anyhow::{Context, bail};
 use savesync_client::{Client, ClientError};
@@ -286,12 +286,16 @@ pub fn cat(args: &VersionArgs) -> anyhow::Result<()> {
 }
 
 /// `savesync restore PATH --version V`: that version's bytes become a new head.
-pub fn restore(args: &VersionArgs) -> anyhow::Result<()> {
+pub fn restore(restore: &RestoreArgs) -> anyhow::Result<()> {
+    let args = &restore.version;
     let t = target(&args.profile, &args.path)?;
     let rt = super::small_runtime()?;
     let versions = rt.block_on(history_of(&t))?;
     let entry = pick_or_fail(&t, &versions, args.version)?;
-    let head = head_rev(&versions).context("the save has no commit to restore over")?;
+    let head = match restore.if_head {
+        Some(rev) => rev,
+        None => head_rev(&versions).context("the save has no commit to restore over")?,
+    };
     if entry.kind == VersionKind::Commit && entry.rev.0 == head {
         println!("{}: version {} is already the head; nothing to do.", t.path, label(entry));
         return Ok(());
