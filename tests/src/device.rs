@@ -154,15 +154,33 @@ impl Device {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap_or_else(|e| panic!("run savesync {args:?}: {e}"));
+        // Drain both pipes while waiting: a command printing more than a pipe holds
+        // (`cat` of a big save) would otherwise block forever.
+        let drain = |pipe: Option<Box<dyn std::io::Read + Send>>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                if let Some(mut pipe) = pipe {
+                    let _ = pipe.read_to_end(&mut bytes);
+                }
+                bytes
+            })
+        };
+        let stdout = drain(child.stdout.take().map(|p| Box::new(p) as _));
+        let stderr = drain(child.stderr.take().map(|p| Box::new(p) as _));
         let start = Instant::now();
-        while child.try_wait().ok().flatten().is_none() {
+        let status = loop {
+            if let Some(status) = child.try_wait().expect("wait for the CLI") {
+                break status;
+            }
             if start.elapsed() > CLI_DEADLINE {
                 let _ = child.kill();
                 panic!("`savesync {args:?}` on {} ran longer than {CLI_DEADLINE:?}", self.name);
             }
             std::thread::sleep(Duration::from_millis(10));
-        }
-        child.wait_with_output().expect("collect CLI output")
+        };
+        let stdout = stdout.join().expect("stdout reader");
+        let stderr = stderr.join().expect("stderr reader");
+        Output { status, stdout, stderr }
     }
 
     /// `savesync status --json`, parsed.

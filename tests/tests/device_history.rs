@@ -124,7 +124,8 @@ fn the_commands_work_without_a_mount_and_explain_themselves() {
         return;
     };
     std::fs::create_dir_all(a.path("snes")).unwrap();
-    let (one, two) = (save_bytes(5, 300), save_bytes(6, 400));
+    // The second is big enough to arrive in many chunks, which `cat` streams to stdout.
+    let (one, two) = (save_bytes(5, 300), save_bytes(6, 3 * 1024 * 1024 + 17));
     for v in [&one, &two] {
         std::fs::write(a.path(SAVE), v).unwrap();
         wait_until(DEADLINE, "the version reaches the server", || view.has(SAVE, v).then_some(()));
@@ -132,6 +133,10 @@ fn the_commands_work_without_a_mount_and_explain_themselves() {
     a.unmount();
     let listed = history_json(&a, SAVE);
     let first = listed[1]["version"].as_str().unwrap().to_owned();
+    let latest = listed[0]["version"].as_str().unwrap().to_owned();
+    let out = a.run_cli(&["cat", SAVE, "--version", &latest]);
+    ok(&out, "cat of a 3 MiB version");
+    assert!(out.stdout == two, "cat streams a big version byte for byte");
     let out = a.run_cli(&["cat", SAVE, "--version", &first]);
     ok(&out, "cat without a mount");
     assert!(out.stdout == one, "cat without a mount gives the first bytes");
