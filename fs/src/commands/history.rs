@@ -212,7 +212,7 @@ pub fn history(args: &HistoryArgs) -> anyhow::Result<()> {
         .map(|v| {
             let mut kind = kind_name(v).to_owned();
             if v.kind == VersionKind::Conflict {
-                kind.push_str(&format!(" (based on {})", v.rev));
+                kind.push_str(&format!(" (based on rev {})", v.rev));
             } else if Some(v.rev.0) == head {
                 kind.push_str(" (head)");
             }
