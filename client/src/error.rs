@@ -109,6 +109,9 @@ impl ClientError {
     pub fn is_transient(&self) -> bool {
         match self {
             ClientError::Transport(_) | ClientError::Timeout(_) => true,
+            // A 507 over the user's quota is a refusal: retrying the same bytes cannot
+            // succeed until versions are pruned or the quota is raised.
+            ClientError::Api { body, .. } if body.code == ErrorCode::QuotaExceeded => false,
             ClientError::Api { status, body } => {
                 *status >= 500 || *status == 429 || body.code.is_transient()
             }
@@ -166,6 +169,7 @@ mod tests {
             ErrorCode::HashMismatch,
             ErrorCode::Unauthorized,
             ErrorCode::NotFound,
+            ErrorCode::QuotaExceeded,
         ] {
             assert!(!api(code).is_transient(), "{code}");
         }

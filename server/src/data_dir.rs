@@ -26,6 +26,9 @@ pub fn prepare(dir: &Path, db: &Path) -> anyhow::Result<()> {
     builder.recursive(true);
     set_dir_mode(&mut builder);
     builder.create(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
+    // A data dir made by an older version (or by hand) may be readable by others.
+    tighten_to(dir, DIR_MODE)
+        .with_context(|| format!("restricting permissions of {}", dir.display()))?;
     private_file(db).with_context(|| format!("creating database {}", db.display()))?;
     for suffix in ["-wal", "-shm"] {
         let mut companion = db.as_os_str().to_owned();
@@ -110,18 +113,24 @@ fn set_file_mode(options: &mut OpenOptions) {
 fn set_file_mode(_options: &mut OpenOptions) {}
 
 /// Drop every group and other permission bit of an existing file.
-#[cfg(unix)]
 fn tighten(path: &Path) -> std::io::Result<()> {
+    tighten_to(path, FILE_MODE)
+}
+
+/// Keep at most the bits of `allowed` on an existing file or directory, if it has any
+/// group or other bit.
+#[cfg(unix)]
+fn tighten_to(path: &Path, allowed: u32) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(path)?.permissions().mode();
     if mode & 0o077 != 0 {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & FILE_MODE))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode & allowed))?;
     }
     Ok(())
 }
 
 #[cfg(not(unix))]
-fn tighten(_path: &Path) -> std::io::Result<()> {
+fn tighten_to(_path: &Path, _allowed: u32) -> std::io::Result<()> {
     Ok(())
 }
 
@@ -164,5 +173,19 @@ mod tests {
         std::fs::write(dir.path().join(PAIRING_KEY_FILE), "short").unwrap();
         let err = pairing_key(dir.path()).unwrap_err();
         assert!(format!("{err:#}").contains(PAIRING_KEY_FILE), "{err:#}");
+    }
+
+    #[test]
+    fn an_existing_data_dir_open_to_others_is_tightened_at_start() {
+        let parent = tempfile::tempdir().unwrap();
+        let dir = parent.path().join("data");
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let db = dir.join("savesync.db");
+        std::fs::write(&db, b"").unwrap();
+        std::fs::set_permissions(&db, std::fs::Permissions::from_mode(0o644)).unwrap();
+        prepare(&dir, &db).unwrap();
+        assert_eq!(mode(&dir), 0o700);
+        assert_eq!(mode(&db), 0o600);
     }
 }

@@ -659,6 +659,17 @@ impl StateDb {
         Ok(Some((parse_path(&p)?, v)))
     }
 
+    /// The inodes moved away from `path` whose bytes are still only at their origin there.
+    pub fn moved_from(&self, path: &SavePath) -> DbResult<Vec<u64>> {
+        let conn = self.conn();
+        let mut stmt = conn.prepare_cached("SELECT ino FROM origins WHERE path = ?1")?;
+        let inos = stmt
+            .query_map([path.as_str()], |r| r.get::<_, i64>(0))?
+            .map(|ino| ino.map(|i| i as u64))
+            .collect::<rusqlite::Result<Vec<u64>>>()?;
+        Ok(inos)
+    }
+
     pub fn delete_origin(&self, ino: u64) -> DbResult<()> {
         exec(&self.conn(), "DELETE FROM origins WHERE ino = ?1", [ino as i64])?;
         Ok(())

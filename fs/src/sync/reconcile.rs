@@ -231,6 +231,12 @@ pub async fn sync_path(fs: &SaveFs, path: &SavePath, mode: SyncMode) -> Result<O
                 }
             }
             Decision::DeleteRemote { expected } => {
+                // A save moved away from this path before its bytes were ever downloaded
+                // has them only on the server, as a version of this path: fetch them
+                // before the delete lets retention prune that version.
+                for ino in fs.db.moved_from(path).map_err(SyncError::local)? {
+                    fs.fetch_moved(ino).await?;
+                }
                 match fs.remote.delete(path.clone(), expected).await {
                     Ok(meta) => {
                         fs.db.agree(path, meta.version(), 0).map_err(SyncError::local)?;
