@@ -91,3 +91,22 @@ async fn the_cap_counts_every_devices_conflict_versions_of_one_save_and_no_other
     assert_eq!(count(deck.client.history(&sp(SAVE)).await.unwrap()), CAP as usize);
     assert_eq!(count(deck.client.history(&sp("gba/other.sav")).await.unwrap()), 1);
 }
+
+#[tokio::test]
+async fn an_upload_based_on_a_save_the_server_never_had_keeps_no_history() {
+    let server = TestServer::start().await;
+    let deck = server.pair("alice", "deck").await;
+    // A hostile client inventing bases under fresh paths: each is refused, and none leaves
+    // a history row behind (there is no save whose loser it could be).
+    for i in 0..20 {
+        let path = format!("junk/{i}.srm");
+        let err =
+            deck.client.upload(&sp(&path), Rev(7), Bytes::from_static(b"")).await.unwrap_err();
+        assert!(err.is_conflict(), "{path}: {err}");
+        let history = deck.client.history(&sp(&path)).await;
+        assert!(
+            history.as_ref().map_or(true, |h| h.versions.is_empty()),
+            "{path} has history: {history:?}"
+        );
+    }
+}

@@ -39,8 +39,13 @@ pub fn commit(
 
     let head_rev = current.as_ref().map_or(Rev::NONE, |h| h.rev);
     if head_rev != req.base_rev {
-        if let (NewContent::Bytes { hash, size }, "upload") = (req.content, req.operation) {
-            // Keep the losing upload: it is a closed save the user may want back.
+        // Keep the losing upload: it is a closed save the user may want back. Not when
+        // there is no save at all: no real device bases an upload on a save the server
+        // never had (it re-uploads as new), and keeping those would let a client grow
+        // history rows under endless fresh paths.
+        if let (Some(_), NewContent::Bytes { hash, size }, "upload") =
+            (&current, req.content, req.operation)
+        {
             conflict_versions::keep(
                 conn,
                 req,
