@@ -74,6 +74,9 @@ pub struct Config {
     /// Bytes of version content a user may store (heads, history and conflict versions;
     /// content stored twice counts once). 0 means no limit.
     pub user_quota_bytes: u64,
+    /// Most version rows (heads, history, conflict versions) a user may have, so a client
+    /// storing empty or repeated content under endless paths is bounded too. 0 = no limit.
+    pub user_max_versions: u64,
     /// Most entries a negotiate manifest may have.
     pub max_manifest_entries: u64,
     /// Most open event streams per device; opening one more closes the oldest.
@@ -116,6 +119,7 @@ impl Config {
             max_conflict_versions_per_save: 100,
             sse_keep_alive: Duration::from_secs(15),
             user_quota_bytes: 10 * 1024 * 1024 * 1024,
+            user_max_versions: 1_000_000,
             max_manifest_entries: 100_000,
             max_streams_per_device: 4,
             max_connections: 512,
@@ -228,6 +232,9 @@ impl Config {
         if let Some(v) = get("SAVESYNC_USER_QUOTA_BYTES") {
             self.user_quota_bytes = parse_env("SAVESYNC_USER_QUOTA_BYTES", &v)?;
         }
+        if let Some(v) = get("SAVESYNC_USER_MAX_VERSIONS") {
+            self.user_max_versions = parse_env("SAVESYNC_USER_MAX_VERSIONS", &v)?;
+        }
         if let Some(v) = get("SAVESYNC_MAX_MANIFEST_ENTRIES") {
             self.max_manifest_entries = parse_env("SAVESYNC_MAX_MANIFEST_ENTRIES", &v)?;
         }
@@ -280,6 +287,7 @@ struct ConfigFile {
     max_conflict_versions_per_save: Option<u32>,
     sse_keep_alive_ms: Option<u64>,
     user_quota_bytes: Option<u64>,
+    user_max_versions: Option<u64>,
     max_manifest_entries: Option<u64>,
     max_streams_per_device: Option<usize>,
     max_connections: Option<usize>,
@@ -331,6 +339,7 @@ impl ConfigFile {
         config.sse_keep_alive =
             self.sse_keep_alive_ms.map_or(config.sse_keep_alive, Duration::from_millis);
         config.user_quota_bytes = self.user_quota_bytes.unwrap_or(config.user_quota_bytes);
+        config.user_max_versions = self.user_max_versions.unwrap_or(config.user_max_versions);
         config.max_manifest_entries =
             self.max_manifest_entries.unwrap_or(config.max_manifest_entries);
         config.max_streams_per_device =

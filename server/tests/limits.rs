@@ -361,3 +361,23 @@ async fn connections_over_the_cap_get_503_until_one_closes() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_user_at_its_version_cap_gets_507_even_for_empty_or_repeated_content() {
+    let server = TestServer::start_with(|c| c.user_max_versions = 3).await;
+    let alice = server.pair("alice", "deck").await;
+    let bob = server.pair("bob", "pc").await;
+    // Empty content costs no bytes, so only the row cap bounds it.
+    for i in 0..3 {
+        put(&alice, &format!("junk/{i}.srm"), Rev::NONE, b"").await;
+    }
+    for path in ["junk/3.srm", "junk/4.srm"] {
+        let err = alice.client.upload(&sp(path), Rev::NONE, Vec::new().into()).await.unwrap_err();
+        assert_eq!(err.status(), Some(507), "{err}");
+        assert_eq!(err.code(), Some(ErrorCode::QuotaExceeded), "{err}");
+    }
+    let heads = alice.client.list(None, true).await.unwrap().saves;
+    assert_eq!(heads.len(), 3, "nothing more was stored");
+    // Another user is unaffected.
+    put(&bob, "snes/a.srm", Rev::NONE, b"").await;
+}

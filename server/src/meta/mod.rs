@@ -156,6 +156,8 @@ pub struct StoredBytes {
     pub used: u64,
     /// Whether the content asked about is already among them (storing it again is free).
     pub has_content: bool,
+    /// How many version rows the user has (every commit and conflict version).
+    pub versions: u64,
 }
 
 /// A stored sync session (for pruning checks and the admin view).

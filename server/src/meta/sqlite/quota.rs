@@ -14,11 +14,16 @@ pub fn stored_bytes(
     content: &ContentHash,
 ) -> Result<StoredBytes, MetaError> {
     let mut stmt = conn.prepare_cached(
-        "SELECT COALESCE(SUM(size), 0), COALESCE(MAX(hash = ?2), 0)
+        "SELECT COALESCE(SUM(size), 0), COALESCE(MAX(hash = ?2), 0),
+                (SELECT COUNT(*) FROM versions WHERE user_id = ?1)
          FROM (SELECT hash, MAX(size) AS size FROM versions
                WHERE user_id = ?1 AND hash IS NOT NULL GROUP BY hash)",
     )?;
     Ok(stmt.query_row(params![user, content.to_hex()], |r| {
-        Ok(StoredBytes { used: u64_at(r, 0)?, has_content: r.get::<_, i64>(1)? != 0 })
+        Ok(StoredBytes {
+            used: u64_at(r, 0)?,
+            has_content: r.get::<_, i64>(1)? != 0,
+            versions: u64_at(r, 2)?,
+        })
     })?)
 }
