@@ -17,7 +17,7 @@ use super::saves::head;
 use crate::meta::{MetaError, UserId};
 use rusqlite::{Connection, OptionalExtension, params};
 use savesync_core::wire::SaveMeta;
-use savesync_core::{SavePath, fold_key};
+use savesync_core::{SavePath, fold_key, to_nfc};
 
 /// Whether a live save exists at `prefix` or below it.
 fn live_at_or_below(conn: &Connection, user: UserId, prefix: &str) -> Result<bool, MetaError> {
@@ -74,24 +74,55 @@ pub fn collision(
     Ok(None)
 }
 
-/// Fill `fold` on rows written before it existed (runs at open; a no-op afterwards).
+/// Bring rows written before the name rules existed up to date (runs at open; a no-op
+/// afterwards): fill `fold`, and spell the path in NFC, as every new name now is, so an NFD
+/// name stored by an older server is the save clients now ask for. A path whose NFC form
+/// is already another save of the user keeps its stored spelling (it still reads back, see
+/// `SavePath::from_stored`) and is logged: merging two saves is the user's decision.
 pub fn fill_missing_fold_keys(conn: &Connection) -> Result<(), MetaError> {
-    let missing: Vec<(i64, String)> = conn
-        .prepare("SELECT id, path FROM saves WHERE fold IS NULL")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+    let missing: Vec<(i64, i64, String)> = conn
+        .prepare("SELECT id, user_id, path FROM saves WHERE fold IS NULL")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
         .collect::<Result<_, _>>()?;
     if missing.is_empty() {
         return Ok(());
     }
     let tx = conn.unchecked_transaction()?;
+    let mut renamed = 0usize;
     {
         let mut update = tx.prepare("UPDATE saves SET fold = ?2 WHERE id = ?1")?;
-        for (id, path) in &missing {
+        let mut taken =
+            tx.prepare("SELECT EXISTS (SELECT 1 FROM saves WHERE user_id = ?1 AND path = ?2)")?;
+        for (id, user, path) in &missing {
             update.execute(params![id, fold_key(path)])?;
+            let nfc = to_nfc(path);
+            if nfc == path.as_str() {
+                continue;
+            }
+            if taken.query_row(params![user, nfc.as_ref()], |r| r.get::<_, bool>(0))? {
+                tracing::warn!(
+                    user,
+                    path = %path.escape_debug(),
+                    "an older save's name differs from another save only in Unicode form; \
+                     both are kept as stored"
+                );
+                continue;
+            }
+            tx.execute("UPDATE saves SET path = ?2 WHERE id = ?1", params![id, nfc.as_ref()])?;
+            tx.execute(
+                "UPDATE versions SET path = ?3 WHERE user_id = ?1 AND path = ?2",
+                params![user, path, nfc.as_ref()],
+            )?;
+            tx.execute(
+                "UPDATE device_saves SET path = ?3 WHERE path = ?2
+                   AND device_id IN (SELECT id FROM devices WHERE user_id = ?1)",
+                params![user, path, nfc.as_ref()],
+            )?;
+            renamed += 1;
         }
     }
     tx.commit()?;
-    tracing::info!(rows = missing.len(), "filled case-folded keys of existing saves");
+    tracing::info!(rows = missing.len(), renamed, "brought names of existing saves up to date");
     Ok(())
 }
 
@@ -192,5 +223,31 @@ mod tests {
         let (saves, _) = store.list_saves(1, None, false).unwrap();
         let listed: Vec<String> = saves.into_iter().map(|m| m.path.to_string()).collect();
         assert_eq!(listed, [old]);
+    }
+
+    #[test]
+    fn an_nfd_name_stored_by_an_older_server_is_respelled_in_nfc_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("t.db");
+        let nfd = "gba/Poke\u{301}mon.sav";
+        let nfc = "gba/Pok\u{e9}mon.sav";
+        {
+            let store = SqliteDb::open(&db).unwrap();
+            store.ensure_user("alice", 0).unwrap();
+            assert_eq!(outcome(&store, "gba/x.sav", 0, bytes(b"1")), "committed");
+        }
+        // As an older server left it: the NFD spelling, no fold key, history under it.
+        let conn = rusqlite::Connection::open(&db).unwrap();
+        conn.execute("UPDATE saves SET path = ?1, fold = NULL", [nfd]).unwrap();
+        conn.execute("UPDATE versions SET path = ?1", [nfd]).unwrap();
+        drop(conn);
+        let store = SqliteDb::open(&db).unwrap();
+        let (saves, _) = store.list_saves(1, None, false).unwrap();
+        let listed: Vec<String> = saves.into_iter().map(|m| m.path.to_string()).collect();
+        assert_eq!(listed, [nfc]);
+        let nfc_path = SavePath::parse(nfc).unwrap();
+        assert_eq!(store.history(1, &nfc_path).unwrap().unwrap().versions.len(), 1);
+        // Updating it through the NFC name is rev 2 of the same save.
+        assert_eq!(outcome(&store, nfc, 1, bytes(b"2")), "committed");
     }
 }
