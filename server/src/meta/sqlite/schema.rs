@@ -113,7 +113,47 @@ ALTER TABLE saves ADD COLUMN fold TEXT;
 CREATE INDEX saves_by_fold ON saves(user_id, fold);
 ";
 
-const MIGRATIONS_SLICE: &[M<'static>] = &[M::up(V1), M::up(PAIRING_CODES_KEYED), M::up(SAVES_FOLD)];
+/// Each user's quota figures as running totals (`quota.rs`), so the check on every upload
+/// is a key lookup instead of a pass over all the user's versions. Triggers keep them
+/// exact whoever inserts or deletes a version row (commits, conflict versions, restores,
+/// pruning, thinning): `bytes` is the size of the user's distinct contents (a content
+/// counts while any version of the user has it), `versions` the number of rows.
+const USER_USAGE: &str = r"
+CREATE INDEX versions_by_user_hash ON versions(user_id, hash);
+CREATE TABLE user_usage (
+    user_id   INTEGER PRIMARY KEY REFERENCES users(id),
+    versions  INTEGER NOT NULL DEFAULT 0,
+    bytes     INTEGER NOT NULL DEFAULT 0
+);
+INSERT INTO user_usage (user_id, versions, bytes)
+SELECT user_id, SUM(n), SUM(size) FROM (
+    SELECT user_id, COUNT(*) AS n, CASE WHEN hash IS NULL THEN 0 ELSE MAX(size) END AS size
+    FROM versions GROUP BY user_id, hash)
+GROUP BY user_id;
+CREATE TRIGGER usage_after_version_insert AFTER INSERT ON versions
+BEGIN
+    INSERT OR IGNORE INTO user_usage (user_id) VALUES (NEW.user_id);
+    UPDATE user_usage SET
+        versions = versions + 1,
+        bytes = bytes + CASE WHEN NEW.hash IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM versions
+            WHERE user_id = NEW.user_id AND hash = NEW.hash AND id != NEW.id)
+            THEN NEW.size ELSE 0 END
+    WHERE user_id = NEW.user_id;
+END;
+CREATE TRIGGER usage_after_version_delete AFTER DELETE ON versions
+BEGIN
+    UPDATE user_usage SET
+        versions = versions - 1,
+        bytes = bytes - CASE WHEN OLD.hash IS NOT NULL AND NOT EXISTS (
+            SELECT 1 FROM versions WHERE user_id = OLD.user_id AND hash = OLD.hash)
+            THEN OLD.size ELSE 0 END
+    WHERE user_id = OLD.user_id;
+END;
+";
+
+const MIGRATIONS_SLICE: &[M<'static>] =
+    &[M::up(V1), M::up(PAIRING_CODES_KEYED), M::up(SAVES_FOLD), M::up(USER_USAGE)];
 
 /// All migrations, oldest first.
 pub const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATIONS_SLICE);
