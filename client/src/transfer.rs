@@ -53,20 +53,7 @@ impl Client {
             let (rev, expected) = content_headers(response.headers())?;
 
             let (temp, mut file) = TempFile::create_beside(dest).await?;
-            let mut hasher = ContentHasher::new();
-            let mut size = 0u64;
-            // Idle deadline per chunk rather than one for the whole body: a big save on a
-            // slow link is fine as long as bytes keep arriving.
-            while let Some(chunk) = tokio::time::timeout(idle, response.chunk())
-                .await
-                .map_err(|_| ClientError::Timeout(idle))?
-                .map_err(|e| transport_error(e, idle))?
-            {
-                hasher.update(&chunk);
-                size += chunk.len() as u64;
-                file.write_all(&chunk).await.map_err(|e| ClientError::io(&temp.path, e))?;
-            }
-            let actual = hasher.finish();
+            let (actual, size) = stream_body(&mut response, &mut file, idle, &temp.path).await?;
             if actual != expected {
                 return Err(ClientError::HashMismatch { expected, actual });
             }
@@ -105,19 +92,8 @@ impl Client {
             })
             .await?;
         let (rev, expected) = content_headers(response.headers())?;
-        let mut hasher = ContentHasher::new();
-        let mut size = 0u64;
-        while let Some(chunk) = tokio::time::timeout(idle, response.chunk())
-            .await
-            .map_err(|_| ClientError::Timeout(idle))?
-            .map_err(|e| transport_error(e, idle))?
-        {
-            hasher.update(&chunk);
-            size += chunk.len() as u64;
-            out.write_all(&chunk).await.map_err(|e| ClientError::io(label, e))?;
-        }
+        let (actual, size) = stream_body(&mut response, out, idle, label).await?;
         out.flush().await.map_err(|e| ClientError::io(label, e))?;
-        let actual = hasher.finish();
         if actual != expected {
             return Err(ClientError::HashMismatch { expected, actual });
         }
@@ -210,6 +186,32 @@ fn parent_dir(dest: &Path) -> PathBuf {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
     }
+}
+
+/// Stream a response body into `out`, hashing it on the way; returns its hash and size.
+/// The idle deadline is per chunk rather than for the whole body: a big save on a slow
+/// link is fine as long as bytes keep arriving. `label` names `out` in I/O errors.
+async fn stream_body<W>(
+    response: &mut reqwest::Response,
+    out: &mut W,
+    idle: std::time::Duration,
+    label: &Path,
+) -> Result<(ContentHash, u64)>
+where
+    W: tokio::io::AsyncWrite + Unpin,
+{
+    let mut hasher = ContentHasher::new();
+    let mut size = 0u64;
+    while let Some(chunk) = tokio::time::timeout(idle, response.chunk())
+        .await
+        .map_err(|_| ClientError::Timeout(idle))?
+        .map_err(|e| transport_error(e, idle))?
+    {
+        hasher.update(&chunk);
+        size += chunk.len() as u64;
+        out.write_all(&chunk).await.map_err(|e| ClientError::io(label, e))?;
+    }
+    Ok((hasher.finish(), size))
 }
 
 #[cfg(test)]
