@@ -660,18 +660,16 @@ impl StateDb {
         Ok(Some((parse_path(&p)?, v)))
     }
 
-    /// Remember that `hash` is being uploaded on `base`, before the request goes out (it
-    /// must survive a kill -9, which any WAL commit does). Several
+    /// Remember that `hash` is being uploaded on `base`, before the request goes out (on
+    /// the lazy connection: it must survive a kill -9, which any WAL commit does). Several
     /// attempts may be unanswered at once (a new version tried while an older one's answer
     /// was lost); up to 8 per path are kept until the device agrees on a version, and past
     /// that a new one is not noted (a lost answer then shows as a conflict, losing nothing).
     pub fn note_sent(&self, path: &SavePath, base: Rev, hash: &ContentHash) -> DbResult<()> {
         // One statement, so one small write: a device on a nearly full disk must not spend
         // its last pages on this note.
-        // On the main connection: a second writer on the lazy one would make the two wait
-        // on each other's locks under a burst of uploads.
         exec(
-            &self.conn(),
+            &self.lazy(),
             "WITH new(path, hash, base_rev) AS (VALUES (?1, ?2, ?3))
              INSERT OR REPLACE INTO sent (path, hash, base_rev)
              SELECT path, hash, base_rev FROM new
