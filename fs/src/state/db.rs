@@ -663,19 +663,19 @@ impl StateDb {
     /// Remember that `hash` is being uploaded on `base`, before the request goes out (on
     /// the lazy connection: it must survive a kill -9, which any WAL commit does). Several
     /// attempts may be unanswered at once (a new version tried while an older one's answer
-    /// was lost); up to 8 per path are kept until the device agrees on a version, and past
-    /// that a new one is not noted (a lost answer then shows as a conflict, losing nothing).
+    /// was lost); the newest few per path are kept until the device agrees on a version.
     pub fn note_sent(&self, path: &SavePath, base: Rev, hash: &ContentHash) -> DbResult<()> {
-        // One statement, so one small write: a device on a nearly full disk must not spend
-        // its last pages on this note.
+        let conn = self.lazy();
         exec(
-            &self.lazy(),
-            "WITH new(path, hash, base_rev) AS (VALUES (?1, ?2, ?3))
-             INSERT OR REPLACE INTO sent (path, hash, base_rev)
-             SELECT path, hash, base_rev FROM new
-             WHERE (SELECT COUNT(*) FROM sent WHERE path = ?1) < 8
-                OR EXISTS (SELECT 1 FROM sent WHERE path = ?1 AND hash = ?2)",
+            &conn,
+            "INSERT OR REPLACE INTO sent (path, hash, base_rev) VALUES (?1, ?2, ?3)",
             params![path.as_str(), hash.to_hex(), base.0 as i64],
+        )?;
+        exec(
+            &conn,
+            "DELETE FROM sent WHERE path = ?1 AND rowid NOT IN
+                 (SELECT rowid FROM sent WHERE path = ?1 ORDER BY rowid DESC LIMIT 8)",
+            [path.as_str()],
         )?;
         Ok(())
     }

@@ -144,11 +144,7 @@ async fn upload_local(
     hash: &ContentHash,
     local: Local,
 ) -> Result<savesync_core::wire::SaveMeta, RemoteError> {
-    // Best effort: on a full disk the note cannot be written, and the upload must go out
-    // all the same (a lost answer then shows as a conflict, which loses nothing).
-    if let Err(e) = fs.db.note_sent(path, expected, hash) {
-        tracing::debug!(%path, "noting an upload before sending it: {e}");
-    }
+    fs.db.note_sent(path, expected, hash).map_err(|e| RemoteError::Transient(e.to_string()))?;
     match local {
         Local::Small(bytes) => fs.remote.upload(path.clone(), expected, bytes).await,
         Local::Large(file) => {
