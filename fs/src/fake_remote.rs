@@ -39,8 +39,6 @@ struct State {
     refused: std::sync::atomic::AtomicU64,
     /// Uploads are refused for good (a 4xx such as a bad path).
     refusing_uploads: bool,
-    /// Commit the next upload, then drop off the network before answering.
-    cut_off_after_next_upload: bool,
     /// Negotiate sessions opened, and the reports of those completed.
     sessions_opened: i64,
     completed: Vec<(i64, SessionReport)>,
@@ -97,13 +95,6 @@ impl FakeRemote {
             s.seq
         };
         self.bump(seq);
-    }
-
-    /// Commit the next upload, then go offline before its answer leaves: the device never
-    /// hears that its upload was committed (as when it is killed, or the network drops,
-    /// right after the server's commit). `set_offline(false)` brings the server back.
-    pub fn cut_off_after_next_upload(&self) {
-        self.lock().cut_off_after_next_upload = true;
     }
 
     /// Refuse every upload permanently (like a 4xx), or stop doing so.
@@ -329,12 +320,7 @@ impl Remote for FakeRemote {
             if self.lock().refusing_uploads {
                 return Err(RemoteError::Refused("fake: 400 refused".into()));
             }
-            let committed = self.commit(&path, base, Some(bytes))?;
-            if std::mem::take(&mut self.lock().cut_off_after_next_upload) {
-                self.set_offline(true);
-                return Err(RemoteError::Offline("fake: connection lost after commit".into()));
-            }
-            Ok(committed)
+            self.commit(&path, base, Some(bytes))
         })
     }
 

@@ -143,28 +143,3 @@ fn a_big_memory_card_is_streamed_to_the_server_intact() {
         (remote.content("ps2/Mcd001.ps2").as_deref() == Some(&card[..])).then_some(())
     });
 }
-
-/// The server committed an upload but the answer never arrived (the device was killed, or
-/// the connection dropped after the commit). The device must recognise its own upload when
-/// it next hears of the head, not take it for another device's change: the next version
-/// goes on top of it, with no conflict.
-#[test]
-fn an_upload_whose_answer_was_lost_is_recognised_and_the_next_version_goes_on_top() {
-    let remote = FakeRemote::new();
-    let dir = tempfile::tempdir().unwrap();
-    let dev = Device::start(&remote, dir.path());
-    remote.cut_off_after_next_upload();
-    dev.write_file("gba/slot.sav", b"version 1");
-    wait_until(DEADLINE, "version 1 committed on the server", || {
-        (remote.content("gba/slot.sav").as_deref() == Some(&b"version 1"[..])).then_some(())
-    });
-    // Offline now, the device never heard of rev 1; the game saves again.
-    dev.write_file("gba/slot.sav", b"version 2");
-    remote.set_offline(false);
-    wait_until(DEADLINE, "version 2 committed on top of version 1", || {
-        (remote.content("gba/slot.sav").as_deref() == Some(&b"version 2"[..])).then_some(())
-    });
-    wait_until(DEADLINE, "queue drained", || (dev.pending() == 0).then_some(()));
-    assert!(!dev.exists("gba/slot.sav.conflict"), "no conflict with its own upload");
-    assert!(remote.conflict_versions("gba/slot.sav").is_empty(), "nothing kept as a conflict");
-}

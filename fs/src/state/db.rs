@@ -150,7 +150,6 @@ fn enqueue_in(conn: &Connection, path: &SavePath, due_ms: i64) -> rusqlite::Resu
 
 fn agree_in(conn: &Connection, path: &SavePath, v: Version, size: u64) -> rusqlite::Result<()> {
     let (rev, hash) = version_to_db(Some(v));
-    exec(conn, "DELETE FROM sent WHERE path = ?1", [path.as_str()])?;
     exec(
         conn,
         "INSERT INTO records (path, base_rev, base_hash, head_rev, head_hash, head_size)
@@ -658,38 +657,6 @@ impl StateDb {
         let v = version_from_db(Some(rev), Some(hash))?
             .ok_or_else(|| DbError::Corrupt("origin without version".into()))?;
         Ok(Some((parse_path(&p)?, v)))
-    }
-
-    /// Remember that `hash` is being uploaded on `base`, before the request goes out (on
-    /// the lazy connection: it must survive a kill -9, which any WAL commit does). Several
-    /// attempts may be unanswered at once (a new version tried while an older one's answer
-    /// was lost); the newest few per path are kept until the device agrees on a version.
-    pub fn note_sent(&self, path: &SavePath, base: Rev, hash: &ContentHash) -> DbResult<()> {
-        let conn = self.lazy();
-        exec(
-            &conn,
-            "INSERT OR REPLACE INTO sent (path, hash, base_rev) VALUES (?1, ?2, ?3)",
-            params![path.as_str(), hash.to_hex(), base.0 as i64],
-        )?;
-        exec(
-            &conn,
-            "DELETE FROM sent WHERE path = ?1 AND rowid NOT IN
-                 (SELECT rowid FROM sent WHERE path = ?1 ORDER BY rowid DESC LIMIT 8)",
-            [path.as_str()],
-        )?;
-        Ok(())
-    }
-
-    /// The base an unanswered upload of `hash` to `path` was sent on, if there was one.
-    pub fn sent_on(&self, path: &SavePath, hash: &ContentHash) -> DbResult<Option<Rev>> {
-        let rev = query_one(
-            &self.conn(),
-            "SELECT base_rev FROM sent WHERE path = ?1 AND hash = ?2",
-            params![path.as_str(), hash.to_hex()],
-            |r| r.get::<_, i64>(0),
-        )
-        .optional()?;
-        Ok(rev.map(|r| Rev(r as u64)))
     }
 
     /// The inodes moved away from `path` whose bytes are still only at their origin there.

@@ -131,16 +131,5 @@ pub fn migrations() -> Migrations<'static> {
             );
             ALTER TABLE status ADD COLUMN save_bytes_read INTEGER NOT NULL DEFAULT 0;",
         ),
-        // An upload that may have reached the server: a kill -9 between the server's commit
-        // and the device recording it must not turn the device's own upload into a
-        // conflict at the next start (see `reconcile::adopt_own_upload`).
-        M::up(
-            "CREATE TABLE sent (
-                path TEXT NOT NULL,
-                hash TEXT NOT NULL,
-                base_rev INTEGER NOT NULL,
-                PRIMARY KEY (path, hash)
-            );",
-        ),
     ])
 }

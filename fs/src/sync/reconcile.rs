@@ -141,10 +141,8 @@ async fn upload_local(
     fs: &SaveFs,
     path: &SavePath,
     expected: Rev,
-    hash: &ContentHash,
     local: Local,
 ) -> Result<savesync_core::wire::SaveMeta, RemoteError> {
-    fs.db.note_sent(path, expected, hash).map_err(|e| RemoteError::Transient(e.to_string()))?;
     match local {
         Local::Small(bytes) => fs.remote.upload(path.clone(), expected, bytes).await,
         Local::Large(file) => {
@@ -153,27 +151,6 @@ async fn upload_local(
             fs.remote.upload_file(path.clone(), expected, file).await
         }
     }
-}
-
-/// The hash of local bytes about to be uploaded (always known when there are bytes).
-fn hash_of(local: Option<ContentHash>) -> Result<ContentHash, SyncError> {
-    local.ok_or_else(|| SyncError::Local("upload without a local hash".into()))
-}
-
-/// If the server's head is exactly the upload this device last sent (its hash, one rev
-/// above the base it was sent on), the server committed it and the answer was lost (a
-/// kill -9 or a dropped connection in between): agree on it, so the device does not take
-/// its own upload for another device's change and show a conflict with itself.
-fn adopt_own_upload(fs: &SaveFs, path: &SavePath, rec: Record) -> Result<Record, SyncError> {
-    let Some(head) = rec.head.filter(|h| rec.base != Some(*h)) else { return Ok(rec) };
-    let Some(hash) = head.hash else { return Ok(rec) };
-    let sent_on = fs.db.sent_on(path, &hash).map_err(SyncError::local)?;
-    if sent_on.is_none_or(|base| head.rev != base.next()) {
-        return Ok(rec);
-    }
-    fs.db.agree(path, head, rec.head_size).map_err(SyncError::local)?;
-    tracing::debug!(%path, rev = %head.rev, "the server holds our last upload: agreed on it");
-    Ok(Record { base: Some(head), ..rec })
 }
 
 /// Decide `path` and act. Bounded: a handful of compare-and-swap rounds at most.
@@ -200,7 +177,7 @@ pub async fn sync_path(fs: &SaveFs, path: &SavePath, mode: SyncMode) -> Result<O
                 (Some(hash), Some(local))
             }
         };
-        let rec = adopt_own_upload(fs, path, snap.record)?;
+        let rec = snap.record;
         let decision = decide(local, rec.base, rec.head);
         tracing::debug!(%path, ?decision, "sync decision");
         if snap.conflict.is_some() && !matches!(decision, Decision::Conflict(_)) {
@@ -231,7 +208,7 @@ pub async fn sync_path(fs: &SaveFs, path: &SavePath, mode: SyncMode) -> Result<O
                 let Some(bytes) = bytes else {
                     return Err(SyncError::Local(format!("{path}: upload without bytes")));
                 };
-                match upload_local(fs, path, expected, &hash_of(local)?, bytes).await {
+                match upload_local(fs, path, expected, bytes).await {
                     Ok(meta) => {
                         fs.online.store(true, Ordering::Relaxed);
                         fs.db.agree(path, meta.version(), meta.size).map_err(SyncError::local)?;
@@ -305,7 +282,7 @@ pub async fn sync_path(fs: &SaveFs, path: &SavePath, mode: SyncMode) -> Result<O
                 let in_motion = snap.unflushed && mode == SyncMode::Background;
                 if let Some(bytes) = bytes.filter(|_| local != backed_up && !in_motion) {
                     let expected = rec.base.map_or(Rev::NONE, |b| b.rev);
-                    match upload_local(fs, path, expected, &hash_of(local)?, bytes).await {
+                    match upload_local(fs, path, expected, bytes).await {
                         Ok(meta) => {
                             // The head was our base after all: no conflict any more.
                             fs.db
