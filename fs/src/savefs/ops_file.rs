@@ -252,12 +252,7 @@ impl SaveFs {
         let Some(h) = lock(&self.handles).remove_file(fh) else {
             return Err(FsError::bad_handle(fh));
         };
-        // The last writer closing a file still marked unflushed (created and closed without
-        // a write, or a write whose flush never came) flushes it too: a closed save must
-        // never wait for a flush that will not come.
-        let last_unflushed_writer = h.writable
-            && lock(&self.table).get(h.ino).is_some_and(|i| i.open_writers <= 1 && i.unflushed);
-        let result = if h.written.swap(false, Ordering::SeqCst) || last_unflushed_writer {
+        let result = if h.written.swap(false, Ordering::SeqCst) {
             self.durable_flush(h.ino, &h.file)
         } else {
             Ok(())
