@@ -32,7 +32,12 @@ pub(super) async fn run(fs: Arc<SaveFs>) {
         match follow_once(&fs).await {
             Ok(()) => wait = Duration::ZERO,
             Err(e) => {
-                if fs.online.swap(false, Ordering::Relaxed) {
+                // Only an unanswered probe or request means the server is gone. A local
+                // failure (a full state DB) must not pause the uploader: closed saves can
+                // still reach the server. The next round's probe tells if it left.
+                if !matches!(e, RemoteError::Offline(_)) {
+                    tracing::debug!("sync round failed, server reachable: {e}");
+                } else if fs.online.swap(false, Ordering::Relaxed) {
                     tracing::warn!("server connection lost: {e}");
                 } else {
                     tracing::debug!("server still unreachable: {e}");
@@ -59,6 +64,8 @@ fn now_online(fs: &SaveFs) {
 async fn follow_once(fs: &SaveFs) -> Result<(), RemoteError> {
     // Nothing is read from the cache before the server has answered.
     fs.remote.probe().await?;
+    // The server answered: queued uploads may go even if negotiating fails locally.
+    now_online(fs);
     negotiate(fs).await?;
     // The server answered: queued work may go while the stream connects.
     now_online(fs);
