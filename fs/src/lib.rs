@@ -18,6 +18,7 @@ pub mod error;
 pub mod fake_remote;
 pub mod fuse;
 pub mod inode_table;
+pub mod local;
 pub mod profile;
 pub mod remote;
 pub mod savefs;
