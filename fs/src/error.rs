@@ -62,7 +62,7 @@ impl FsError {
     /// A state DB failure: the kernel sees ENOSPC when the disk is full (the application
     /// can tell the user what to do), EIO otherwise.
     pub fn db(context: impl std::fmt::Display, err: &crate::state::DbError) -> FsError {
-        let errno = if crate::savefs::is_disk_full(err) { libc::ENOSPC } else { libc::EIO };
+        let errno = if err.is_disk_full() { libc::ENOSPC } else { libc::EIO };
         FsError::new(errno, format!("{context}: state db: {err}"))
     }
 

@@ -9,9 +9,9 @@ mod common;
 use common::{DEADLINE, Device, wait_until};
 use savesync_core::{MAX_COMPONENT_BYTES, SavePath};
 use savesync_fs::fake_remote::FakeRemote;
-use savesync_fs::inode_table::ROOT_INO;
 use savesync_fs::savefs::RenameOptions;
-use savesync_fs::sync::{Outcome, SyncMode, sync_path};
+use savesync_fs::sync::{Outcome, SyncMode};
+use savesync_fs::tree::ROOT_INO;
 use std::time::Duration;
 
 #[test]
@@ -90,7 +90,7 @@ fn a_case_only_rename_whose_upload_overtakes_the_delete_removes_the_old_name_fir
     dev.fs.rename(snes, "zelda.srm", snes, "Zelda.srm", RenameOptions::default()).unwrap();
     let new = SavePath::parse("snes/Zelda.srm").unwrap();
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let outcome = rt.block_on(sync_path(&dev.fs, &new, SyncMode::Background));
+    let outcome = rt.block_on(dev.fs.engine().sync_path(&new, SyncMode::Background));
     assert!(matches!(outcome, Ok(Outcome::Done)), "{outcome:?}");
     assert_eq!(remote.live_paths(), ["snes/Zelda.srm"]);
     assert_eq!(remote.content("snes/Zelda.srm").as_deref(), Some(&b"z"[..]));

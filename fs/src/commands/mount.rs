@@ -14,7 +14,6 @@ use crate::profile::Profile;
 use crate::remote::ClientRemote;
 use crate::savefs::{FsConfig, Invalidation, SaveFs, now_ms};
 use crate::state::StatusRow;
-use crate::sync::Engine;
 use anyhow::Context;
 use fuser::{Config, INodeNo, MountOption, SessionACL};
 use std::ffi::OsStr;
@@ -170,7 +169,7 @@ fn run_foreground(args: &MountArgs, profile: &Profile) -> anyhow::Result<()> {
     tracing::info!(%mountpoint, server = %profile.server_url, "mounted");
 
     let engine = rt.block_on(async {
-        let engine = Engine::start(Arc::clone(&fs));
+        let engine = fs.engine().start();
         wait_for_stop(&fs, &bg, &mountpoint).await;
         engine
     });
@@ -189,7 +188,7 @@ fn run_foreground(args: &MountArgs, profile: &Profile) -> anyhow::Result<()> {
 fn status_row(fs: &SaveFs, mountpoint: Option<&str>) -> StatusRow {
     StatusRow {
         online: mountpoint.is_some() && fs.is_online(),
-        last_error: crate::savefs::lock(&fs.last_error).clone(),
+        last_error: fs.engine().last_error(),
         mountpoint: mountpoint.map(str::to_owned),
         pid: mountpoint.map(|_| std::process::id()),
         updated_ms: now_ms(),

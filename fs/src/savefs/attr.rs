@@ -1,8 +1,8 @@
 //! Plain result types of the filesystem layer (no FUSE types): attributes, directory
 //! entries, setattr requests and statfs numbers.
 
-use crate::inode_table::Inode;
 use crate::state::InodeKind;
+use crate::tree::Inode;
 use std::time::SystemTime;
 
 use super::from_ns;

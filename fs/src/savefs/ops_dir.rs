@@ -15,8 +15,8 @@
 use super::attr::{Attr, DirEntry};
 use super::{SaveFs, lock, now_ns};
 use crate::error::{FsError, FsResult};
-use crate::inode_table::{InodeTable, ROOT_INO};
 use crate::state::InodeKind;
+use crate::tree::{InodeTable, ROOT_INO};
 use savesync_core::SavePath;
 
 /// `links` rows a rename of hard-linked names drops and adds (see `ops_special.rs`).
@@ -74,7 +74,7 @@ impl SaveFs {
 
     /// Find `name` in `parent`.
     pub fn lookup(&self, parent: u64, name: &str) -> FsResult<Attr> {
-        let t = lock(&self.table);
+        let t = lock(&self.tree.table);
         let found = t.child(parent, name);
         // Longer names than new ones may have exist only as conflict copies
         // (`NAME.conflict`, up to NAME_MAX); anything else that long is ENAMETOOLONG.
@@ -88,7 +88,7 @@ impl SaveFs {
 
     /// Attributes of an inode.
     pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
-        let t = lock(&self.table);
+        let t = lock(&self.tree.table);
         let inode = t.get(ino).ok_or_else(|| FsError::not_found(format!("inode {ino}")))?;
         Ok(Attr::of(inode, t.subdir_count(ino)))
     }
@@ -96,27 +96,30 @@ impl SaveFs {
     /// Create a directory (local only: the server knows directories only through saves).
     pub fn mkdir(&self, parent: u64, name: &str, mode: u32, uid: u32, gid: u32) -> FsResult<Attr> {
         let (attr, rows) = {
-            let mut t = lock(&self.table);
+            let mut t = lock(&self.tree.table);
             self.check_new_name(&t, parent, name)?;
             if t.child(parent, name).is_some() {
                 return Err(FsError::exists(name));
             }
             let ino = t.alloc_ino();
-            let row = self.new_row(ino, parent, name, InodeKind::Dir, mode, (uid, gid));
+            let row = self.tree.new_row(ino, parent, name, InodeKind::Dir, mode, (uid, gid));
             t.insert(row.clone());
             let attr = Attr::of(t.get(ino).ok_or_else(|| FsError::not_found(name))?, 0);
             let dir = t.touch_dir(parent, row.ctime_ns);
             let rows: Vec<_> = std::iter::once(row).chain(dir).collect();
             (attr, rows)
         };
-        self.db.put_inodes(&rows, &[]).map_err(|e| FsError::db(format!("mkdir {name}"), &e))?;
+        self.tree
+            .db
+            .put_inodes(&rows, &[])
+            .map_err(|e| FsError::db(format!("mkdir {name}"), &e))?;
         Ok(attr)
     }
 
     /// Remove an empty directory.
     pub fn rmdir(&self, parent: u64, name: &str) -> FsResult<()> {
         let (ino, dir) = {
-            let mut t = lock(&self.table);
+            let mut t = lock(&self.tree.table);
             let ino = t.child(parent, name).ok_or_else(|| FsError::not_found(name))?;
             let inode = t.get(ino).ok_or_else(|| FsError::not_found(name))?;
             if inode.row.kind != InodeKind::Dir {
@@ -128,7 +131,8 @@ impl SaveFs {
             t.detach(ino);
             (ino, t.touch_dir(parent, now_ns()))
         };
-        self.db_write_freeing_reserve(|| self.db.put_inodes(dir.as_slice(), &[ino]))
+        self.tree
+            .db_write_freeing_reserve(|| self.tree.db.put_inodes(dir.as_slice(), &[ino]))
             .map_err(|e| FsError::db(format!("rmdir {name}"), &e))
     }
 
@@ -136,7 +140,7 @@ impl SaveFs {
     /// debounce. Open handles keep reading and writing the unlinked bytes.
     pub fn unlink(&self, parent: u64, name: &str) -> FsResult<()> {
         let (ino, path, cached, dir) = {
-            let mut t = lock(&self.table);
+            let mut t = lock(&self.tree.table);
             let ino = t.child(parent, name).ok_or_else(|| FsError::not_found(name))?;
             let inode = t.get(ino).ok_or_else(|| FsError::not_found(name))?;
             match inode.row.kind {
@@ -158,20 +162,24 @@ impl SaveFs {
             (ino, path, cached, dir)
         };
         // A delete must work on a full disk: it is how the user makes room again.
-        self.db_write_freeing_reserve(|| self.db.put_inodes(dir.as_slice(), &[ino]))
+        self.tree
+            .db_write_freeing_reserve(|| self.tree.db.put_inodes(dir.as_slice(), &[ino]))
             .map_err(|e| FsError::db(format!("unlink {name}"), &e))?;
         // Open fds keep the bytes alive; the name is gone now.
-        let _ = std::fs::remove_file(self.cache_path(ino));
+        let _ = std::fs::remove_file(self.tree.cache_path(ino));
         if let Some(path) = path {
             if !cached {
                 // Never downloaded: the device's view is the head itself, so agreeing on it
                 // first makes the decision a conditional delete rather than a re-download.
-                let rec = self.db.record(&path).map_err(|e| FsError::db("unlink", &e))?;
+                let rec = self.tree.db.record(&path).map_err(|e| FsError::db("unlink", &e))?;
                 if let Some(head) = rec.head {
-                    self.db.set_base(&path, Some(head)).map_err(|e| FsError::db("unlink", &e))?;
+                    self.tree
+                        .db
+                        .set_base(&path, Some(head))
+                        .map_err(|e| FsError::db("unlink", &e))?;
                 }
             }
-            self.enqueue_debounced(&[path])?;
+            self.changed(&[path])?;
         }
         Ok(())
     }
@@ -204,7 +212,7 @@ impl SaveFs {
     ) -> FsResult<()> {
         let mut link_ops = LinkOps::default();
         let (src_row, removed, mut paths, origins) = {
-            let mut t = lock(&self.table);
+            let mut t = lock(&self.tree.table);
             let src = t.child(parent, name).ok_or_else(|| FsError::not_found(name))?;
             let src_kind = t.get(src).ok_or_else(|| FsError::not_found(name))?.row.kind;
             if src_kind == InodeKind::Conflict {
@@ -255,7 +263,7 @@ impl SaveFs {
             let mut origins = Vec::new();
             for (ino, path) in &moved {
                 if t.get(*ino).is_some_and(|i| !i.row.cached) {
-                    let rec = self.db.record(path).map_err(|e| FsError::db("rename", &e))?;
+                    let rec = self.tree.db.record(path).map_err(|e| FsError::db("rename", &e))?;
                     if let Some(v) = rec.head.filter(|h| h.hash.is_some()).or(rec.base) {
                         if v.hash.is_some() {
                             origins.push((*ino, path.clone(), v));
@@ -297,28 +305,29 @@ impl SaveFs {
             }
             (rows, removed, paths, origins)
         };
-        self.db
+        self.tree
+            .db
             .put_moved(&src_row, &removed, &origins)
             .map_err(|e| FsError::db(format!("rename {name} -> {new_name}"), &e))?;
         let ctx = |e: &crate::state::DbError| FsError::db(format!("rename {name}"), e);
         for (p, n) in &link_ops.gone {
-            self.db.delete_link(*p, n).map_err(|e| ctx(&e))?;
+            self.tree.db.delete_link(*p, n).map_err(|e| ctx(&e))?;
         }
         if let Some((ino, (p, n))) = &link_ops.added {
-            self.db.put_link(*ino, *p, n).map_err(|e| ctx(&e))?;
+            self.tree.db.put_link(*ino, *p, n).map_err(|e| ctx(&e))?;
         }
         for ino in &removed {
-            let _ = std::fs::remove_file(self.cache_path(*ino));
+            let _ = std::fs::remove_file(self.tree.cache_path(*ino));
         }
         paths.sort();
         paths.dedup();
-        self.enqueue_debounced(&paths)
+        self.changed(&paths)
     }
 
     /// Snapshot a directory listing for a new directory handle.
     pub fn opendir(&self, ino: u64) -> FsResult<u64> {
         let entries = {
-            let t = lock(&self.table);
+            let t = lock(&self.tree.table);
             let dir = t.get(ino).ok_or_else(|| FsError::not_found(format!("inode {ino}")))?;
             if dir.row.kind != InodeKind::Dir {
                 return Err(FsError::not_dir(format!("inode {ino}")));

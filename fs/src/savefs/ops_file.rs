@@ -11,7 +11,7 @@ use super::handles::OpenFile;
 use super::{SaveFs, cache_stat, lock, now_ms, now_ns, to_ns};
 use crate::error::{FsError, FsResult};
 use crate::state::InodeKind;
-use crate::sync::{SyncError, SyncMode, sync_path};
+use crate::sync::SyncError;
 use savesync_core::SavePath;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
@@ -39,7 +39,7 @@ impl SaveFs {
         gid: u32,
     ) -> FsResult<(Attr, u64)> {
         let ((row, dir), file) = {
-            let mut t = lock(&self.table);
+            let mut t = lock(&self.tree.table);
             self.check_new_name(&t, parent, name)?;
             if t.child(parent, name).is_some() {
                 return Err(FsError::exists(name));
@@ -50,9 +50,9 @@ impl SaveFs {
                 .write(true)
                 .create(true)
                 .truncate(true)
-                .open(self.cache_path(ino))
+                .open(self.tree.cache_path(ino))
                 .map_err(|e| FsError::io(format!("creating cache file of {name}"), &e))?;
-            let row = self.new_row(ino, parent, name, InodeKind::File, mode, (uid, gid));
+            let row = self.tree.new_row(ino, parent, name, InodeKind::File, mode, (uid, gid));
             t.insert(row.clone());
             if let Some(inode) = t.get_mut(ino) {
                 inode.open_handles += 1;
@@ -66,7 +66,7 @@ impl SaveFs {
             ((row, dir), file)
         };
         let rows: Vec<_> = std::iter::once(row.clone()).chain(dir).collect();
-        self.db.put_created(&rows).map_err(|e| FsError::db(format!("create {name}"), &e))?;
+        self.tree.db.put_created(&rows).map_err(|e| FsError::db(format!("create {name}"), &e))?;
         let fh = lock(&self.handles).add_file(OpenFile {
             ino: row.ino,
             file,
@@ -93,7 +93,7 @@ impl SaveFs {
         let acc = flags & libc::O_ACCMODE;
         let writable = acc != libc::O_RDONLY;
         let (kind, path, busy) = {
-            let t = lock(&self.table);
+            let t = lock(&self.tree.table);
             let inode = t.get(ino).ok_or_else(|| FsError::not_found(format!("inode {ino}")))?;
             (inode.row.kind, t.save_path(ino), inode.open_writers > 0 || inode.unflushed)
         };
@@ -113,7 +113,7 @@ impl SaveFs {
                 self.fetch_for_open(ino, &path)?;
             }
         }
-        let mut t = lock(&self.table);
+        let mut t = lock(&self.tree.table);
         let inode = t.get_mut(ino).ok_or_else(|| FsError::not_found(format!("inode {ino}")))?;
         if !inode.row.cached {
             return Err(FsError::new(
@@ -121,7 +121,7 @@ impl SaveFs {
                 format!("inode {ino}: not cached and the server is unreachable"),
             ));
         }
-        let file = open_cache(&self.content_path(&inode.row), writable, false)
+        let file = open_cache(&self.tree.content_path(&inode.row), writable, false)
             .map_err(|e| FsError::io(format!("opening cache of inode {ino}"), &e))?;
         inode.open_handles += 1;
         if writable {
@@ -140,11 +140,11 @@ impl SaveFs {
     }
 
     fn needs_fresh(&self, ino: u64, path: &SavePath) -> FsResult<bool> {
-        let cached = lock(&self.table).get(ino).is_some_and(|i| i.row.cached);
+        let cached = lock(&self.tree.table).get(ino).is_some_and(|i| i.row.cached);
         if !cached {
             return Ok(true);
         }
-        let rec = self.db.record(path).map_err(|e| FsError::db("open", &e))?;
+        let rec = self.tree.db.record(path).map_err(|e| FsError::db("open", &e))?;
         Ok(match (rec.base, rec.head) {
             (_, None) => false,
             (None, Some(_)) => true,
@@ -152,21 +152,17 @@ impl SaveFs {
         })
     }
 
-    /// Run the sync decision for `path` now, on this thread (fresh on open, rename of an
+    /// Ask the engine to make `path` fresh now, on this thread (fresh on open, rename of an
     /// uncached file). Offline, a cached file is left as it is.
     pub(crate) fn fetch_for_open(&self, ino: u64, path: &SavePath) -> FsResult<()> {
-        let cached = lock(&self.table).get(ino).is_some_and(|i| i.row.cached);
+        let cached = lock(&self.tree.table).get(ino).is_some_and(|i| i.row.cached);
         if cached && !self.is_online() {
             // Known offline: do not make a game wait for a connect timeout.
             return Ok(());
         }
         let outcome = self.rt.block_on(async {
-            tokio::time::timeout(OPEN_FETCH_LIMIT, async {
-                // A moved save never downloaded: its bytes come from its old path.
-                self.fetch_moved(ino).await?;
-                sync_path(self, path, SyncMode::Open).await
-            })
-            .await
+            // A moved save never downloaded gets its bytes from its old path first.
+            tokio::time::timeout(OPEN_FETCH_LIMIT, self.engine.make_fresh(path)).await
         });
         let outcome = outcome.unwrap_or_else(|_| {
             Err(SyncError::Local(format!("no answer within {OPEN_FETCH_LIMIT:?}")))
@@ -209,7 +205,7 @@ impl SaveFs {
             return Err(FsError::bad_handle(fh));
         }
         let offset = if h.append {
-            lock(&self.table).get(h.ino).map_or(offset, |i| i.row.size)
+            lock(&self.tree.table).get(h.ino).map_or(offset, |i| i.row.size)
         } else {
             offset
         };
@@ -217,7 +213,7 @@ impl SaveFs {
             .write_all_at(data, offset)
             .map_err(|e| FsError::io(format!("write to inode {}", h.ino), &e))?;
         h.written.store(true, Ordering::SeqCst);
-        let mut t = lock(&self.table);
+        let mut t = lock(&self.tree.table);
         if let Some(inode) = t.get_mut(h.ino) {
             let now = now_ns();
             inode.row.size = inode.row.size.max(offset + data.len() as u64);
@@ -257,7 +253,7 @@ impl SaveFs {
         } else {
             Ok(())
         };
-        let mut t = lock(&self.table);
+        let mut t = lock(&self.tree.table);
         if let Some(inode) = t.get_mut(h.ino) {
             inode.open_handles = inode.open_handles.saturating_sub(1);
             if h.writable {
@@ -275,7 +271,7 @@ impl SaveFs {
         let meta = file.metadata().map_err(|e| FsError::io(format!("stat inode {ino}"), &e))?;
         let (size, mtime) = cache_stat(&meta);
         let (row, path) = {
-            let mut t = lock(&self.table);
+            let mut t = lock(&self.tree.table);
             let path = t.save_path(ino);
             let Some(inode) = t.get_mut(ino) else { return Ok(()) };
             if !inode.linked {
@@ -288,11 +284,12 @@ impl SaveFs {
             (inode.row.clone(), path)
         };
         let due = now_ms() + self.cfg.debounce.as_millis() as i64;
-        self.db
+        self.tree
+            .db
             .flush_file(&row, path.as_ref().map(|p| (p, due)))
             .map_err(|e| FsError::db(format!("flush inode {ino}"), &e))?;
         if path.is_some() {
-            self.wake.notify_one();
+            self.engine.wake();
         }
         Ok(())
     }
@@ -307,7 +304,7 @@ impl SaveFs {
             self.truncate(ino, size, handle.as_deref())?;
         }
         let row = {
-            let mut t = lock(&self.table);
+            let mut t = lock(&self.tree.table);
             let inode = t.get_mut(ino).ok_or_else(|| FsError::not_found(format!("inode {ino}")))?;
             let now = now_ns();
             if let Some(mode) = set.mode {
@@ -332,13 +329,16 @@ impl SaveFs {
             inode.row.ctime_ns = now;
             inode.row.clone()
         };
-        self.db.put_inode(&row).map_err(|e| FsError::db(format!("setattr inode {ino}"), &e))?;
+        self.tree
+            .db
+            .put_inode(&row)
+            .map_err(|e| FsError::db(format!("setattr inode {ino}"), &e))?;
         self.getattr(ino)
     }
 
     fn truncate(&self, ino: u64, size: u64, handle: Option<&OpenFile>) -> FsResult<()> {
         let (kind, cached, path) = {
-            let t = lock(&self.table);
+            let t = lock(&self.tree.table);
             let inode = t.get(ino).ok_or_else(|| FsError::not_found(format!("inode {ino}")))?;
             (inode.row.kind, inode.row.cached, t.save_path(ino))
         };
@@ -368,7 +368,7 @@ impl SaveFs {
             }
             None => {
                 // truncate(2) by path: no close will follow, so make it durable now.
-                let file = open_cache(&self.cache_path(ino), true, true)
+                let file = open_cache(&self.tree.cache_path(ino), true, true)
                     .map_err(|e| FsError::io(format!("open cache of inode {ino}"), &e))?;
                 file.set_len(size).map_err(|e| FsError::io(format!("truncate {ino}"), &e))?;
                 self.note_resized(ino, size);
@@ -379,7 +379,7 @@ impl SaveFs {
     }
 
     fn note_resized(&self, ino: u64, size: u64) {
-        let mut t = lock(&self.table);
+        let mut t = lock(&self.tree.table);
         if let Some(inode) = t.get_mut(ino) {
             let now = now_ns();
             inode.row.size = size;

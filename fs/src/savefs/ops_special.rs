@@ -3,7 +3,7 @@
 //!
 //! These are kept like temp names: persisted in the state DB with stable inode numbers
 //! (they survive a remount), shown with their real file type, but never uploaded, never
-//! queued, never deleted on the server: [`crate::inode_table::InodeTable::save_path`] is
+//! queued, never deleted on the server: [`crate::tree::InodeTable::save_path`] is
 //! None for them, and the sync engine leaves a server save alone when a special entry of
 //! the same name shadows it (as it does for a directory). A symlink's target and a device
 //! number live in the `specials` table; the kernel does all I/O of FIFOs, sockets and
@@ -21,8 +21,8 @@
 use super::attr::Attr;
 use super::{SaveFs, lock, now_ns};
 use crate::error::{FsError, FsResult};
-use crate::inode_table::InodeTable;
 use crate::state::{InodeKind, SpecialData};
+use crate::tree::InodeTable;
 use std::sync::MutexGuard;
 
 /// Longest symlink target accepted (Linux PATH_MAX, counting the NUL).
@@ -48,7 +48,7 @@ impl SaveFs {
 
     /// The target of symlink `ino`.
     pub fn readlink(&self, ino: u64) -> FsResult<Vec<u8>> {
-        let t = lock(&self.table);
+        let t = lock(&self.tree.table);
         let inode = t.get(ino).ok_or_else(|| FsError::not_found(format!("inode {ino}")))?;
         if inode.row.kind != InodeKind::Symlink {
             return Err(FsError::new(libc::EINVAL, format!("inode {ino}: not a symlink")));
@@ -84,7 +84,7 @@ impl SaveFs {
     /// Give special inode `ino` the extra name `new_name` in `new_parent` (a hard link).
     pub fn link(&self, ino: u64, new_parent: u64, new_name: &str) -> FsResult<Attr> {
         let (attr, rows) = {
-            let mut t = lock(&self.table);
+            let mut t = lock(&self.tree.table);
             let inode = t.get(ino).ok_or_else(|| FsError::not_found(format!("inode {ino}")))?;
             let kind = inode.row.kind;
             if kind == InodeKind::Dir {
@@ -101,7 +101,8 @@ impl SaveFs {
                 ));
             }
             // The links row first: a crash before the row update only loses a ctime.
-            self.db
+            self.tree
+                .db
                 .put_link(ino, new_parent, new_name)
                 .map_err(|e| FsError::db(format!("link {new_name}"), &e))?;
             t.add_name(ino, new_parent, new_name);
@@ -112,7 +113,10 @@ impl SaveFs {
             let attr = Attr::of(t.get(ino).ok_or_else(|| FsError::not_found(new_name))?, 0);
             (attr, std::iter::once(row).chain(t.touch_dir(new_parent, now)).collect::<Vec<_>>())
         };
-        self.db.put_inodes(&rows, &[]).map_err(|e| FsError::db(format!("link {new_name}"), &e))?;
+        self.tree
+            .db
+            .put_inodes(&rows, &[])
+            .map_err(|e| FsError::db(format!("link {new_name}"), &e))?;
         Ok(attr)
     }
 
@@ -136,9 +140,9 @@ impl SaveFs {
         rows.extend(t.touch_dir(parent, now));
         drop(t);
         let ctx = |e: &crate::state::DbError| FsError::db(format!("unlink {name}"), e);
-        self.db.put_inodes(&rows, &[]).map_err(|e| ctx(&e))?;
+        self.tree.db.put_inodes(&rows, &[]).map_err(|e| ctx(&e))?;
         if let Some((p, n)) = gone {
-            self.db.delete_link(p, &n).map_err(|e| ctx(&e))?;
+            self.tree.db.delete_link(p, &n).map_err(|e| ctx(&e))?;
         }
         Ok(())
     }
@@ -153,7 +157,7 @@ impl SaveFs {
         owner: (u32, u32),
     ) -> FsResult<Attr> {
         let ino = {
-            let mut t = lock(&self.table);
+            let mut t = lock(&self.tree.table);
             self.check_new_name(&t, parent, name)?;
             if t.child(parent, name).is_some() {
                 return Err(FsError::exists(name));
@@ -161,15 +165,18 @@ impl SaveFs {
             t.alloc_ino()
         };
         // The specials row first: a crash before the inode row leaves only an unused row.
-        self.db.put_special(ino, &data).map_err(|e| FsError::db(format!("create {name}"), &e))?;
+        self.tree
+            .db
+            .put_special(ino, &data)
+            .map_err(|e| FsError::db(format!("create {name}"), &e))?;
         let (attr, rows) = {
-            let mut t = lock(&self.table);
+            let mut t = lock(&self.tree.table);
             // Re-checked: the lock was released for the DB write.
             self.check_new_name(&t, parent, name)?;
             if t.child(parent, name).is_some() {
                 return Err(FsError::exists(name));
             }
-            let mut row = self.new_row(ino, parent, name, kind, mode, owner);
+            let mut row = self.tree.new_row(ino, parent, name, kind, mode, owner);
             row.size = data.target.len() as u64;
             t.insert(row.clone());
             t.set_special(ino, data);
@@ -177,7 +184,10 @@ impl SaveFs {
             let dir = t.touch_dir(parent, row.ctime_ns);
             (attr, std::iter::once(row).chain(dir).collect::<Vec<_>>())
         };
-        self.db.put_inodes(&rows, &[]).map_err(|e| FsError::db(format!("create {name}"), &e))?;
+        self.tree
+            .db
+            .put_inodes(&rows, &[])
+            .map_err(|e| FsError::db(format!("create {name}"), &e))?;
         Ok(attr)
     }
 }

@@ -16,7 +16,7 @@ use savesync_core::{CONFLICT_SUFFIX, SavePath};
 impl SaveFs {
     /// The save a conflict copy belongs to.
     fn conflict_target(&self, cino: u64) -> FsResult<(u64, String, SavePath)> {
-        let t = lock(&self.table);
+        let t = lock(&self.tree.table);
         let inode = t.get(cino).ok_or_else(|| FsError::not_found(format!("inode {cino}")))?;
         let parent = inode.row.parent;
         let name = inode
@@ -34,18 +34,18 @@ impl SaveFs {
     /// `rm NAME.conflict`: this device's version wins and is uploaded.
     pub fn resolve_keep_mine(&self, cino: u64) -> FsResult<()> {
         let (_, _, path) = self.conflict_target(cino)?;
-        let conflict = self.db.conflict(&path).map_err(|e| FsError::db("resolve", &e))?;
+        let conflict = self.tree.db.conflict(&path).map_err(|e| FsError::db("resolve", &e))?;
         let ctx = |e: &crate::state::DbError| FsError::db(format!("resolving {path}"), e);
         // Without its row (should not happen) the copy is just removed.
         if let Some(conflict) = conflict {
-            self.db.set_base(&path, Some(conflict.version())).map_err(|e| ctx(&e))?;
-            self.db.delete_conflict(&path).map_err(|e| ctx(&e))?;
+            self.tree.db.set_base(&path, Some(conflict.version())).map_err(|e| ctx(&e))?;
+            self.tree.db.delete_conflict(&path).map_err(|e| ctx(&e))?;
         }
-        lock(&self.table).detach(cino);
-        self.db.delete_inode(cino).map_err(|e| ctx(&e))?;
-        let _ = std::fs::remove_file(self.conflict_path(cino));
+        lock(&self.tree.table).detach(cino);
+        self.tree.db.delete_inode(cino).map_err(|e| ctx(&e))?;
+        let _ = std::fs::remove_file(self.tree.conflict_path(cino));
         tracing::info!(%path, "conflict resolved: keeping this device's version");
-        self.enqueue_debounced(&[path])
+        self.changed(&[path])
     }
 
     /// `mv NAME.conflict NAME`: the other version wins.
@@ -58,20 +58,21 @@ impl SaveFs {
             ));
         }
         let conflict = self
+            .tree
             .db
             .conflict(&path)
             .map_err(|e| FsError::db("resolve", &e))?
             .ok_or_else(|| FsError::not_found(format!("conflict of {path}")))?;
         let (row, removed) = {
-            let mut t = lock(&self.table);
+            let mut t = lock(&self.tree.table);
             let mut removed = Vec::new();
             if let Some(target) = t.child(parent, &name) {
                 t.detach(target);
                 removed.push(target);
             }
-            std::fs::rename(self.conflict_path(cino), self.cache_path(cino))
+            std::fs::rename(self.tree.conflict_path(cino), self.tree.cache_path(cino))
                 .map_err(|e| FsError::io(format!("taking conflict copy of {path}"), &e))?;
-            let stat = std::fs::metadata(self.cache_path(cino))
+            let stat = std::fs::metadata(self.tree.cache_path(cino))
                 .map_err(|e| FsError::io(format!("stat {path}"), &e))?;
             let (size, mtime) = cache_stat(&stat);
             t.relink(cino, parent, &name);
@@ -87,24 +88,24 @@ impl SaveFs {
             (inode.row.clone(), removed)
         };
         let ctx = |e: &crate::state::DbError| FsError::db(format!("resolving {path}"), e);
-        self.db.put_inodes(std::slice::from_ref(&row), &removed).map_err(|e| ctx(&e))?;
-        self.db.agree(&path, conflict.version(), conflict.size).map_err(|e| ctx(&e))?;
-        self.db.delete_conflict(&path).map_err(|e| ctx(&e))?;
+        self.tree.db.put_inodes(std::slice::from_ref(&row), &removed).map_err(|e| ctx(&e))?;
+        self.tree.db.agree(&path, conflict.version(), conflict.size).map_err(|e| ctx(&e))?;
+        self.tree.db.delete_conflict(&path).map_err(|e| ctx(&e))?;
         for ino in removed {
-            let _ = std::fs::remove_file(self.cache_path(ino));
+            let _ = std::fs::remove_file(self.tree.cache_path(ino));
         }
         tracing::info!(%path, "conflict resolved: taking the other version");
-        self.enqueue_debounced(&[path])
+        self.changed(&[path])
     }
 
     /// Resolve by save path (the `savesync resolve` command when not mounted).
     pub fn resolve_path(&self, path: &SavePath, keep_mine: bool) -> FsResult<()> {
         let cname = format!("{}{CONFLICT_SUFFIX}", path.file_name());
         let (parent, cino) = {
-            let t = lock(&self.table);
+            let t = lock(&self.tree.table);
             let parent = match path.parent() {
                 Some(p) => t.lookup_path(&p).ok_or_else(|| FsError::not_found(p.as_str()))?,
-                None => crate::inode_table::ROOT_INO,
+                None => crate::tree::ROOT_INO,
             };
             let cino = t
                 .child(parent, &cname)

@@ -21,6 +21,18 @@ pub enum DbError {
     Corrupt(String),
 }
 
+impl DbError {
+    /// True when the state DB failed because the disk (or quota) is full.
+    #[must_use]
+    pub fn is_disk_full(&self) -> bool {
+        matches!(
+            self,
+            DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
+                if e.code == rusqlite::ErrorCode::DiskFull
+        )
+    }
+}
+
 type DbResult<T> = Result<T, DbError>;
 
 /// Run one statement through the connection's statement cache. The mount repeats a small

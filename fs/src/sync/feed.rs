@@ -13,20 +13,25 @@
 //! (minutes by default), and a local change probes at once. The uploader pauses while
 //! offline and is woken when the server is back.
 
+use super::SyncEngine;
 use super::policy::{FIRST_OFFLINE_WAIT, next_offline_wait};
-use crate::inode_table::ROOT_INO;
+use crate::local::{EntryKind, LocalError, LocalStore};
 use crate::remote::{FeedItem, RemoteError};
-use crate::savefs::{SaveFs, lock, now_ms};
-use crate::state::InodeKind;
+use crate::state::DbError;
+use crate::tree::now_ms;
 use futures::StreamExt;
 use savesync_core::wire::{ActionKind, ManifestEntry, PlannedAction, SaveMeta, SessionReport};
-use savesync_core::{ContentHash, SavePath, is_local_only_name};
+use savesync_core::{SavePath, Version, is_local_only_name};
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-pub(super) async fn run(fs: Arc<SaveFs>) {
+/// A local failure met while following the feed (the server itself was fine).
+fn local_fault(e: impl std::fmt::Display) -> RemoteError {
+    RemoteError::Transient(e.to_string())
+}
+
+pub(super) async fn run(fs: Arc<SyncEngine>) {
     let mut wait = Duration::ZERO;
     loop {
         match follow_once(&fs).await {
@@ -37,12 +42,12 @@ pub(super) async fn run(fs: Arc<SaveFs>) {
                 // still reach the server. The next round's probe tells if it left.
                 if !matches!(e, RemoteError::Offline(_)) {
                     tracing::debug!("sync round failed, server reachable: {e}");
-                } else if fs.online.swap(false, Ordering::Relaxed) {
+                } else if fs.status.set_online(false) {
                     tracing::warn!("server connection lost: {e}");
                 } else {
                     tracing::debug!("server still unreachable: {e}");
                 }
-                super::note_error(&fs, &e);
+                fs.status.note_error(&e);
                 wait = next_offline_wait(wait, fs.cfg.offline_backoff_max);
             }
         }
@@ -53,22 +58,23 @@ pub(super) async fn run(fs: Arc<SaveFs>) {
 }
 
 /// The server answered again: mark the mount online and let queued work go.
-fn now_online(fs: &SaveFs) {
-    if !fs.online.swap(true, Ordering::Relaxed) {
+async fn now_online(fs: &SyncEngine) {
+    if !fs.status.set_online(true) {
         tracing::info!("server reachable: syncing");
     }
-    let _ = fs.db.wake_all_pending(now_ms());
+    let now = now_ms();
+    let _ = fs.local(move |l| l.db().wake_all_pending(now)).await;
     fs.wake.notify_one();
 }
 
-async fn follow_once(fs: &SaveFs) -> Result<(), RemoteError> {
+async fn follow_once(fs: &SyncEngine) -> Result<(), RemoteError> {
     // Nothing is read from the cache before the server has answered.
     fs.remote.probe().await?;
     // The server answered: queued uploads may go even if negotiating fails locally.
-    now_online(fs);
+    now_online(fs).await;
     negotiate(fs).await?;
     // The server answered: queued work may go while the stream connects.
-    now_online(fs);
+    now_online(fs).await;
     let silence = fs.cfg.event_silence;
     let mut events = fs.remote.events(silence).await?;
     let mut deadline = tokio::time::Instant::now() + silence;
@@ -80,7 +86,7 @@ async fn follow_once(fs: &SaveFs) -> Result<(), RemoteError> {
                     // The uploader could not reach the server while the stream looked
                     // fine: ask the server directly.
                     fs.remote.probe().await?;
-                    now_online(fs);
+                    now_online(fs).await;
                 }
                 continue;
             }
@@ -90,89 +96,92 @@ async fn follow_once(fs: &SaveFs) -> Result<(), RemoteError> {
         // Any item, keep-alive or event, proves the stream alive.
         deadline = tokio::time::Instant::now() + silence;
         let FeedItem::Cursor(announced) = item? else { continue };
-        let ours = fs.db.cursor().unwrap_or_default();
+        let ours = fs.local(|l| l.db().cursor()).await.unwrap_or_default();
         if announced > ours {
             pull_changes(fs).await?;
         }
     }
 }
 
-/// Hash of what the device has for a synced file (its base if never downloaded).
-fn local_hash(
-    fs: &SaveFs,
-    ino: u64,
-    cached: bool,
-    base: Option<ContentHash>,
-) -> Option<ContentHash> {
-    if !cached {
-        return base;
-    }
-    super::hash_cache::hash_of(fs, ino).ok()
-}
-
-async fn negotiate(fs: &SaveFs) -> Result<(), RemoteError> {
-    let records = fs.db.all_records().map_err(|e| RemoteError::Transient(e.to_string()))?;
-    let mut manifest: BTreeMap<SavePath, ManifestEntry> = records
+/// The manifest of everything the device knows: every record with its base, and every
+/// save file with the hash of what it has (its base if never downloaded). Blocking:
+/// unchanged saves come from the hash cache, changed ones are read.
+fn manifest(l: &dyn LocalStore) -> Result<Vec<ManifestEntry>, LocalError> {
+    let mut manifest: BTreeMap<SavePath, ManifestEntry> = l
+        .db()
+        .all_records()?
         .into_iter()
         .map(|(path, rec)| (path.clone(), ManifestEntry { path, local: None, base: rec.base }))
         .collect();
-    let files: Vec<(u64, bool, SavePath)> = {
-        let t = lock(&fs.table);
-        t.save_paths_below(ROOT_INO)
-            .into_iter()
-            .filter_map(|(ino, p)| {
-                let i = t.get(ino)?;
-                (i.row.kind == InodeKind::File).then_some((ino, i.row.cached, p))
-            })
-            .collect()
-    };
-    // Hashing changed saves is disk-bound: tell the runtime this worker is busy.
-    tokio::task::block_in_place(|| {
-        for (ino, cached, path) in files {
-            let entry = manifest.entry(path.clone()).or_insert(ManifestEntry {
-                path,
-                local: None,
-                base: None,
-            });
-            entry.local = local_hash(fs, ino, cached, entry.base.and_then(|b| b.hash));
+    for (path, entry) in l.saves()? {
+        if entry.kind != EntryKind::File {
+            continue;
         }
-    });
-    let resp = fs.remote.negotiate(manifest.into_values().collect()).await?;
-    let report = session_report(&resp.actions);
+        let e = manifest.entry(path.clone()).or_insert(ManifestEntry {
+            path: path.clone(),
+            local: None,
+            base: None,
+        });
+        e.local = if entry.cached {
+            // A file that cannot be read now is left out of this round's manifest hash.
+            l.hash(&path).ok().flatten()
+        } else {
+            e.base.and_then(|b| b.hash)
+        };
+    }
+    Ok(manifest.into_values().collect())
+}
+
+/// Record the negotiated plan: heads noted, unseen saves shown (stores that can), the
+/// saves to act on queued, the cursor moved. One blocking step.
+fn record_plan(
+    l: &dyn LocalStore,
+    actions: &[PlannedAction],
+    cursor: savesync_core::Seq,
+) -> Result<usize, LocalError> {
     let mut queue = Vec::new();
-    let mut unseen = Vec::new();
-    for action in resp.actions {
+    let mut unseen: Vec<(SavePath, Version, u64)> = Vec::new();
+    for action in actions {
         if action.action == ActionKind::Untracked || action.action == ActionKind::NoOp {
             continue;
         }
-        if action.action == ActionKind::Download {
+        if action.action == ActionKind::Download && l.shows_uncached() {
             if let Some(h) = action.head.as_ref().filter(|h| !h.deleted) {
-                let known = lock(&fs.table).lookup_path(&action.path).is_some();
-                if !known {
+                if l.entry(&action.path)?.kind == EntryKind::Absent {
                     // Not on this device at all: list it now, bytes come by prefetch.
                     unseen.push((action.path.clone(), h.version(), h.size));
                 }
             }
         }
-        let noted = match &action.head {
-            Some(h) => fs.db.note_head(&action.path, h.version(), h.size),
-            None => fs.db.clear_head(&action.path),
-        };
-        noted.map_err(|e| RemoteError::Transient(e.to_string()))?;
-        queue.push(action.path);
+        match &action.head {
+            Some(h) => l.db().note_head(&action.path, h.version(), h.size)?,
+            None => l.db().clear_head(&action.path)?,
+        }
+        queue.push(action.path.clone());
     }
-    super::install::show_many_uncached(fs, &unseen)
-        .map_err(|e| RemoteError::Transient(e.to_string()))?;
-    fs.db.enqueue_many(&queue, now_ms()).map_err(|e| RemoteError::Transient(e.to_string()))?;
-    fs.db.set_cursor(resp.cursor).map_err(|e| RemoteError::Transient(e.to_string()))?;
+    if !unseen.is_empty() {
+        l.show_uncached(&unseen)?;
+    }
+    l.db().enqueue_many(&queue, now_ms())?;
+    l.db().set_cursor(cursor)?;
+    Ok(queue.len())
+}
+
+async fn negotiate(fs: &SyncEngine) -> Result<(), RemoteError> {
+    let manifest = fs.local(manifest).await.map_err(local_fault)?;
+    let resp = fs.remote.negotiate(manifest).await?;
+    let report = session_report(&resp.actions);
+    let cursor = resp.cursor;
+    let actions = resp.actions;
+    let queued = fs.local(move |l| record_plan(l, &actions, cursor)).await.map_err(local_fault)?;
     fs.wake.notify_one();
-    tracing::info!(actions = queue.len(), cursor = %resp.cursor, "negotiated with the server");
+    tracing::info!(actions = queued, cursor = %cursor, "negotiated with the server");
     // The plan is in the durable queue, which carries it out: close the session with
     // what was queued. A lost report only leaves the session open on the server.
     if let Err(e) = fs.remote.complete_session(resp.session_id, report).await {
         tracing::debug!(session = resp.session_id, "completing the sync session: {e}");
     }
-    super::clear_error(fs);
+    fs.status.clear_error();
     Ok(())
 }
 
@@ -192,40 +201,51 @@ fn session_report(actions: &[PlannedAction]) -> SessionReport {
 }
 
 /// Pull every change after our cursor and queue the saves that need a decision.
-async fn pull_changes(fs: &SaveFs) -> Result<(), RemoteError> {
+async fn pull_changes(fs: &SyncEngine) -> Result<(), RemoteError> {
     // Bounded: 1000 pages of 1000 changes per announcement.
     for _ in 0..1000 {
-        let since = fs.db.cursor().unwrap_or_default();
+        let since = fs.local(|l| l.db().cursor()).await.unwrap_or_default();
         let page = fs.remote.changes(since, 1000).await?;
-        let mut queue = Vec::new();
-        for meta in &page.changes {
-            if let Some(path) = note_change(fs, meta) {
-                queue.push(path);
-            }
-        }
-        queue.sort();
-        queue.dedup();
-        fs.db.enqueue_many(&queue, now_ms()).map_err(|e| RemoteError::Transient(e.to_string()))?;
-        if !queue.is_empty() {
+        let more = page.more;
+        let queued = fs.local(move |l| record_changes(l, &page)).await.map_err(local_fault)?;
+        if queued > 0 {
             fs.wake.notify_one();
         }
-        fs.db.set_cursor(page.cursor).map_err(|e| RemoteError::Transient(e.to_string()))?;
-        if !page.more {
+        if !more {
             break;
         }
     }
     Ok(())
 }
 
+/// Note every new head of `page`, queue the saves that need a decision (not our own
+/// commits), and move the cursor. Returns how many were queued.
+fn record_changes(
+    l: &dyn LocalStore,
+    page: &savesync_core::wire::ChangesPage,
+) -> Result<usize, DbError> {
+    let mut queue = Vec::new();
+    for meta in &page.changes {
+        if let Some(path) = note_change(l, meta)? {
+            queue.push(path);
+        }
+    }
+    queue.sort();
+    queue.dedup();
+    l.db().enqueue_many(&queue, now_ms())?;
+    l.db().set_cursor(page.cursor)?;
+    Ok(queue.len())
+}
+
 /// Record a new head; returns the path if it needs a decision (not our own commit).
-fn note_change(fs: &SaveFs, meta: &SaveMeta) -> Option<SavePath> {
+fn note_change(l: &dyn LocalStore, meta: &SaveMeta) -> Result<Option<SavePath>, DbError> {
     if meta.path.components().any(is_local_only_name) {
-        return None;
+        return Ok(None);
     }
-    let rec = fs.db.record(&meta.path).ok()?;
+    let rec = l.db().record(&meta.path)?;
     if rec.base == Some(meta.version()) {
-        return None;
+        return Ok(None);
     }
-    fs.db.note_head(&meta.path, meta.version(), meta.size).ok()?;
-    Some(meta.path.clone())
+    l.db().note_head(&meta.path, meta.version(), meta.size)?;
+    Ok(Some(meta.path.clone()))
 }

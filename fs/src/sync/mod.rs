@@ -1,62 +1,217 @@
-//! The sync engine: everything between the filesystem layer and the server.
+//! The sync engine: everything between a local store and the server. It owns the remote,
+//! the per-path locks, the wake signals, the [`SyncStatus`], the uploader, the feed
+//! follower and the negotiation. It depends on [`LocalStore`] and [`Remote`] only, never
+//! on a front-end: the FUSE mount and the synced folder sit on top and tell it "these
+//! paths changed" ([`SyncEngine::changed`]) or ask it "make this path fresh"
+//! ([`SyncEngine::make_fresh`]).
 //!
-//! - `reconcile`: [`sync_path`], the one place a save's fate is decided, always with
-//!   `savesync_core::decide(local, base, head)`, and the action carried out.
-//! - `install`: putting downloaded bytes in place (cache file or `NAME.conflict` copy) and
-//!   telling the kernel.
+//! - `reconcile`: [`SyncEngine::sync_path`], the one place a save's fate is decided, always
+//!   with `savesync_core::decide(local, base, head)`; `plan` turns the decision into an
+//!   [`plan::Action`] (a pure function, table-tested) and `reconcile` carries it out.
 //! - `uploader`: the durable pending queue worker (debounce, backoff, "changed again while
 //!   uploading -> uploaded again").
 //! - `feed`: probe, negotiate on start and on every reconnect, then follow `/events` and
 //!   pull `/changes`, queueing every save the server changed; backs off while offline.
-//! - `hash_cache`: content hashes of cache files kept by stat, so a negotiation reads only
-//!   the saves that changed; counts every save byte the engine reads.
+//! - `moved`: fetching the bytes of saves moved before they were downloaded.
+//! - `names`: case-only renames against the server's name-collision rule.
 //! - `policy`: the retry and backoff rules as pure functions.
 //!
-//! It runs on the daemon's tokio runtime; [`Engine::start`] spawns it.
+//! State DB and local-store calls run on tokio's blocking pool ([`SyncEngine::local`]),
+//! never on an async worker.
 
 mod feed;
-mod hash_cache;
-mod install;
+mod moved;
 mod names;
+pub mod plan;
 mod policy;
 mod reconcile;
+mod status;
 mod uploader;
 
-pub(crate) use hash_cache::remember as remember_hash;
-pub use reconcile::{Outcome, SyncError, SyncMode, sync_path};
+pub use plan::SyncMode;
+pub use reconcile::{Outcome, SyncError};
+pub use status::SyncStatus;
 
-use crate::savefs::SaveFs;
-use std::sync::Arc;
+use crate::local::{LocalError, LocalStore};
+use crate::remote::Remote;
+use savesync_core::SavePath;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 
-/// The running engine of one mount.
+/// The engine's timing and prefetch settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Quiet time after a local change before the upload starts.
+    pub debounce: Duration,
+    /// Remote changes up to this size are downloaded at once (offline play later); bigger
+    /// ones are shown without their bytes by stores that can.
+    pub prefetch_max_bytes: u64,
+    /// An event stream that delivered no byte at all (not even a keep-alive) for this long
+    /// is considered dead.
+    pub event_silence: Duration,
+    /// Longest wait between two reachability probes while the server is unreachable (a
+    /// local change probes at once).
+    pub offline_backoff_max: Duration,
+    /// First retry delay of a queue entry that failed; doubles per attempt up to 30 s.
+    pub retry_backoff: Duration,
+}
+
+impl Default for EngineConfig {
+    fn default() -> EngineConfig {
+        EngineConfig {
+            debounce: Duration::from_millis(100),
+            prefetch_max_bytes: 1024 * 1024,
+            event_silence: Duration::from_secs(45),
+            offline_backoff_max: Duration::from_secs(5 * 60),
+            retry_backoff: Duration::from_millis(250),
+        }
+    }
+}
+
+/// The sync engine of one local store.
 #[derive(Debug)]
-pub struct Engine {
-    fs: Arc<SaveFs>,
+pub struct SyncEngine {
+    local: Arc<dyn LocalStore>,
+    remote: Arc<dyn Remote>,
+    cfg: EngineConfig,
+    status: SyncStatus,
+    /// Wakes the uploader when the queue changed.
+    wake: tokio::sync::Notify,
+    /// Wakes the feed follower: a local change (probe at once while offline) or the
+    /// uploader finding the server unreachable.
+    feed_wake: tokio::sync::Notify,
+    /// One sync at a time per save path.
+    path_locks: Mutex<HashMap<SavePath, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+/// The running tasks of an engine.
+#[derive(Debug)]
+pub struct EngineTasks {
+    engine: Arc<SyncEngine>,
     tasks: Vec<JoinHandle<()>>,
 }
 
-impl Engine {
-    /// Spawn the feed follower and the uploader on the current runtime.
+impl SyncEngine {
+    /// An engine over `local` and `remote`; nothing runs until [`SyncEngine::start`].
     #[must_use]
-    pub fn start(fs: Arc<SaveFs>) -> Engine {
-        let tasks = vec![
-            tokio::spawn(feed::run(Arc::clone(&fs))),
-            tokio::spawn(uploader::run(Arc::clone(&fs))),
-        ];
-        Engine { fs, tasks }
+    pub fn new(
+        local: Arc<dyn LocalStore>,
+        remote: Arc<dyn Remote>,
+        cfg: EngineConfig,
+    ) -> Arc<SyncEngine> {
+        Arc::new(SyncEngine {
+            local,
+            remote,
+            cfg,
+            status: SyncStatus::default(),
+            wake: tokio::sync::Notify::new(),
+            feed_wake: tokio::sync::Notify::new(),
+            path_locks: Mutex::new(HashMap::new()),
+        })
     }
 
+    /// Spawn the feed follower and the uploader on the current runtime.
+    #[must_use]
+    pub fn start(self: &Arc<Self>) -> EngineTasks {
+        let tasks = vec![
+            tokio::spawn(feed::run(Arc::clone(self))),
+            tokio::spawn(uploader::run(Arc::clone(self))),
+        ];
+        EngineTasks { engine: Arc::clone(self), tasks }
+    }
+
+    /// The settings the engine runs with.
+    #[must_use]
+    pub fn config(&self) -> &EngineConfig {
+        &self.cfg
+    }
+
+    /// Online flag and last error.
+    #[must_use]
+    pub fn status(&self) -> &SyncStatus {
+        &self.status
+    }
+
+    /// True while the server is reachable (as far as the engine last saw).
+    #[must_use]
+    pub fn is_online(&self) -> bool {
+        self.status.is_online()
+    }
+
+    /// The last failure, until a sync goes through again.
+    #[must_use]
+    pub fn last_error(&self) -> Option<String> {
+        self.status.last_error()
+    }
+
+    /// Bytes of saves the local store read to hash or upload.
+    #[must_use]
+    pub fn save_bytes_read(&self) -> u64 {
+        self.local.save_bytes_read()
+    }
+
+    /// A front-end saw `paths` change: queue them (due after the debounce) and wake the
+    /// uploader, and the feed follower in case the server is away. Blocking (one state DB
+    /// transaction): call it from a front-end thread, not an async worker.
+    pub fn changed(&self, paths: &[SavePath]) -> Result<(), LocalError> {
+        if paths.is_empty() {
+            return Ok(());
+        }
+        let due = crate::tree::now_ms() + self.cfg.debounce.as_millis() as i64;
+        self.local.db().enqueue_many(paths, due)?;
+        self.wake();
+        Ok(())
+    }
+
+    /// A front-end queued work itself (in its own transaction): wake the workers.
+    pub fn wake(&self) {
+        self.wake.notify_one();
+        self.feed_wake.notify_one();
+    }
+
+    /// Sync `path` now because its bytes are needed (a file being opened): downloads are
+    /// not deferred, even large ones.
+    pub async fn make_fresh(&self, path: &SavePath) -> Result<Outcome, SyncError> {
+        self.fetch_moved(path).await?;
+        self.sync_path(path, SyncMode::Open).await
+    }
+
+    fn path_lock(&self, path: &SavePath) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self.path_locks.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Bounded by the paths synced at once: unused locks are dropped as we go.
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        Arc::clone(locks.entry(path.clone()).or_default())
+    }
+
+    /// Run `f` on the local store on tokio's blocking pool (disk and state DB work never
+    /// runs on an async worker).
+    async fn local<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&dyn LocalStore) -> T + Send + 'static,
+    ) -> T {
+        let local = Arc::clone(&self.local);
+        match tokio::task::spawn_blocking(move || f(&*local)).await {
+            Ok(v) => v,
+            Err(e) => match e.try_into_panic() {
+                Ok(panic) => std::panic::resume_unwind(panic),
+                Err(e) => panic!("local store task cancelled: {e}"),
+            },
+        }
+    }
+}
+
+impl EngineTasks {
     /// Give queued work up to `limit` to reach the server (used on clean shutdown; what
-    /// does not make it stays queued in the state DB for the next mount).
+    /// does not make it stays queued in the state DB for the next run).
     pub async fn drain(&self, limit: Duration) {
         let deadline = Instant::now() + limit;
-        while Instant::now() < deadline && self.fs.is_online() {
-            match self.fs.db.pending_count() {
+        while Instant::now() < deadline && self.engine.is_online() {
+            match self.engine.local(|l| l.db().pending_count()).await {
                 Ok(0) | Err(_) => return,
                 Ok(_) => {
-                    self.fs.wake.notify_one();
+                    self.engine.wake.notify_one();
                     tokio::time::sleep(Duration::from_millis(50)).await;
                 }
             }
@@ -69,15 +224,4 @@ impl Engine {
             t.abort();
         }
     }
-}
-
-/// Remember a failure for `savesync status`.
-pub(crate) fn note_error(fs: &SaveFs, err: &dyn std::fmt::Display) {
-    *crate::savefs::lock(&fs.last_error) = Some(err.to_string());
-}
-
-/// The device is healthy again (a negotiation or an upload went through): forget the last
-/// failure, so `status` does not show a stale one.
-pub(crate) fn clear_error(fs: &SaveFs) {
-    *crate::savefs::lock(&fs.last_error) = None;
 }

@@ -9,13 +9,12 @@
 //! the feed follower wakes it when the server is back.
 
 use super::policy::{Verdict, entry_backoff, verdict};
-use super::reconcile::{Outcome, SyncError, SyncMode, sync_path};
-use crate::savefs::{SaveFs, now_ms};
-use crate::state::PendingRow;
+use super::{Outcome, SyncEngine, SyncError, SyncMode};
+use crate::state::{DbError, PendingRow};
+use crate::tree::now_ms;
 use savesync_core::SavePath;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use tokio::task::JoinSet;
 
@@ -27,11 +26,11 @@ const IDLE_SCAN: Duration = Duration::from_secs(5);
 /// DB's disk is full): the entry is still due, and retrying at once would spin.
 const QUEUE_FAULT_PAUSE: Duration = Duration::from_secs(1);
 
-fn backoff_ms(fs: &SaveFs, attempts: i64) -> i64 {
+fn backoff_ms(fs: &SyncEngine, attempts: i64) -> i64 {
     entry_backoff(fs.cfg.retry_backoff, attempts).as_millis() as i64
 }
 
-pub(super) async fn run(fs: Arc<SaveFs>) {
+pub(super) async fn run(fs: Arc<SyncEngine>) {
     // Pipelined rather than batch by batch: a slot that frees up takes the next due entry
     // at once, instead of waiting for the slowest upload of its batch. While a writer closes
     // saves one after another, this is what lets the server keep pace with it.
@@ -46,7 +45,8 @@ pub(super) async fn run(fs: Arc<SaveFs>) {
         let free = PARALLEL.saturating_sub(running.len());
         if free > 0 && online {
             let busy: HashSet<&SavePath> = in_flight.values().map(|r| &r.path).collect();
-            for row in take_due(&fs, &busy, free) {
+            let busy: HashSet<SavePath> = busy.into_iter().cloned().collect();
+            for row in take_due(&fs, busy, free).await {
                 let picked = row.clone();
                 let fs = Arc::clone(&fs);
                 let task = running.spawn(async move { process(&fs, row).await });
@@ -54,13 +54,18 @@ pub(super) async fn run(fs: Arc<SaveFs>) {
             }
         }
         if running.is_empty() {
-            let wait = if online { until_due(&fs, fs.db.next_due()) } else { IDLE_SCAN };
+            let wait = if online {
+                until_due(&fs, fs.local(|l| l.db().next_due()).await)
+            } else {
+                IDLE_SCAN
+            };
             let _ = tokio::time::timeout(wait, fs.wake.notified()).await;
             continue;
         }
         let slot_free = running.len() < PARALLEL;
         let wait = if slot_free && online {
-            until_due(&fs, fs.db.next_due_after(now_ms()))
+            let now = now_ms();
+            until_due(&fs, fs.local(move |l| l.db().next_due_after(now)).await)
         } else {
             IDLE_SCAN
         };
@@ -79,7 +84,11 @@ pub(super) async fn run(fs: Arc<SaveFs>) {
                         tracing::error!("sync task failed: {e}");
                         if let Some(row) = in_flight.remove(&e.id()) {
                             let due = now_ms() + backoff_ms(&fs, row.attempts);
-                            if let Err(e) = fs.db.retry_pending(&row.path, row.generation, due) {
+                            let (path, generation) = (row.path.clone(), row.generation);
+                            let retried = fs
+                                .local(move |l| l.db().retry_pending(&path, generation, due))
+                                .await;
+                            if let Err(e) = retried {
                                 tracing::error!(path = %row.path, "updating the pending queue: {e}");
                             }
                         }
@@ -95,12 +104,13 @@ pub(super) async fn run(fs: Arc<SaveFs>) {
 }
 
 /// Up to `free` due entries that are not already being synced, oldest first.
-fn take_due(fs: &SaveFs, in_flight: &HashSet<&SavePath>, free: usize) -> Vec<PendingRow> {
-    match fs.db.due_pending(now_ms(), in_flight.len() + free) {
+async fn take_due(fs: &SyncEngine, in_flight: HashSet<SavePath>, free: usize) -> Vec<PendingRow> {
+    let (now, limit) = (now_ms(), in_flight.len() + free);
+    match fs.local(move |l| l.db().due_pending(now, limit)).await {
         Ok(due) => due.into_iter().filter(|r| !in_flight.contains(&r.path)).take(free).collect(),
         Err(e) => {
             tracing::error!("reading the pending queue: {e}");
-            super::note_error(fs, &e);
+            fs.status.note_error(&e);
             Vec::new()
         }
     }
@@ -108,12 +118,12 @@ fn take_due(fs: &SaveFs, in_flight: &HashSet<&SavePath>, free: usize) -> Vec<Pen
 
 /// How long until `next` (the earliest due time of interest) comes, bounded so that a
 /// missed wake-up only delays work.
-fn until_due(fs: &SaveFs, next: Result<Option<i64>, crate::state::DbError>) -> Duration {
+fn until_due(fs: &SyncEngine, next: Result<Option<i64>, DbError>) -> Duration {
     match next {
         Ok(Some(t)) => Duration::from_millis((t - now_ms()).clamp(1, 5_000) as u64),
         Ok(None) => IDLE_SCAN,
         Err(e) => {
-            super::note_error(fs, &e);
+            fs.status.note_error(&e);
             IDLE_SCAN
         }
     }
@@ -126,32 +136,35 @@ enum QueueUpdate {
     Failed,
 }
 
-async fn process(fs: &SaveFs, row: PendingRow) -> QueueUpdate {
+async fn process(fs: &SyncEngine, row: PendingRow) -> QueueUpdate {
     // A moved save never downloaded is uploaded at its new path from its old bytes.
-    let result = match fs.fetch_moved_at(&row.path).await {
-        Ok(()) => sync_path(fs, &row.path, SyncMode::Background).await,
+    let result = match fs.fetch_moved(&row.path).await {
+        Ok(()) => fs.sync_path(&row.path, SyncMode::Background).await,
         Err(e) => Err(e),
     };
-    let db = &fs.db;
+    let (path, generation) = (row.path.clone(), row.generation);
     let done = match result {
         Ok(Outcome::Done) => {
-            super::clear_error(fs);
-            db.clear_given_up(&row.path).and_then(|()| db.finish_pending(&row.path, row.generation))
+            fs.status.clear_error();
+            fs.local(move |l| {
+                l.db().clear_given_up(&path).and_then(|()| l.db().finish_pending(&path, generation))
+            })
+            .await
         }
-        Ok(Outcome::Busy) => db.retry_pending(
-            &row.path,
-            row.generation,
-            now_ms() + (fs.cfg.debounce.as_millis() as i64).max(200),
-        ),
+        Ok(Outcome::Busy) => {
+            let due = now_ms() + (fs.cfg.debounce.as_millis() as i64).max(200);
+            fs.local(move |l| l.db().retry_pending(&path, generation, due)).await
+        }
         Err(e) => {
-            super::note_error(fs, &format!("{}: {e}", row.path));
+            fs.status.note_error(&format!("{}: {e}", row.path));
             match verdict(&e) {
                 Verdict::Offline => {
                     // Pause the queue until the feed follower finds the server again.
-                    fs.online.store(false, Ordering::Relaxed);
+                    fs.status.set_online(false);
                     fs.feed_wake.notify_one();
                     tracing::debug!(path = %row.path, "sync deferred: {e}");
-                    db.retry_pending(&row.path, row.generation, now_ms() + backoff_ms(fs, 0))
+                    let due = now_ms() + backoff_ms(fs, 0);
+                    fs.local(move |l| l.db().retry_pending(&path, generation, due)).await
                 }
                 Verdict::Retry => {
                     // A local fault is said once per entry; server hiccups and the retries
@@ -163,14 +176,19 @@ async fn process(fs: &SaveFs, row: PendingRow) -> QueueUpdate {
                         tracing::debug!(path = %row.path, attempt, "sync failed again: {e}");
                     }
                     let due = now_ms() + backoff_ms(fs, row.attempts);
-                    db.retry_pending(&row.path, row.generation, due)
+                    fs.local(move |l| l.db().retry_pending(&path, generation, due)).await
                 }
                 Verdict::GiveUp => {
                     // The server refused these bytes for good: keep them, list the save in
                     // `status`, and try again only when it changes.
                     tracing::error!(path = %row.path, "sync refused by the server: {e}");
-                    db.give_up(&row.path, &e.to_string(), now_ms())
-                        .and_then(|()| db.finish_pending(&row.path, row.generation))
+                    let (error, at) = (e.to_string(), now_ms());
+                    fs.local(move |l| {
+                        l.db()
+                            .give_up(&path, &error, at)
+                            .and_then(|()| l.db().finish_pending(&path, generation))
+                    })
+                    .await
                 }
             }
         }

@@ -4,10 +4,10 @@
 #![allow(dead_code)]
 
 use savesync_fs::fake_remote::FakeRemote;
-use savesync_fs::inode_table::ROOT_INO;
 use savesync_fs::savefs::Attr;
 use savesync_fs::state::InodeKind;
-use savesync_fs::sync::Engine;
+use savesync_fs::sync::EngineTasks;
+use savesync_fs::tree::ROOT_INO;
 use savesync_fs::{FsConfig, FsResult, SaveFs};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 pub struct Device {
     pub fs: Arc<SaveFs>,
     pub data_dir: PathBuf,
-    engine: Option<Engine>,
+    engine: Option<EngineTasks>,
     rt: Option<tokio::runtime::Runtime>,
 }
 
@@ -43,7 +43,7 @@ impl Device {
         cfg.offline_backoff_max = Duration::from_millis(500);
         tweak(&mut cfg);
         let fs = SaveFs::load(cfg, Arc::new(remote.clone()), rt.handle().clone()).unwrap();
-        let engine = rt.block_on(async { Engine::start(Arc::clone(&fs)) });
+        let engine = rt.block_on(async { fs.engine().start() });
         Device { fs, data_dir: data_dir.to_path_buf(), engine: Some(engine), rt: Some(rt) }
     }
 

@@ -1,5 +1,5 @@
 //! The space reserve: a file of [`RESERVE_BYTES`] zeros at `data_dir/space.reserve`,
-//! written when the filesystem layer loads. When the device's disk is full, SQLite cannot
+//! written when the tree loads. When the device's disk is full, SQLite cannot
 //! even record a delete, so the user could not free space through the mount; an unlink or
 //! rmdir that meets "disk full" in the state DB gives the reserve back and retries once.
 //! The reserve is written again at the next load (best effort: on a disk that is still
@@ -7,7 +7,7 @@
 //!
 //! Assumes nothing else in `data_dir` is named `space.reserve`.
 
-use super::SaveFs;
+use super::LocalTree;
 use crate::state::DbError;
 use std::io::Write;
 use std::path::PathBuf;
@@ -15,16 +15,7 @@ use std::path::PathBuf;
 /// Enough for the WAL frames of a few deletes.
 pub(crate) const RESERVE_BYTES: usize = 256 * 1024;
 
-/// True when the state DB failed because the disk (or quota) is full.
-pub(crate) fn is_disk_full(err: &DbError) -> bool {
-    matches!(
-        err,
-        DbError::Sqlite(rusqlite::Error::SqliteFailure(e, _))
-            if e.code == rusqlite::ErrorCode::DiskFull
-    )
-}
-
-impl SaveFs {
+impl LocalTree {
     fn reserve_path(&self) -> PathBuf {
         self.cfg.data_dir.join("space.reserve")
     }
@@ -54,12 +45,12 @@ impl SaveFs {
     }
 
     /// Run a state-DB write; if the disk is full, release the reserve and run it once more.
-    pub(crate) fn db_write_freeing_reserve<T>(
+    pub fn db_write_freeing_reserve<T>(
         &self,
         mut op: impl FnMut() -> Result<T, DbError>,
     ) -> Result<T, DbError> {
         match op() {
-            Err(e) if is_disk_full(&e) && self.release_reserve() => op(),
+            Err(e) if e.is_disk_full() && self.release_reserve() => op(),
             other => other,
         }
     }
