@@ -17,6 +17,7 @@
 //!   `commands`: the `savesync` binary.
 
 pub mod cli;
+pub mod clock;
 mod commands;
 pub mod error;
 #[cfg(feature = "fake-remote")]

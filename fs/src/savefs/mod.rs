@@ -26,7 +26,8 @@ pub use crate::tree::Invalidation;
 pub use attr::{Attr, DirEntry, SetAttr, Statfs, TimeSet};
 pub use ops_dir::RenameOptions;
 
-pub(crate) use crate::tree::{cache_stat, from_ns, lock, now_ms, now_ns, to_ns};
+pub(crate) use crate::clock::{from_ns, now_ms, now_ns, to_ns};
+pub(crate) use crate::tree::{cache_stat, lock};
 
 use crate::error::{FsError, FsResult};
 use crate::remote::Remote;

@@ -159,7 +159,7 @@ impl SyncEngine {
         if paths.is_empty() {
             return Ok(());
         }
-        let due = crate::tree::now_ms() + self.cfg.debounce.as_millis() as i64;
+        let due = crate::clock::now_ms() + self.cfg.debounce.as_millis() as i64;
         self.local.db().enqueue_many(paths, due)?;
         self.wake();
         Ok(())

@@ -11,7 +11,7 @@
 use super::policy::{Verdict, entry_backoff, verdict};
 use super::{Outcome, SyncEngine, SyncError, SyncMode};
 use crate::state::{DbError, PendingRow};
-use crate::tree::now_ms;
+use crate::clock::now_ms;
 use savesync_core::SavePath;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;

@@ -22,7 +22,6 @@ use crate::state::{InodeKind, InodeRow, StateDb};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Where the tree lives and how new entries look.
 #[derive(Debug, Clone)]
@@ -62,28 +61,7 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-pub(crate) fn to_ns(t: SystemTime) -> i64 {
-    match t.duration_since(UNIX_EPOCH) {
-        Ok(d) => d.as_nanos() as i64,
-        Err(e) => -(e.duration().as_nanos() as i64),
-    }
-}
-
-pub(crate) fn from_ns(ns: i64) -> SystemTime {
-    if ns >= 0 {
-        UNIX_EPOCH + Duration::from_nanos(ns as u64)
-    } else {
-        UNIX_EPOCH - Duration::from_nanos(ns.unsigned_abs())
-    }
-}
-
-pub(crate) fn now_ns() -> i64 {
-    to_ns(SystemTime::now())
-}
-
-pub(crate) fn now_ms() -> i64 {
-    now_ns() / 1_000_000
-}
+use crate::clock::{now_ms, now_ns};
 
 /// Stat of a cache file as (size, mtime ns).
 pub(crate) fn cache_stat(meta: &std::fs::Metadata) -> (u64, i64) {
