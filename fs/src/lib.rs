@@ -24,6 +24,7 @@ pub mod error;
 pub mod fake_remote;
 pub mod fuse;
 pub mod local;
+pub mod mountinfo;
 pub mod profile;
 pub mod remote;
 pub mod savefs;

@@ -1,84 +1,13 @@
-//! Reads `/proc/self/mountinfo` to tell whether a directory is a live FUSE mount. The
-//! harness never trusts "the process started" as "the mount is up": it waits for the kernel
-//! to list the mount, and after unmounting it waits for the entry to go away.
+//! Mount checks for the harness, from the device program's own mountinfo reader: the
+//! harness never trusts "the process started" as "the mount is up": it waits for the
+//! kernel to list the mount, and after unmounting it waits for the entry to go away.
 
+pub use savesync_fs::mountinfo::fuse_mount_ids;
 use std::path::Path;
 
-/// Mount ids of every FUSE mount (fstype `fuse` or `fuse.*`) whose mount point is `dir`.
-#[must_use]
-pub fn fuse_mount_ids(dir: &Path) -> Vec<u64> {
-    let Ok(text) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return Vec::new();
-    };
-    let wanted = dir.to_string_lossy();
-    text.lines().filter_map(|line| parse_fuse_line(line, &wanted)).collect()
-}
-
-/// True if `dir` is currently a FUSE mount point.
+/// True if `dir` (as given: nothing under it is stat'ed, so a hung mount cannot block the
+/// harness) is currently a FUSE mount point.
 #[must_use]
 pub fn is_fuse_mount(dir: &Path) -> bool {
     !fuse_mount_ids(dir).is_empty()
-}
-
-/// `id parent maj:min root mountpoint opts [optional...] - fstype source superopts`.
-fn parse_fuse_line(line: &str, wanted_mountpoint: &str) -> Option<u64> {
-    let (before, after) = line.split_once(" - ")?;
-    let fstype = after.split(' ').next()?;
-    if fstype != "fuse" && !fstype.starts_with("fuse.") {
-        return None;
-    }
-    let fields: Vec<&str> = before.split(' ').collect();
-    let mountpoint = unescape_octal(fields.get(4)?);
-    if mountpoint != wanted_mountpoint {
-        return None;
-    }
-    fields.first()?.parse().ok()
-}
-
-/// The kernel escapes space, tab, newline and backslash in mountinfo as `\ooo`.
-fn unescape_octal(field: &str) -> String {
-    let bytes = field.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let octal = bytes.get(i + 1..i + 4).filter(|_| bytes[i] == b'\\');
-        let value = octal
-            .and_then(|d| std::str::from_utf8(d).ok())
-            .and_then(|d| u8::from_str_radix(d, 8).ok());
-        match value {
-            Some(v) => {
-                out.push(v);
-                i += 4;
-            }
-            None => {
-                out.push(bytes[i]);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::{parse_fuse_line, unescape_octal};
-
-    #[test]
-    fn finds_a_fuse_mount_by_its_mountpoint() {
-        let line = "812 29 0:83 / /tmp/dev\\040a/mnt rw,nosuid,nodev - fuse.savesync savesync rw";
-        assert_eq!(parse_fuse_line(line, "/tmp/dev a/mnt"), Some(812));
-        assert_eq!(parse_fuse_line(line, "/tmp/other"), None);
-    }
-
-    #[test]
-    fn ignores_mounts_that_are_not_fuse() {
-        let line = "25 1 0:22 / /tmp rw shared:5 - tmpfs tmpfs rw";
-        assert_eq!(parse_fuse_line(line, "/tmp"), None);
-    }
-
-    #[test]
-    fn unescapes_octal_sequences() {
-        assert_eq!(unescape_octal("a\\040b\\134c"), "a b\\c");
-        assert_eq!(unescape_octal("trailing\\04"), "trailing\\04");
-    }
 }

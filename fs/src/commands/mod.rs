@@ -3,7 +3,7 @@
 
 pub mod history;
 pub mod mount;
-pub mod mountinfo;
+pub use crate::mountinfo;
 pub mod pair;
 pub mod status;
 pub mod track;

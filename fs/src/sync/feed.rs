@@ -15,10 +15,10 @@
 
 use super::SyncEngine;
 use super::policy::{FIRST_OFFLINE_WAIT, next_offline_wait};
+use crate::clock::now_ms;
 use crate::local::{EntryKind, LocalError, LocalStore};
 use crate::remote::{FeedItem, RemoteError};
 use crate::state::DbError;
-use crate::clock::now_ms;
 use futures::StreamExt;
 use savesync_core::wire::{ActionKind, ManifestEntry, PlannedAction, SaveMeta, SessionReport};
 use savesync_core::{SavePath, Version, is_local_only_name};

@@ -10,8 +10,8 @@
 
 use super::policy::{Verdict, entry_backoff, verdict};
 use super::{Outcome, SyncEngine, SyncError, SyncMode};
-use crate::state::{DbError, PendingRow};
 use crate::clock::now_ms;
+use crate::state::{DbError, PendingRow};
 use savesync_core::SavePath;
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
