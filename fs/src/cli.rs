@@ -1,9 +1,9 @@
 //! Command line of `savesync` (clap derive). Every mount flag can also come from a
-//! `SAVESYNC_*` environment variable. The subcommands live in `crate::commands`.
+//! `SAVESYNC_*` environment variable. The subcommands live in `crate::commands`, which
+//! also dispatches to them (`crate::commands::cli_main`).
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
-use std::process::ExitCode;
 
 /// savesync: your game saves on every device, through a FUSE mount backed by a local
 /// cache and a sync server.
@@ -180,7 +180,7 @@ pub struct VersionArgs {
     /// Which version, as `savesync history` numbers them: a revision (3) or a conflict
     /// version (c17).
     #[arg(long, value_name = "N")]
-    pub version: crate::commands::history::VersionSpec,
+    pub version: VersionSpec,
     /// Profile to use.
     #[arg(long, env = "SAVESYNC_PROFILE", default_value = "default")]
     pub profile: String,
@@ -207,25 +207,24 @@ fn parse_octal(s: &str) -> Result<u32, String> {
 
 /// Entry point of the `savesync` binary.
 #[must_use]
-pub fn cli_main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Command::Pair(a) => crate::commands::pair::run(&a),
-        Command::Mount(a) => crate::commands::mount::run(&a),
-        Command::Status(a) => crate::commands::status::status(&a),
-        Command::Conflicts(a) => crate::commands::status::conflicts(&a),
-        Command::Resolve(a) => crate::commands::status::resolve(&a),
-        Command::Untrack(a) => crate::commands::track::run(&a, true),
-        Command::Track(a) => crate::commands::track::run(&a, false),
-        Command::History(a) => crate::commands::history::history(&a),
-        Command::Cat(a) => crate::commands::history::cat(&a),
-        Command::Restore(a) => crate::commands::history::restore(&a),
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("savesync: {e:#}");
-            ExitCode::FAILURE
+/// Which version of a save the user means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VersionSpec {
+    /// The commit that made revision N.
+    Rev(u64),
+    /// The conflict version with this history id.
+    Conflict(i64),
+}
+
+impl std::str::FromStr for VersionSpec {
+    type Err = String;
+    fn from_str(s: &str) -> Result<VersionSpec, String> {
+        let bad = || {
+            format!("{s:?} is not a version: use a number from `savesync history`, e.g. 3 or c17")
+        };
+        match s.strip_prefix('c').or_else(|| s.strip_prefix('C')) {
+            Some(id) => id.parse().map(VersionSpec::Conflict).map_err(|_| bad()),
+            None => s.parse().map(VersionSpec::Rev).map_err(|_| bad()),
         }
     }
 }

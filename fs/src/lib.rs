@@ -32,7 +32,7 @@ pub mod state;
 pub mod sync;
 pub mod tree;
 
-pub use cli::cli_main;
+pub use commands::cli_main;
 pub use error::{FsError, FsResult};
 pub use remote::Remote;
 pub use savefs::{FsConfig, SaveFs};

@@ -166,8 +166,11 @@ fn an_offline_mount_reads_no_save_bytes_and_comes_back_without_rehashing() {
     server.restart_blocking();
     // Bounded: one backoff cap plus the reconnect.
     wait_until(Duration::from_secs(10), "online again", || online(&a).then_some(()));
-    let log = std::fs::read_to_string(a.log_path()).unwrap();
-    assert!(log.matches("negotiated with the server").count() >= 2, "renegotiated after return");
+    // Online is reported once the probe answers; the negotiation follows it.
+    wait_until(SYNC_DEADLINE, "renegotiated after return", || {
+        let log = std::fs::read_to_string(a.log_path()).unwrap();
+        (log.matches("negotiated with the server").count() >= 2).then_some(())
+    });
     assert_eq!(settled_bytes_read(&a), read_before, "no unchanged save was hashed again");
 }
 

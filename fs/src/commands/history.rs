@@ -9,7 +9,7 @@
 //! in the library or a file path inside the profile's live mount: [`save_path_of`]
 //! decides, as a pure function.
 
-use crate::cli::{HistoryArgs, RestoreArgs, VersionArgs};
+use crate::cli::{HistoryArgs, RestoreArgs, VersionArgs, VersionSpec};
 use crate::profile::Profile;
 use anyhow::{Context, bail};
 use savesync_client::{Client, ClientError};
@@ -17,29 +17,6 @@ use savesync_core::SavePath;
 use savesync_core::wire::{HistoryEntry, RestoreRequest, VersionKind};
 use serde_json::json;
 use std::path::{Component, Path, PathBuf};
-use std::str::FromStr;
-
-/// Which version of a save the user means.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum VersionSpec {
-    /// The commit that made revision N.
-    Rev(u64),
-    /// The conflict version with this history id.
-    Conflict(i64),
-}
-
-impl FromStr for VersionSpec {
-    type Err = String;
-    fn from_str(s: &str) -> Result<VersionSpec, String> {
-        let bad = || {
-            format!("{s:?} is not a version: use a number from `savesync history`, e.g. 3 or c17")
-        };
-        match s.strip_prefix('c').or_else(|| s.strip_prefix('C')) {
-            Some(id) => id.parse().map(VersionSpec::Conflict).map_err(|_| bad()),
-            None => s.parse().map(VersionSpec::Rev).map_err(|_| bad()),
-        }
-    }
-}
 
 /// How `history` names an entry (what `--version` accepts).
 #[must_use]

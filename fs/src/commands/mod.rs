@@ -1,6 +1,10 @@
 //! The `savesync` subcommands. Each parses nothing itself (see `crate::cli`) and returns
 //! `anyhow::Result` so startup errors reach the user as one readable line.
 
+use crate::cli::{Cli, Command};
+use clap::Parser;
+use std::process::ExitCode;
+
 pub mod history;
 pub mod mount;
 pub use crate::mountinfo;
@@ -20,4 +24,28 @@ pub(crate) fn init_tracing(default_level: &str) {
 /// A current-thread runtime for one-shot commands.
 pub(crate) fn small_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_current_thread().enable_all().build()?)
+}
+
+/// Parse the command line and run the subcommand; errors are printed as one line.
+pub fn cli_main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Pair(a) => pair::run(&a),
+        Command::Mount(a) => mount::run(&a),
+        Command::Status(a) => status::status(&a),
+        Command::Conflicts(a) => status::conflicts(&a),
+        Command::Resolve(a) => status::resolve(&a),
+        Command::Untrack(a) => track::run(&a, true),
+        Command::Track(a) => track::run(&a, false),
+        Command::History(a) => history::history(&a),
+        Command::Cat(a) => history::cat(&a),
+        Command::Restore(a) => history::restore(&a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("savesync: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
 }
