@@ -20,6 +20,13 @@ pub enum Command {
     Pair(PairArgs),
     /// Mount the save library at MOUNTPOINT (detaches unless --foreground).
     Mount(MountArgs),
+    /// Keep the ordinary folder DIR in sync with the library (detaches unless --foreground);
+    /// for devices without FUSE.
+    #[command(after_help = "Examples:\n  savesync sync ~/RetroArch/saves --dry-run\n  \
+        savesync sync ~/RetroArch/saves\n\n\
+        Files the server lacks are uploaded; files that differ from the server become \
+        conflicts (NAME.conflict beside them), never silent overwrites.")]
+    Sync(SyncArgs),
     /// Show online/offline, feed cursor, pending uploads, conflicts, last error.
     Status(StatusArgs),
     /// List saves in conflict (each has a `NAME.conflict` sibling in the mount).
@@ -108,6 +115,41 @@ pub struct MountArgs {
     pub prefetch_max_bytes: u64,
     /// The server's event stream counts as lost after this long without a single byte
     /// (the server sends a keep-alive every 15 s by default), in milliseconds.
+    #[arg(long, env = "SAVESYNC_EVENT_SILENCE_MS", default_value_t = 45_000)]
+    pub event_silence_ms: u64,
+    /// Longest wait between reachability probes while the server is unreachable, in
+    /// milliseconds (a local change probes at once).
+    #[arg(long, env = "SAVESYNC_OFFLINE_BACKOFF_MAX_MS", default_value_t = 300_000)]
+    pub offline_backoff_max_ms: u64,
+    /// First retry delay of a save whose sync failed, in milliseconds (doubles per
+    /// attempt, up to 30 s).
+    #[arg(long, env = "SAVESYNC_RETRY_BACKOFF_MS", default_value_t = 250)]
+    pub retry_backoff_ms: u64,
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// The folder to keep in sync (created if missing).
+    pub dir: PathBuf,
+    /// Profile to use.
+    #[arg(long, env = "SAVESYNC_PROFILE", default_value = "default")]
+    pub profile: String,
+    /// Print what the first sync would do (upload, download, conflict, same) and change
+    /// nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Stay in the foreground (logs to stderr; Ctrl-C stops).
+    #[arg(long, env = "SAVESYNC_FOREGROUND")]
+    pub foreground: bool,
+    /// Set by `sync` when it re-runs itself as the background daemon (see `mount`).
+    #[arg(long, hide = true, requires = "foreground")]
+    pub detached: bool,
+    /// A written file is uploaded once it has been quiet this long (and is not open for
+    /// writing), in milliseconds.
+    #[arg(long, env = "SAVESYNC_FOLDER_DEBOUNCE_MS", default_value_t = 1000)]
+    pub debounce_ms: u64,
+    /// The server's event stream counts as lost after this long without a single byte,
+    /// in milliseconds.
     #[arg(long, env = "SAVESYNC_EVENT_SILENCE_MS", default_value_t = 45_000)]
     pub event_silence_ms: u64,
     /// Longest wait between reachability probes while the server is unreachable, in
@@ -262,5 +304,24 @@ mod tests {
         assert!(m.foreground);
         assert_eq!(m.allow_other, Some(false));
         assert_eq!((m.file_mode, m.debounce_ms, m.profile.as_str()), (0o600, 20, "default"));
+    }
+
+    #[test]
+    fn sync_flags_parse() {
+        let cli = Cli::try_parse_from([
+            "savesync",
+            "sync",
+            "/saves",
+            "--dry-run",
+            "--debounce-ms",
+            "50",
+            "--profile",
+            "handheld",
+        ])
+        .unwrap();
+        let super::Command::Sync(s) = cli.command else { panic!("not a sync") };
+        assert!(s.dry_run && !s.foreground);
+        assert_eq!((s.debounce_ms, s.profile.as_str()), (50, "handheld"));
+        assert_eq!(s.dir, std::path::Path::new("/saves"));
     }
 }

@@ -5,7 +5,8 @@
 //! Layers, top to bottom (each depends only on the ones below it):
 //! - front-ends: [`fuse`] (thin fuser 0.18 adapter, errno mapping at one boundary) over
 //!   [`savefs`] ([`SaveFs`]: handles, POSIX semantics, conflict resolution by
-//!   unlink/rename);
+//!   unlink/rename); and [`folder`], the synced folder (`savesync sync DIR`) for devices
+//!   without FUSE (its own local store over an ordinary directory);
 //! - [`sync`]: the engine ([`sync::SyncEngine`]): durable queue, uploads, downloads, feed
 //!   follower, conflicts, every decision by `savesync_core::decide` and the pure policy
 //!   [`sync::plan`];
@@ -22,6 +23,7 @@ mod commands;
 pub mod error;
 #[cfg(feature = "fake-remote")]
 pub mod fake_remote;
+pub mod folder;
 pub mod fuse;
 pub mod local;
 pub mod mountinfo;

@@ -15,6 +15,7 @@
 mod bins;
 mod device;
 mod files;
+mod folder;
 mod fuse_check;
 mod mountinfo;
 mod pair;
@@ -27,6 +28,7 @@ mod wait;
 pub use bins::{mount_bin, server_bin};
 pub use device::{Device, TEST_DEBOUNCE_MS, TEST_OFFLINE_BACKOFF_MAX_MS};
 pub use files::{dir_names, save_bytes, wait_for_absent, wait_for_bytes};
+pub use folder::{FOLDER_DEBOUNCE_MS, FolderDevice, write_via_rename};
 pub use fuse_check::require_fuse;
 pub use mountinfo::{fuse_mount_ids, is_fuse_mount};
 pub use pair::DevicePair;

@@ -10,6 +10,8 @@ pub mod mount;
 pub use crate::mountinfo;
 pub mod pair;
 pub mod status;
+pub mod sync;
+mod sync_plan;
 pub mod track;
 
 /// Log to stderr, filtered by `RUST_LOG` (default `default_level`). Never logs tokens:
@@ -32,6 +34,7 @@ pub fn cli_main() -> ExitCode {
     let result = match cli.command {
         Command::Pair(a) => pair::run(&a),
         Command::Mount(a) => mount::run(&a),
+        Command::Sync(a) => sync::run(&a),
         Command::Status(a) => status::status(&a),
         Command::Conflicts(a) => status::conflicts(&a),
         Command::Resolve(a) => status::resolve(&a),

@@ -1,7 +1,8 @@
 //! `savesync status`, `savesync conflicts`, `savesync resolve`: read (and for resolve,
 //! change) the state DB of a profile. They work while the daemon runs: the DB is in WAL
 //! mode and the daemon keeps a status row fresh. Resolve goes through the mount when it is
-//! mounted (the same file operations a user would do), else works on the local state
+//! mounted, and always for a synced folder (the same file operations a user would do:
+//! delete `NAME.conflict`, or rename it over `NAME`), else works on the local state
 //! while holding the daemon's lock (`data_dir/daemon.lock`), so a daemon cannot start
 //! meanwhile, and resolve refuses while a daemon is starting.
 
@@ -25,23 +26,57 @@ pub(crate) fn open_db(profile: &Profile) -> anyhow::Result<Option<StateDb>> {
     Ok(Some(StateDb::open_existing(&path).with_context(|| format!("opening {}", path.display()))?))
 }
 
-/// The live mountpoint of the profile's daemon, if it runs.
-pub(crate) fn live_mountpoint(db: &StateDb) -> Option<String> {
+/// What a profile's running daemon serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Live {
+    /// A FUSE mount at this path.
+    Mount(String),
+    /// A synced folder (`savesync sync DIR`).
+    Folder(String),
+}
+
+impl Live {
+    pub(crate) fn path(&self) -> &str {
+        match self {
+            Live::Mount(p) | Live::Folder(p) => p,
+        }
+    }
+}
+
+/// True while `pid` is a running `savesync ... sync` process (a recycled pid of another
+/// program does not count).
+fn sync_daemon_alive(pid: u32) -> bool {
+    std::fs::read(format!("/proc/{pid}/cmdline"))
+        .is_ok_and(|c| c.split(|b| *b == 0).any(|arg| arg == b"sync"))
+}
+
+/// The profile's running daemon and what it serves, if one runs.
+pub(crate) fn live(db: &StateDb) -> Option<Live> {
     let status = db.read_status().ok()??;
     let mp = status.mountpoint?;
     let pid = status.pid?;
-    (Path::new(&format!("/proc/{pid}")).exists() && is_fuse_mounted(Path::new(&mp))).then_some(mp)
+    if super::sync::folder_of(db).is_some_and(|f| f == Path::new(&mp)) {
+        return sync_daemon_alive(pid).then_some(Live::Folder(mp));
+    }
+    (Path::new(&format!("/proc/{pid}")).exists() && is_fuse_mounted(Path::new(&mp)))
+        .then_some(Live::Mount(mp))
+}
+
+/// The live mountpoint (or synced folder) of the profile's daemon, if it runs: saves are
+/// files below it either way.
+pub(crate) fn live_mountpoint(db: &StateDb) -> Option<String> {
+    live(db).map(|l| l.path().to_owned())
 }
 
 pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
     let profile = Profile::load(&args.profile)?;
     let db = open_db(&profile)?;
-    let (mounted, online, cursor, pending, conflicts, last_error, bytes_read, given_up, updated) =
+    let (running, online, cursor, pending, conflicts, last_error, bytes_read, given_up, updated) =
         match &db {
             None => (None, false, 0, 0, 0, None, 0, Vec::new(), 0),
             Some(db) => {
                 let st = db.read_status()?.unwrap_or_default();
-                let mp = live_mountpoint(db);
+                let mp = live(db);
                 (
                     mp.clone(),
                     mp.is_some() && st.online,
@@ -55,6 +90,14 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
                 )
             }
         };
+    let mounted = match &running {
+        Some(Live::Mount(p)) => Some(p.clone()),
+        _ => None,
+    };
+    let folder = match &running {
+        Some(Live::Folder(p)) => Some(p.clone()),
+        _ => None,
+    };
     if args.json {
         let v = json!({
             "profile": args.profile,
@@ -64,6 +107,7 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
             "data_dir": profile.data_dir,
             "mounted": mounted.is_some(),
             "mountpoint": mounted,
+            "synced_folder": folder,
             "online": online,
             "cursor": cursor,
             "pending": pending,
@@ -77,8 +121,9 @@ pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     println!("profile:    {} ({} as {})", args.profile, profile.server_url, profile.user);
-    match &mounted {
-        Some(mp) => println!("mounted:    {mp}"),
+    match &running {
+        Some(Live::Mount(mp)) => println!("mounted:    {mp}"),
+        Some(Live::Folder(dir)) => println!("synced:     folder {dir}"),
         None => println!("mounted:    no"),
     }
     println!("server:     {}", if online { "online" } else { "offline" });
@@ -142,22 +187,26 @@ pub fn resolve(args: &ResolveArgs) -> anyhow::Result<()> {
         SavePath::parse(rel).with_context(|| format!("{:?} is not a save path", args.path))?;
     let db = open_db(&profile)?.context("this profile was never mounted: nothing to resolve")?;
     let live = live_mountpoint(&db);
+    // A synced folder (running or not) is resolved by the file operation itself, in the
+    // folder: the daemon's watcher applies it, or the next start's rescan does.
+    let folder = super::sync::folder_of(&db).map(|f| f.display().to_string());
+    let files = live.or(folder);
     // No live mount: work on the state directly, under the daemon's lock, so a daemon that
     // is starting up (or starts now) never sees half of it, and none of its files are
     // touched while it runs.
-    let _lock = match live {
+    let _lock = match &files {
         None => Some(super::mount::lock_data_dir(&profile).context("cannot resolve now")?),
         Some(_) => None,
     };
     anyhow::ensure!(db.conflict(&path)?.is_some(), "{path} has no conflict");
-    if let Some(mp) = live {
+    if let Some(mp) = files {
         let target = Path::new(&mp).join(path.as_str());
         let copy = Path::new(&mp).join(format!("{}{CONFLICT_SUFFIX}", path.as_str()));
         match args.keep {
             Keep::Mine => std::fs::remove_file(&copy),
             Keep::Theirs => std::fs::rename(&copy, &target),
         }
-        .with_context(|| format!("resolving through the mount at {mp}"))?;
+        .with_context(|| format!("resolving in {mp}"))?;
     } else {
         drop(db);
         let rt = super::small_runtime()?;

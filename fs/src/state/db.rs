@@ -212,7 +212,7 @@ impl StateDb {
         self.conn.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn lazy(&self) -> MutexGuard<'_, Connection> {
+    pub(super) fn lazy(&self) -> MutexGuard<'_, Connection> {
         self.lazy.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 

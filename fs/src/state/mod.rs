@@ -4,6 +4,7 @@
 //! files hold only bytes.
 
 mod db;
+mod folder;
 mod rows;
 mod schema;
 mod specials;

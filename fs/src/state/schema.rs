@@ -24,6 +24,9 @@
 //!   changed; `given_up` lists saves the server refused for good (shown by `status`);
 //!   `status.save_bytes_read` counts cached save bytes the engine read; `origins` holds,
 //!   for a never-downloaded save that was moved, the server version its bytes are.
+//! - migration 5 (synced folder, `crate::folder`): `folder_hashes` caches the content hash
+//!   of each file of a synced folder by save path, keyed by its (size, mtime ns, file
+//!   inode), so a rescan reads only files that changed.
 
 use rusqlite_migration::{M, Migrations};
 
@@ -130,6 +133,15 @@ pub fn migrations() -> Migrations<'static> {
                 at_ms INTEGER NOT NULL
             );
             ALTER TABLE status ADD COLUMN save_bytes_read INTEGER NOT NULL DEFAULT 0;",
+        ),
+        M::up(
+            "CREATE TABLE folder_hashes (
+                path TEXT PRIMARY KEY,
+                size INTEGER NOT NULL,
+                mtime_ns INTEGER NOT NULL,
+                file_ino INTEGER NOT NULL,
+                hash TEXT NOT NULL
+            );",
         ),
     ])
 }
