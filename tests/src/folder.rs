@@ -106,8 +106,10 @@ impl FolderDevice {
             if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 panic!("savesync sync exited with {status} while starting\n{}", self.log_tail());
             }
-            // A killed run's row names a dead pid, which `status` does not count.
-            let s = self.status_json();
+            // A killed run's row names a dead pid, which `status` does not count. The state
+            // DB may still be being created: a failing `status` means "not yet".
+            let out = self.run_cli(&["status", "--json"]);
+            let s: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
             (s["synced_folder"].as_str() == Some(want.as_str())).then_some(())
         });
         if started.is_none() {

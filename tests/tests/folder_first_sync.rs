@@ -13,9 +13,9 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 const USER: &str = "lib";
-const SAME: usize = 600;
-const DIFFERENT: usize = 400;
-const LOCAL_ONLY: usize = 600;
+const SAME: usize = 700;
+const DIFFERENT: usize = 500;
+const LOCAL_ONLY: usize = 800;
 const SERVER_ONLY: usize = 400;
 const DEADLINE: Duration = Duration::from_secs(300);
 
