@@ -15,9 +15,10 @@
 //! save was deleted here".
 
 use crate::cli::SyncArgs;
+use crate::clock::now_ms;
 use crate::folder::front::{self, ChangeSink};
 use crate::folder::watch::FolderWatcher;
-use crate::folder::{FolderConfig, FolderStore, now_ms};
+use crate::folder::{FolderConfig, FolderStore};
 use crate::local::{LocalError, LocalStore};
 use crate::profile::Profile;
 use crate::remote::ClientRemote;

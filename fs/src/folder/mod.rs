@@ -25,13 +25,5 @@ pub mod writers;
 
 pub use store::{FolderConfig, FolderStore};
 
-/// Milliseconds since the Unix epoch (the pending queue's clock).
-#[must_use]
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
 #[cfg(test)]
 mod tests;

@@ -16,6 +16,7 @@
 use super::paths::FolderPaths;
 use super::quiet::{Readiness, readiness};
 use super::writers::open_for_writing;
+use crate::clock::now_ns;
 use crate::local::{
     ChangeToken, Entry, EntryKind, Installed, LocalBytes, LocalError, LocalResult, LocalStore,
 };
@@ -28,7 +29,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// Saves up to this size are read into memory to upload; larger ones are copied aside
 /// first, so the upload is of one consistent version even if the file changes.
@@ -58,10 +59,6 @@ pub struct FolderStore {
     debounce: Duration,
     bytes_read: AtomicU64,
     writers: Mutex<Option<(Instant, Arc<HashSet<PathBuf>>)>>,
-}
-
-fn now_ns() -> i64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i64)
 }
 
 fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
@@ -434,7 +431,7 @@ impl LocalStore for FolderStore {
         // it) and let the engine decide again after that.
         if self.db.conflict(path)?.is_some() && std::fs::symlink_metadata(&copy).is_err() {
             let _ = std::fs::remove_file(&tmp);
-            let due = super::now_ms() + self.debounce.as_millis() as i64;
+            let due = crate::clock::now_ms() + self.debounce.as_millis() as i64;
             self.db.enqueue(path, due)?;
             return Ok(());
         }
