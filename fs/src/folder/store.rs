@@ -308,7 +308,10 @@ impl LocalStore for FolderStore {
             (ContentHash::of(&bytes), LocalBytes::Small(Bytes::from(bytes)))
         } else {
             // A private copy: the upload then sends one version even if the save changes.
-            let copy = self.upload_dir.join(format!("{:016x}.part", rand::random::<u64>()));
+            // One per save (the engine syncs a path once at a time, so the previous upload
+            // of this save is over): copies never pile up.
+            let name = ContentHash::of(path.as_str().as_bytes()).to_hex();
+            let copy = self.upload_dir.join(format!("{name}.part"));
             let mut src = std::fs::File::open(&file)?;
             let mut dst = std::fs::File::create(&copy)?;
             let mut hasher = ContentHasher::new();

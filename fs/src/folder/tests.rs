@@ -248,3 +248,21 @@ fn watcher_batches_report_saves_resolutions_and_new_directories() {
     apply_batch(s, &rec, &batch).unwrap();
     assert_eq!(rec.take(), ["moved", "moved/deep/x.srm"]);
 }
+
+#[test]
+fn a_large_save_is_uploaded_from_one_private_copy_per_save() {
+    let f = fixture();
+    let path = p("ps2/card.ps2");
+    std::fs::create_dir_all(f.root.join("ps2")).unwrap();
+    let big: Vec<u8> = (0..65 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(f.root.join("ps2/card.ps2"), &big).unwrap();
+    for _ in 0..2 {
+        let (hash, bytes) = f.store.read(&path).unwrap();
+        assert_eq!(hash, ContentHash::of(&big));
+        let crate::local::LocalBytes::Large(copy) = bytes else { panic!("read into memory") };
+        assert!(copy.starts_with(&f.data), "the copy is in the data dir, not the folder");
+        assert_eq!(std::fs::read(&copy).unwrap().len(), big.len());
+    }
+    let copies = std::fs::read_dir(f.data.join("folder-upload")).unwrap().count();
+    assert_eq!(copies, 1, "one private copy per save");
+}
