@@ -247,8 +247,6 @@ fn parse_octal(s: &str) -> Result<u32, String> {
     Ok(mode)
 }
 
-/// Entry point of the `savesync` binary.
-#[must_use]
 /// Which version of a save the user means.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VersionSpec {

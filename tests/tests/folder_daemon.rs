@@ -58,4 +58,9 @@ fn a_detached_folder_daemon_owns_its_profile_and_stops_on_sigterm() {
     let out = dev.run_cli(&["sync", other.to_str().unwrap(), "--foreground"]);
     assert!(!out.status.success(), "syncing a profile to a second folder was not refused");
     assert!(String::from_utf8_lossy(&out.stderr).contains("syncs the folder"), "{out:?}");
+    // Nor can it be mounted: its records describe the folder.
+    let mnt = dev.folder().with_file_name("mnt");
+    let out = dev.run_cli(&["mount", mnt.to_str().unwrap(), "--foreground"]);
+    assert!(!out.status.success(), "mounting a folder's profile was not refused");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("syncs the folder"), "{out:?}");
 }

@@ -29,6 +29,7 @@ pub fn run(args: &MountArgs) -> anyhow::Result<()> {
         nix::unistd::setsid().context("starting a new session for the daemon")?;
     }
     let profile = Profile::load(&args.profile)?;
+    refuse_folder_profile(&profile)?;
     std::fs::create_dir_all(&args.mountpoint).ok();
     clean_stale_mount(&args.mountpoint)?;
     anyhow::ensure!(
@@ -42,6 +43,21 @@ pub fn run(args: &MountArgs) -> anyhow::Result<()> {
         args.mountpoint.display()
     );
     if args.foreground { run_foreground(args, &profile) } else { detach(args, &profile) }
+}
+
+/// A profile whose state belongs to a synced folder cannot be mounted: its records say
+/// what the folder holds, and a mount's empty tree would read as "every save was deleted
+/// here".
+fn refuse_folder_profile(profile: &Profile) -> anyhow::Result<()> {
+    let Some(db) = super::status::open_db(profile)? else { return Ok(()) };
+    if let Some(folder) = super::sync::folder_of(&db) {
+        anyhow::bail!(
+            "this profile syncs the folder {}; use another profile (savesync pair \
+             --profile NAME) for a mount",
+            folder.display()
+        );
+    }
+    Ok(())
 }
 
 /// Re-run ourselves with `--foreground --detached` (the child calls setsid: its own

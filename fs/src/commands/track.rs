@@ -1,6 +1,6 @@
 //! `savesync untrack PATH` / `savesync track PATH`: opt this device out of one save (or
 //! back in). The choice lives on the server, per device (`PUT`/`DELETE
-//! /api/v1/untracked`); the mount's negotiate then answers `untracked` for that save and
+//! /api/v1/untracked`); the device's negotiate (mount or synced folder) then answers `untracked` for that save and
 //! leaves it alone. Needs the server to be reachable; changes nothing locally.
 
 use crate::cli::TrackArgs;
@@ -20,10 +20,10 @@ pub fn run(args: &TrackArgs, untracked: bool) -> anyhow::Result<()> {
     if untracked {
         println!(
             "{path} is no longer synced on this device (other devices keep syncing it). \
-             A running mount applies this at its next reconnect or mount."
+             A running mount or synced folder applies this at its next reconnect or start."
         );
     } else {
-        println!("{path} is synced on this device again from its next reconnect or mount.");
+        println!("{path} is synced on this device again from its next reconnect or start.");
     }
     Ok(())
 }
