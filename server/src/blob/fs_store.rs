@@ -54,6 +54,7 @@ struct FsStaged {
     file: tempfile::NamedTempFile,
     target: PathBuf,
     hash: ContentHash,
+    md5: [u8; 16],
     size: u64,
 }
 
@@ -65,6 +66,10 @@ impl StagedBlob for FsStaged {
 
     fn size(&self) -> u64 {
         self.size
+    }
+
+    fn md5(&self) -> Option<[u8; 16]> {
+        Some(self.md5)
     }
 
     async fn publish(self: Box<Self>, declared: &ContentHash) -> Result<(), BlobError> {
@@ -142,8 +147,8 @@ impl BlobStore for FsBlobStore {
         while let Some(chunk) = body.next().await {
             writer.write(&chunk?).await?;
         }
-        let (hash, size) = writer.finish().await?;
-        Ok(Box::new(FsStaged { file, target: self.path_of(&hash), hash, size }))
+        let (hash, md5, size) = writer.finish().await?;
+        Ok(Box::new(FsStaged { file, target: self.path_of(&hash), hash, md5, size }))
     }
 
     async fn get(&self, hash: &ContentHash) -> Result<(BlobReader, u64), BlobError> {
