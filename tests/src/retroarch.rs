@@ -78,6 +78,12 @@ impl RetroArch {
     #[must_use]
     pub fn with_password(server_url: &str, username: &str, password: &str) -> RetroArch {
         let settings = savesync_server::dav::retroarch_settings(server_url, username);
+        RetroArch::at(&settings.url, username, password)
+    }
+
+    /// An install configured with exactly these three settings (as typed into RetroArch).
+    #[must_use]
+    pub fn at(cloud_sync_url: &str, username: &str, password: &str) -> RetroArch {
         let dir = tempfile::tempdir().expect("temp dir");
         for folder in FOLDERS {
             std::fs::create_dir_all(dir.path().join(folder)).expect("mkdir");
@@ -89,7 +95,7 @@ impl RetroArch {
                 .timeout(std::time::Duration::from_secs(30))
                 .build()
                 .expect("http client"),
-            base: settings.url,
+            base: cloud_sync_url.to_owned(),
             username: username.to_owned(),
             password: password.to_owned(),
             dir,

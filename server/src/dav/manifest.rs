@@ -14,7 +14,7 @@
 
 use super::auth::DavDevice;
 use super::paths::retroarch_name;
-use crate::http::ServerState;
+use crate::app::App;
 use crate::meta::MetaError;
 use md5::{Digest, Md5};
 use savesync_core::{ContentHash, Rev, SavePath};
@@ -29,8 +29,8 @@ pub struct Entry {
 }
 
 /// The manifest for `device`, recording what it was shown.
-pub async fn build(state: &ServerState, device: &DavDevice) -> Result<Vec<Entry>, MetaError> {
-    let meta = state.app.meta();
+pub async fn build(app: &App, device: &DavDevice) -> Result<Vec<Entry>, MetaError> {
+    let meta = app.meta();
     let (heads, _cursor) = meta.list_saves(device.user_id, Some(&device.root), true).await?;
     let listed: Vec<_> =
         heads.into_iter().filter(|h| retroarch_name(&h.path, &device.root).is_some()).collect();
@@ -44,7 +44,7 @@ pub async fn build(state: &ServerState, device: &DavDevice) -> Result<Vec<Entry>
             None => String::new(),
             Some(content) => {
                 if let std::collections::hash_map::Entry::Vacant(slot) = md5s.entry(content) {
-                    match md5_of_blob(state, &content).await {
+                    match md5_of_blob(app, &content).await {
                         Some(md5) => {
                             meta.record_content_md5(&content, &md5).await?;
                             slot.insert(md5);
@@ -64,8 +64,8 @@ pub async fn build(state: &ServerState, device: &DavDevice) -> Result<Vec<Entry>
 
 /// The MD5 of a stored blob, for content stored before MD5s were kept (or by a store that
 /// does not compute them while staging). Computed once, then remembered.
-async fn md5_of_blob(state: &ServerState, content: &ContentHash) -> Option<[u8; 16]> {
-    let (mut reader, _size) = match state.app.blobs().get(content).await {
+async fn md5_of_blob(app: &App, content: &ContentHash) -> Option<[u8; 16]> {
+    let (mut reader, _size) = match app.blobs().get(content).await {
         Ok(found) => found,
         Err(e) => {
             tracing::error!(hash = %content, error = %e, "blob of a head is unreadable");
@@ -93,7 +93,52 @@ pub fn to_json(entries: &[Entry]) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
-    use super::{Entry, to_json};
+    use super::{Entry, build, to_json};
+    use crate::app::App;
+    use crate::blob::body_of;
+    use crate::config::Config;
+    use crate::dav::auth::DavDevice;
+    use crate::meta::{Actor, CommitRequest, NewContent};
+    use savesync_core::{ContentHash, Rev, SavePath};
+
+    #[tokio::test]
+    async fn an_md5_missing_for_stored_content_is_computed_from_the_blob_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let app = App::open(Config::with_data_dir(dir.path())).unwrap();
+        let creds = crate::dav::create_device(&app, "alice", "deck", "retroarch").await.unwrap();
+        // Content stored the way older servers stored it: no MD5 recorded.
+        let bytes = b"sram from before MD5s were kept".to_vec();
+        let hash = ContentHash::of(&bytes);
+        app.blobs().put(&hash, body_of(bytes.clone()), 1 << 20).await.unwrap();
+        let user_id = app.meta().ensure_user("alice", 0).await.unwrap();
+        let actor = Actor { user_id, device_id: None };
+        for (name, content) in [
+            ("retroarch/saves/a.srm", NewContent::Bytes { hash, size: bytes.len() as u64 }),
+            ("retroarch/notes.txt", NewContent::Bytes { hash, size: bytes.len() as u64 }),
+        ] {
+            let request = CommitRequest {
+                actor,
+                path: SavePath::parse(name).unwrap(),
+                base_rev: Rev::NONE,
+                content,
+                operation: "upload",
+                now: 1,
+            };
+            app.meta().commit(&request, app.retention()).await.unwrap();
+        }
+        assert!(app.meta().content_md5s(&[hash]).await.unwrap().is_empty());
+        let device = DavDevice { user_id, device_id: creds.device_id, root: creds.root };
+        let entries = build(&app, &device).await.unwrap();
+        use md5::{Digest, Md5};
+        let md5: [u8; 16] = Md5::digest(&bytes).into();
+        // Only the synced folders are listed (notes.txt is not RetroArch's).
+        assert_eq!(entries, vec![Entry { path: "saves/a.srm".into(), hash: hex::encode(md5) }]);
+        assert_eq!(app.meta().content_md5s(&[hash]).await.unwrap()[&hash], md5);
+        // What the device was shown is what its next write is based on.
+        let listed = SavePath::parse("retroarch/saves/a.srm").unwrap();
+        let seen = app.meta().last_synced_rev(creds.device_id, &listed).await.unwrap();
+        assert_eq!(seen, Some(Rev(1)));
+    }
 
     #[test]
     fn the_manifest_is_an_array_of_path_and_hash_only() {

@@ -88,6 +88,9 @@ async fn dispatch(state: &ServerState, parts: &axum::http::request::Parts, body:
         ("PUT", Target::Library { path, top: false }) => {
             files::put(state, &device, path, headers, body).await
         }
+        ("DELETE", Target::Library { path, top: false }) if parts.uri.path().ends_with('/') => {
+            folders::delete(state, &device, &path).await
+        }
         ("DELETE", Target::Library { path, top: false }) => {
             files::delete(state, &device, path).await
         }
@@ -119,7 +122,7 @@ fn options() -> Response {
 }
 
 async fn serve_manifest(state: &ServerState, device: &auth::DavDevice) -> Response {
-    match manifest::build(state, device).await {
+    match manifest::build(&state.app, device).await {
         Ok(entries) => {
             let json = manifest::to_json(&entries);
             let length = json.len() as u64;
