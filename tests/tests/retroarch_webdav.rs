@@ -454,3 +454,32 @@ fn options_says_dav_and_every_body_is_framed() {
     );
     assert_eq!(body, b"[]");
 }
+
+#[test]
+fn mkcol_with_or_without_a_trailing_slash_is_201_when_new_and_405_when_there() {
+    let (server, _view) = setup();
+    let deck = device(&server, "deck");
+    for folder in ["saves/new core", "saves/new core/"] {
+        assert_eq!(deck.request("MKCOL", folder, None, None).status, 201, "{folder}");
+    }
+    deck.write(SRM, b"x");
+    assert!(deck.upload(SRM));
+    for folder in ["saves", "saves/", "saves/snes9x", "saves/snes9x/", "deleted", "deleted/", SRM] {
+        let reply = deck.request("MKCOL", folder, None, None);
+        assert_eq!((reply.status, reply.body.len()), (405, 0), "{folder}");
+    }
+    assert_eq!(deck.request("MKCOL", "deleted/saves/snes9x", None, None).status, 201);
+    assert_eq!(deck.request("MKCOL", "elsewhere", None, None).status, 403);
+}
+
+#[test]
+fn an_oversized_put_is_refused_without_a_body_and_stores_nothing() {
+    let server = TestServer::start_with_config(|c| c.max_body_bytes = 4096);
+    let view = RemoteView::new(&server, "alice");
+    let deck = device(&server, "deck");
+    let reply = deck.request("PUT", SRM, Some(vec![7; 8192]), None);
+    assert_eq!((reply.status, reply.body.len()), (413, 0));
+    let reply = deck.request("PUT", SRM, Some(vec![7; 4096]), None);
+    assert_eq!(reply.status, 201);
+    assert_eq!(view.saves().len(), 1);
+}
