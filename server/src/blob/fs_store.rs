@@ -209,6 +209,9 @@ mod tests {
         let hash = ContentHash::of(b"chrono trigger sram");
         let staged = stage(&store, b"chrono trigger sram", 1024).await.unwrap();
         assert_eq!(staged.hash(), hash);
+        // The MD5 the WebDAV manifest needs is computed on the same pass.
+        let md5: [u8; 16] = <md5::Md5 as md5::Digest>::digest(b"chrono trigger sram").into();
+        assert_eq!(staged.md5(), Some(md5));
         staged.publish(&hash).await.unwrap();
         let hex = hash.to_hex();
         let expected = dir.path().join(&hex[..2]).join(&hex[2..4]).join(&hex);
