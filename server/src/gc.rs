@@ -40,6 +40,8 @@ pub async fn collect_garbage(app: &App) -> Result<usize, GcError> {
             removed += 1;
         }
     }
+    // The MD5s of contents gone from every version (`crate::dav`): same lock, same reason.
+    app.meta().prune_content_md5().await?;
     Ok(removed)
 }
 

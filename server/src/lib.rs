@@ -6,7 +6,8 @@
 //! (the axum API and its accept loop), `feed` (cursor notifications), `gc` (blob and
 //! staging collection), `pair_limiter` (throttling pairing-code guesses), `revocation`
 //! (ending a revoked device's streams), `data_dir` (private permissions, pairing key),
-//! `quota` (the per-user byte quota), `sessions` (sync-session retention), `cli`.
+//! `quota` (the per-user byte quota), `sessions` (sync-session retention), [`dav`] (the
+//! WebDAV face for RetroArch's Cloud Sync), `cli`.
 //! Tests and embedders start a server with [`launch`] on their own listener.
 
 mod app;
@@ -14,6 +15,7 @@ pub mod blob;
 mod cli;
 mod config;
 mod data_dir;
+pub mod dav;
 mod device_label;
 mod error;
 mod feed;

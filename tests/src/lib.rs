@@ -20,6 +20,7 @@ mod fuse_check;
 mod mountinfo;
 mod pair;
 mod remote_view;
+mod retroarch;
 mod server;
 mod server_process;
 mod solo;
@@ -33,6 +34,9 @@ pub use fuse_check::require_fuse;
 pub use mountinfo::{fuse_mount_ids, is_fuse_mount};
 pub use pair::DevicePair;
 pub use remote_view::RemoteView;
+pub use retroarch::{
+    ManifestEntry, Reply, RetroArch, SyncOutcome, encode_url, md5_hex, parse_manifest,
+};
 pub use server::TestServer;
 pub use server_process::ServerProcess;
 pub use solo::SoloDevice;

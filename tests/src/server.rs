@@ -112,6 +112,28 @@ impl TestServer {
         self.app.issue_pairing_code(user).expect("issue a pairing code").code
     }
 
+    /// A RetroArch (WebDAV) device of `user` named `name`, its saves under library folder
+    /// `prefix`: what `savesync-server pair --kind retroarch` creates.
+    #[must_use]
+    pub fn retroarch_device(
+        &self,
+        user: &str,
+        name: &str,
+        prefix: &str,
+    ) -> savesync_server::dav::DavCredentials {
+        let app = &self.app;
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                futures::executor::block_on(savesync_server::dav::create_device(
+                    app, user, name, prefix,
+                ))
+            })
+            .join()
+            .expect("create thread")
+        })
+        .expect("create a RetroArch device")
+    }
+
     /// A client paired as a new device `device` of `user`.
     pub async fn client_for(&self, user: &str, device: &str) -> savesync_client::Client {
         let url = self.url();

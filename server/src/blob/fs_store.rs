@@ -54,6 +54,7 @@ struct FsStaged {
     file: tempfile::NamedTempFile,
     target: PathBuf,
     hash: ContentHash,
+    md5: [u8; 16],
     size: u64,
 }
 
@@ -65,6 +66,10 @@ impl StagedBlob for FsStaged {
 
     fn size(&self) -> u64 {
         self.size
+    }
+
+    fn md5(&self) -> Option<[u8; 16]> {
+        Some(self.md5)
     }
 
     async fn publish(self: Box<Self>, declared: &ContentHash) -> Result<(), BlobError> {
@@ -142,8 +147,8 @@ impl BlobStore for FsBlobStore {
         while let Some(chunk) = body.next().await {
             writer.write(&chunk?).await?;
         }
-        let (hash, size) = writer.finish().await?;
-        Ok(Box::new(FsStaged { file, target: self.path_of(&hash), hash, size }))
+        let (hash, md5, size) = writer.finish().await?;
+        Ok(Box::new(FsStaged { file, target: self.path_of(&hash), hash, md5, size }))
     }
 
     async fn get(&self, hash: &ContentHash) -> Result<(BlobReader, u64), BlobError> {
@@ -204,6 +209,9 @@ mod tests {
         let hash = ContentHash::of(b"chrono trigger sram");
         let staged = stage(&store, b"chrono trigger sram", 1024).await.unwrap();
         assert_eq!(staged.hash(), hash);
+        // The MD5 the WebDAV manifest needs is computed on the same pass.
+        let md5: [u8; 16] = <md5::Md5 as md5::Digest>::digest(b"chrono trigger sram").into();
+        assert_eq!(staged.md5(), Some(md5));
         staged.publish(&hash).await.unwrap();
         let hex = hash.to_hex();
         let expected = dir.path().join(&hex[..2]).join(&hex[2..4]).join(&hex);

@@ -72,6 +72,12 @@ pub trait StagedBlob: Send + std::fmt::Debug {
     /// Number of staged bytes.
     fn size(&self) -> u64;
 
+    /// MD5 of the staged bytes, if this store computes it while staging (the WebDAV
+    /// manifest needs it; without it the server computes it from the blob when asked).
+    fn md5(&self) -> Option<[u8; 16]> {
+        None
+    }
+
     /// Make the blob durable and visible under its hash if it matches `declared`
     /// (`HashMismatch` otherwise, storing nothing). Identical content already stored is
     /// kept and the staged copy dropped (dedupe). Returns only once a reader would see it.

@@ -1,8 +1,10 @@
 //! [`BlobWriter`]: streams a body into a staging file, hashing as it goes and refusing to
 //! grow past the size limit, so an oversized or corrupt upload is detected before
-//! anything becomes visible.
+//! anything becomes visible. It also computes the body's MD5 on the way (cheap next to the
+//! SHA-256), which the WebDAV face's manifest needs (`crate::dav`).
 
 use super::BlobError;
+use md5::{Digest, Md5};
 use savesync_core::{ContentHash, ContentHasher};
 use tokio::io::{AsyncWriteExt, BufWriter};
 
@@ -14,6 +16,7 @@ const BUFFER_BYTES: usize = 256 * 1024;
 pub struct BlobWriter {
     out: BufWriter<tokio::fs::File>,
     hasher: ContentHasher,
+    md5: Md5,
     size: u64,
     limit: u64,
 }
@@ -24,6 +27,7 @@ impl BlobWriter {
         BlobWriter {
             out: BufWriter::with_capacity(BUFFER_BYTES, tokio::fs::File::from_std(file)),
             hasher: ContentHasher::new(),
+            md5: Md5::new(),
             size: 0,
             limit,
         }
@@ -36,15 +40,16 @@ impl BlobWriter {
             return Err(BlobError::TooLarge { limit: self.limit });
         }
         self.hasher.update(chunk);
+        self.md5.update(chunk);
         self.out.write_all(chunk).await?;
         self.size = new_size;
         Ok(())
     }
 
-    /// Flush to the OS; returns the hash and size. The fsync happens at publish, on a
-    /// blocking thread, just before the rename that makes the blob visible.
-    pub async fn finish(mut self) -> Result<(ContentHash, u64), BlobError> {
+    /// Flush to the OS; returns the hash, the MD5 and the size. The fsync happens at
+    /// publish, on a blocking thread, just before the rename that makes the blob visible.
+    pub async fn finish(mut self) -> Result<(ContentHash, [u8; 16], u64), BlobError> {
         self.out.flush().await?;
-        Ok((self.hasher.finish(), self.size))
+        Ok((self.hasher.finish(), self.md5.finalize().into(), self.size))
     }
 }

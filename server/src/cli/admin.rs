@@ -1,12 +1,14 @@
 //! Admin subcommands that work on the data directory directly, also while `serve` runs
-//! (same SQLite file in WAL mode): `pair`, `devices list|revoke`, `users list`.
+//! (same SQLite file in WAL mode): `pair` (a pairing code, or with `--kind retroarch` a
+//! WebDAV device and the settings to type into RetroArch), `devices list|revoke`,
+//! `users list`.
 
 use super::DataDirArg;
 use super::advertised_url::{AdvertisedUrl, advertised_url, local_host_name};
 use crate::app::App;
 use crate::config::Config;
 use crate::timestamps::now_unix;
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
 use qrcode::QrCode;
 use qrcode::render::unicode;
 
@@ -20,9 +22,30 @@ pub struct PairArgs {
     /// URL devices use to reach the server, for the printed command and QR code.
     #[arg(long, env = "SAVESYNC_PUBLIC_URL", value_name = "URL")]
     public_url: Option<String>,
-    /// Print only the code, on one line (for scripts).
+    /// Print only the code, on one line (for scripts); with `--kind retroarch`, only the
+    /// password.
     #[arg(long)]
     quiet: bool,
+    /// What will sync: a savesync device (prints a pairing code), or RetroArch's own Cloud
+    /// Sync over WebDAV (creates the device now and prints its URL, username, password).
+    #[arg(long, value_enum, default_value_t = PairKind::Savesync)]
+    kind: PairKind,
+    /// The RetroArch device's name: its WebDAV user name (with `--kind retroarch`).
+    #[arg(long, default_value = "retroarch")]
+    name: String,
+    /// The library folder RetroArch's `saves/` and `states/` go under (with
+    /// `--kind retroarch`), e.g. `retroarch` gives `retroarch/saves/<core>/<game>.srm`.
+    #[arg(long, default_value = "retroarch", value_name = "FOLDER")]
+    prefix: String,
+}
+
+/// What `pair` sets up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum PairKind {
+    /// A device running `savesync` (a pairing code to redeem).
+    Savesync,
+    /// RetroArch's Cloud Sync (WebDAV, Basic auth).
+    Retroarch,
 }
 
 #[derive(Debug, Subcommand)]
@@ -67,6 +90,9 @@ pub fn pair(mut config: Config, args: &PairArgs) -> anyhow::Result<()> {
         config.public_url = Some(url.clone());
     }
     let app = App::open(config)?;
+    if args.kind == PairKind::Retroarch {
+        return pair_retroarch(&app, args);
+    }
     let code = app.issue_pairing_code(&args.user)?;
     if args.quiet {
         println!("{}", code.code);
@@ -96,6 +122,42 @@ pub fn pair(mut config: Config, args: &PairArgs) -> anyhow::Result<()> {
         }
         Err(e) => eprintln!("(no QR code: {e})"),
     }
+    Ok(())
+}
+
+/// Create the RetroArch device and print exactly what to type into RetroArch.
+fn pair_retroarch(app: &App, args: &PairArgs) -> anyhow::Result<()> {
+    let created = futures::executor::block_on(crate::dav::create_device(
+        app,
+        &args.user,
+        &args.name,
+        &args.prefix,
+    ))?;
+    if args.quiet {
+        println!("{}", created.password);
+        return Ok(());
+    }
+    let AdvertisedUrl { url: server, warning } =
+        advertised_url(app.config(), local_host_name().as_deref());
+    if let Some(warning) = warning {
+        eprintln!("warning: {warning}");
+        eprintln!();
+    }
+    let settings = crate::dav::retroarch_settings(&server, &created.username);
+    println!(
+        "RetroArch device {:?} (id {}) of user {:?}: its saves and states go to {}/ in the library.",
+        created.username, created.device_id, created.user, created.root
+    );
+    println!();
+    println!("In RetroArch, Settings > Saving > Cloud Sync:");
+    println!("    Cloud Sync Enable:    ON");
+    println!("    Cloud Sync Backend:   webdav");
+    println!("    Cloud Storage URL:    {}", settings.url);
+    println!("    Username:             {}", settings.username);
+    println!("    Password:             {}", created.password);
+    println!();
+    println!("The password is shown only now. To cut this device off later:");
+    println!("    savesync-server devices revoke {}", created.device_id);
     Ok(())
 }
 

@@ -137,7 +137,7 @@ pub async fn upload(
 /// Stream the body into the blob store's staging. A client that stops sending for longer
 /// than the request timeout is cut off (`unavailable`, retryable) instead of holding
 /// staging open.
-async fn receive_body(
+pub(crate) async fn receive_body(
     state: &ServerState,
     body: Body,
     limit: u64,
@@ -207,7 +207,17 @@ pub async fn commit_and_publish(
     let shown = request.path.to_string();
     let shared = app.gc_lock().read().await;
     match (staged, request.content) {
-        (Some(staged), NewContent::Bytes { hash, .. }) => staged.publish(&hash).await?,
+        (Some(staged), NewContent::Bytes { hash, .. }) => {
+            let md5 = staged.md5();
+            staged.publish(&hash).await?;
+            if let Some(md5) = md5 {
+                // Under the shared GC lock, so GC never prunes it before the commit. A
+                // failure costs nothing but a recomputation when a manifest needs it.
+                if let Err(e) = app.meta().record_content_md5(&hash, &md5).await {
+                    tracing::debug!(error = %e, "could not record the content's MD5");
+                }
+            }
+        }
         (None, NewContent::Bytes { hash, .. }) => {
             if !app.blobs().contains(&hash).await? {
                 return Err(ApiError::not_found("content of that version"));

@@ -5,7 +5,7 @@
 
 mod audit;
 mod changes;
-mod content;
+pub(crate) mod content;
 mod devices;
 mod events;
 mod extract;
@@ -76,6 +76,8 @@ pub fn router(state: ServerState) -> Router {
         .fallback(health::not_found)
         .layer(DefaultBodyLimit::max(json_limit))
         .layer(axum::middleware::from_fn(json_errors::json_errors))
+        // After the JSON-error layer, so it never gives RetroArch an error body.
+        .merge(crate::dav::router())
         // Spans per request (method, URI, status, latency) at DEBUG; tokens travel in a
         // header and pairing codes in the body, neither of which this layer records.
         .layer(TraceLayer::new_for_http())

@@ -70,6 +70,20 @@ pub struct NewDeviceInfo<'a> {
     pub kind: &'a str,
 }
 
+/// A WebDAV (RetroArch) device the admin creates directly: it has no pairing code to
+/// redeem, since RetroArch can only be told a URL, a user name and a password.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NewDavDevice<'a> {
+    /// The owner (created if missing).
+    pub user: &'a str,
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub token_hash: &'a str,
+    /// The library folder its WebDAV root maps to.
+    pub prefix: &'a SavePath,
+    pub now: i64,
+}
+
 /// A device created by redeeming a pairing code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewDevice {
@@ -345,4 +359,33 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug {
     async fn ping(&self) -> Result<(), MetaError> {
         self.current_seq(0).await.map(drop)
     }
+
+    // --- the WebDAV face (crate::dav) ---
+    /// Create the user if missing, then the device with its WebDAV library root, atomically.
+    async fn create_dav_device(&self, device: &NewDavDevice<'_>) -> Result<NewDevice, MetaError>;
+    /// The library folder a WebDAV device is rooted at; `None` for any other device.
+    async fn dav_root(&self, device: DeviceId) -> Result<Option<SavePath>, MetaError>;
+    /// The rev of this save `device` last saw (downloaded, committed, or was shown in a
+    /// WebDAV manifest), if any.
+    async fn last_synced_rev(
+        &self,
+        device: DeviceId,
+        path: &SavePath,
+    ) -> Result<Option<Rev>, MetaError>;
+    /// [`MetaStore::record_synced`] for many saves in one write.
+    async fn record_synced_many(
+        &self,
+        actor: Actor,
+        entries: &[(SavePath, Rev)],
+    ) -> Result<(), MetaError>;
+    /// The stored MD5s of these contents (absent ones are left out).
+    async fn content_md5s(
+        &self,
+        hashes: &[ContentHash],
+    ) -> Result<std::collections::HashMap<ContentHash, [u8; 16]>, MetaError>;
+    /// Remember the MD5 of a content (a no-op when already known).
+    async fn record_content_md5(&self, hash: &ContentHash, md5: &[u8; 16])
+    -> Result<(), MetaError>;
+    /// Forget the MD5 of contents no version references; returns how many went.
+    async fn prune_content_md5(&self) -> Result<u64, MetaError>;
 }

@@ -12,6 +12,7 @@ mod accounts;
 mod activity;
 mod commit;
 mod conflict_versions;
+mod dav;
 mod errors;
 mod names;
 mod quota;
@@ -23,14 +24,14 @@ mod store;
 pub use store::SqliteMeta;
 
 use super::{
-    Actor, AdminDevice, CommitOutcome, CommitRequest, DeviceAuth, DeviceId, MetaError, NewDevice,
-    NewDeviceInfo, Retention, SessionRecord, SessionStart, StoredBytes, StoredVersion, UserId,
-    UserSummary,
+    Actor, AdminDevice, CommitOutcome, CommitRequest, DeviceAuth, DeviceId, MetaError,
+    NewDavDevice, NewDevice, NewDeviceInfo, Retention, SessionRecord, SessionStart, StoredBytes,
+    StoredVersion, UserId, UserSummary,
 };
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use savesync_core::wire::{AuditEntry, DeviceInfo, History, SaveMeta, SessionReport};
 use savesync_core::{ContentHash, Rev, SavePath, Seq};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
@@ -321,5 +322,47 @@ impl SqliteDb {
             c.query_row("SELECT count(*) FROM (SELECT 1 FROM users LIMIT 1)", [], |_| Ok(()))?;
             Ok(())
         })
+    }
+}
+
+/// The WebDAV face's operations (see `dav.rs`).
+impl SqliteDb {
+    pub fn create_dav_device(&self, device: &NewDavDevice<'_>) -> Result<NewDevice, MetaError> {
+        self.write(|tx| dav::create_dav_device(tx, device))
+    }
+
+    pub fn dav_root(&self, device: DeviceId) -> Result<Option<SavePath>, MetaError> {
+        self.read(|c| dav::dav_root(c, device))
+    }
+
+    pub fn last_synced_rev(
+        &self,
+        device: DeviceId,
+        path: &SavePath,
+    ) -> Result<Option<Rev>, MetaError> {
+        self.read(|c| dav::last_synced_rev(c, device, path))
+    }
+
+    pub fn record_synced_many(
+        &self,
+        actor: Actor,
+        entries: &[(SavePath, Rev)],
+    ) -> Result<(), MetaError> {
+        self.write(|tx| dav::record_synced_many(tx, actor, entries))
+    }
+
+    pub fn content_md5s(
+        &self,
+        hashes: &[ContentHash],
+    ) -> Result<HashMap<ContentHash, [u8; 16]>, MetaError> {
+        self.read(|c| dav::content_md5s(c, hashes))
+    }
+
+    pub fn record_content_md5(&self, hash: &ContentHash, md5: &[u8; 16]) -> Result<(), MetaError> {
+        self.write(|tx| dav::record_content_md5(tx, hash, md5))
+    }
+
+    pub fn prune_content_md5(&self) -> Result<u64, MetaError> {
+        self.write(|tx| dav::prune_content_md5(tx))
     }
 }

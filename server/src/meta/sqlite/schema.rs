@@ -152,8 +152,23 @@ BEGIN
 END;
 ";
 
+/// The WebDAV face (`crate::dav`, `dav.rs`): each content's MD5 beside its SHA-256 (the
+/// hash RetroArch's manifest speaks; one row per distinct content, recorded when an upload
+/// is staged or, for content stored before this migration, computed from the blob at the
+/// first manifest that needs it), and the library folder each WebDAV device is rooted at.
+const WEBDAV: &str = r"
+CREATE TABLE content_md5 (
+    hash  TEXT PRIMARY KEY,
+    md5   TEXT NOT NULL
+);
+CREATE TABLE dav_roots (
+    device_id  INTEGER PRIMARY KEY REFERENCES devices(id),
+    prefix     TEXT NOT NULL
+);
+";
+
 const MIGRATIONS_SLICE: &[M<'static>] =
-    &[M::up(V1), M::up(PAIRING_CODES_KEYED), M::up(SAVES_FOLD), M::up(USER_USAGE)];
+    &[M::up(V1), M::up(PAIRING_CODES_KEYED), M::up(SAVES_FOLD), M::up(USER_USAGE), M::up(WEBDAV)];
 
 /// All migrations, oldest first.
 pub const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATIONS_SLICE);

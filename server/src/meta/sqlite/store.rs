@@ -5,12 +5,12 @@
 use super::SqliteDb;
 use crate::meta::{
     Actor, AdminDevice, CommitOutcome, CommitRequest, DeviceAuth, DeviceId, MetaError, MetaStore,
-    NewDevice, NewDeviceInfo, Retention, SessionRecord, SessionStart, StoredBytes, StoredVersion,
-    UserId, UserSummary,
+    NewDavDevice, NewDevice, NewDeviceInfo, Retention, SessionRecord, SessionStart, StoredBytes,
+    StoredVersion, UserId, UserSummary,
 };
 use savesync_core::wire::{AuditEntry, DeviceInfo, History, SaveMeta, SessionReport};
 use savesync_core::{ContentHash, Rev, SavePath, Seq};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -261,5 +261,66 @@ impl MetaStore for SqliteMeta {
 
     async fn ping(&self) -> Result<(), MetaError> {
         self.run(SqliteDb::ping).await
+    }
+
+    async fn create_dav_device(&self, device: &NewDavDevice<'_>) -> Result<NewDevice, MetaError> {
+        let (user, name, kind) =
+            (device.user.to_owned(), device.name.to_owned(), device.kind.to_owned());
+        let (token_hash, prefix, now) =
+            (device.token_hash.to_owned(), device.prefix.clone(), device.now);
+        self.run(move |db| {
+            db.create_dav_device(&NewDavDevice {
+                user: &user,
+                name: &name,
+                kind: &kind,
+                token_hash: &token_hash,
+                prefix: &prefix,
+                now,
+            })
+        })
+        .await
+    }
+
+    async fn dav_root(&self, device: DeviceId) -> Result<Option<SavePath>, MetaError> {
+        self.run(move |db| db.dav_root(device)).await
+    }
+
+    async fn last_synced_rev(
+        &self,
+        device: DeviceId,
+        path: &SavePath,
+    ) -> Result<Option<Rev>, MetaError> {
+        let path = path.clone();
+        self.run(move |db| db.last_synced_rev(device, &path)).await
+    }
+
+    async fn record_synced_many(
+        &self,
+        actor: Actor,
+        entries: &[(SavePath, Rev)],
+    ) -> Result<(), MetaError> {
+        let entries = entries.to_vec();
+        self.run(move |db| db.record_synced_many(actor, &entries)).await
+    }
+
+    async fn content_md5s(
+        &self,
+        hashes: &[ContentHash],
+    ) -> Result<HashMap<ContentHash, [u8; 16]>, MetaError> {
+        let hashes = hashes.to_vec();
+        self.run(move |db| db.content_md5s(&hashes)).await
+    }
+
+    async fn record_content_md5(
+        &self,
+        hash: &ContentHash,
+        md5: &[u8; 16],
+    ) -> Result<(), MetaError> {
+        let (hash, md5) = (*hash, *md5);
+        self.run(move |db| db.record_content_md5(&hash, &md5)).await
+    }
+
+    async fn prune_content_md5(&self) -> Result<u64, MetaError> {
+        self.run(SqliteDb::prune_content_md5).await
     }
 }
