@@ -50,7 +50,22 @@ impl Client {
     /// The head's bytes (or those of revision `rev`), verified against their SHA-256.
     /// A tombstone head, an unknown save or a pruned revision is `404 not_found`.
     pub async fn download(&self, path: &SavePath, rev: Option<Rev>) -> Result<Downloaded> {
-        let url = self.content_url(path, rev.map(|r| ("rev", r)));
+        self.download_from(self.content_url(path, rev.map(|r| ("rev", r)))).await
+    }
+
+    /// The bytes of history entry `version_id` of `path` (a commit or a conflict version,
+    /// as listed by [`Client::history`]), verified against their SHA-256. `rev` is the
+    /// version's rev (for a conflict version, the base it was made on).
+    pub async fn download_version(&self, path: &SavePath, version_id: i64) -> Result<Downloaded> {
+        let mut url = self.api_url(&["saves", "content"]);
+        url.query_pairs_mut()
+            .append_pair("path", path.as_str())
+            .append_pair("version_id", &version_id.to_string());
+        self.download_from(url).await
+    }
+
+    /// GET one content URL whole, verifying the bytes against the hash header.
+    async fn download_from(&self, url: Url) -> Result<Downloaded> {
         self.retrying(Repeat::Safe, || async {
             let request = self.request(Method::GET, url.clone());
             // The size is unknown before the headers arrive: allow the plain request timeout

@@ -88,6 +88,8 @@ pub struct Config {
     /// How long a sync session that was never completed is kept (hours in the file and
     /// environment).
     pub open_session_keep: Duration,
+    /// The web dashboard's sign-in settings (`SAVESYNC_WEB_*`; see `crate::web::settings`).
+    pub web: crate::web::WebSettings,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
@@ -125,6 +127,7 @@ impl Config {
             max_connections: 512,
             session_keep: Duration::from_secs(30 * DAY_SECS),
             open_session_keep: Duration::from_secs(HOUR_SECS * 24),
+            web: crate::web::WebSettings::default(),
         }
     }
 
@@ -252,6 +255,7 @@ impl Config {
             let hours: u64 = parse_env("SAVESYNC_OPEN_SESSION_KEEP_HOURS", &v)?;
             self.open_session_keep = Duration::from_secs(hours.saturating_mul(HOUR_SECS));
         }
+        self.web.apply_env(&lookup)?;
         Ok(())
     }
 }

@@ -7,7 +7,8 @@
 //! staging collection), `pair_limiter` (throttling pairing-code guesses), `revocation`
 //! (ending a revoked device's streams), `data_dir` (private permissions, pairing key),
 //! `quota` (the per-user byte quota), `sessions` (sync-session retention), [`dav`] (the
-//! WebDAV face for RetroArch's Cloud Sync), `cli`.
+//! WebDAV face for RetroArch's Cloud Sync), `cli`, `web` (the dashboard for users, under
+//! `/web/`).
 //! Tests and embedders start a server with [`launch`] on their own listener.
 
 mod app;
@@ -29,6 +30,7 @@ mod revocation;
 mod secrets;
 mod sessions;
 mod timestamps;
+pub mod web;
 
 pub use app::App;
 pub use config::{Config, RetentionConfig};

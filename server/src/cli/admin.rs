@@ -73,10 +73,13 @@ pub enum UsersCommand {
         #[command(flatten)]
         data: DataDirArg,
     },
+    /// Set a user's password for the web dashboard (asked on the terminal, or read as one
+    /// line from standard input; never taken from the command line).
+    Passwd(super::web_admin::PasswdArgs),
 }
 
 /// The link a device app can open from the QR code.
-fn pair_link(server: &str, code: &str) -> String {
+pub(crate) fn pair_link(server: &str, code: &str) -> String {
     let query = url::form_urlencoded::Serializer::new(String::new())
         .append_pair("server", server)
         .append_pair("code", code)
@@ -194,7 +197,10 @@ pub fn devices(mut config: Config, cmd: &DevicesCommand) -> anyhow::Result<()> {
 }
 
 pub fn users(mut config: Config, cmd: &UsersCommand) -> anyhow::Result<()> {
-    let UsersCommand::List { data } = cmd;
+    let data = match cmd {
+        UsersCommand::List { data } => data,
+        UsersCommand::Passwd(args) => return super::web_admin::passwd(config, args),
+    };
     data.apply(&mut config);
     let app = App::open(config)?;
     println!("{:<24} {:>8} {:>8} {:>10}", "USER", "DEVICES", "SAVES", "CURSOR");

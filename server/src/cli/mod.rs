@@ -1,4 +1,4 @@
-//! The `savesync-server` command line: `serve`, `pair`, `devices`, `users`.
+//! The `savesync-server` command line: `serve`, `pair`, `devices`, `users`, `login-link`.
 //!
 //! Configuration precedence: defaults < TOML file (`--config` / `$SAVESYNC_CONFIG`) <
 //! `SAVESYNC_*` environment < command-line flags.
@@ -6,6 +6,9 @@
 mod admin;
 mod advertised_url;
 mod serve;
+mod web_admin;
+
+pub(crate) use admin::pair_link;
 
 use crate::config::Config;
 use clap::{Args, Parser, Subcommand};
@@ -37,9 +40,11 @@ enum Command {
     /// List or revoke devices.
     #[command(subcommand)]
     Devices(admin::DevicesCommand),
-    /// List users.
+    /// List users; set a user's dashboard password.
     #[command(subcommand)]
     Users(admin::UsersCommand),
+    /// Print a one-time link that signs USER in to the web dashboard.
+    LoginLink(web_admin::LoginLinkArgs),
 }
 
 /// Where the data lives; shared by every subcommand.
@@ -74,6 +79,7 @@ pub fn cli_main() -> ExitCode {
         Command::Pair(args) => admin::pair(config, &args),
         Command::Devices(cmd) => admin::devices(config, &cmd),
         Command::Users(cmd) => admin::users(config, &cmd),
+        Command::LoginLink(args) => web_admin::login_link(config, &args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

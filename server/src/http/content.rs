@@ -1,4 +1,4 @@
-//! Save content: download (head or a retained rev), upload and delete with compare-and-swap.
+//! Save content: download (head, a retained rev, or any kept version by id), upload and delete with compare-and-swap.
 //!
 //! An upload streams into a staging file while hashing (never buffering the whole body),
 //! enforcing `max_body_bytes` both from `Content-Length` up front and while streaming. Only
@@ -29,6 +29,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 pub struct ReadQuery {
     path: String,
     rev: Option<u64>,
+    /// A history entry by its `version_id` (commit or conflict version), instead of a rev.
+    version_id: Option<i64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -43,17 +45,20 @@ pub async fn download(
     ApiQuery(q): ApiQuery<ReadQuery>,
 ) -> Result<Response, ApiError> {
     let path = parse_path(&q.path)?;
-    let not_found = || match q.rev {
-        Some(rev) => ApiError::not_found(format!("rev {rev} of save {:?}", q.path)),
-        None => ApiError::not_found(format!("save {:?}", q.path)),
+    let not_found = || match (q.rev, q.version_id) {
+        (_, Some(id)) => ApiError::not_found(format!("version {id} of save {:?}", q.path)),
+        (Some(rev), None) => ApiError::not_found(format!("rev {rev} of save {:?}", q.path)),
+        (None, None) => ApiError::not_found(format!("save {:?}", q.path)),
     };
     let (user, lookup) = (auth.user_id, path.clone());
-    let version = state
-        .app
-        .meta()
-        .committed_version(user, &lookup, q.rev.map(Rev))
-        .await?
-        .ok_or_else(not_found)?;
+    let version = match (q.rev, q.version_id) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::bad_request("give rev or version_id, not both"));
+        }
+        (_, Some(id)) => state.app.meta().version_by_id(user, &lookup, id).await?,
+        (rev, None) => state.app.meta().committed_version(user, &lookup, rev.map(Rev)).await?,
+    }
+    .ok_or_else(not_found)?;
     // A tombstone has no bytes to serve.
     let hash = version.hash.ok_or_else(not_found)?;
     let (reader, _size) = match state.app.blobs().get(&hash).await {
@@ -67,7 +72,7 @@ pub async fn download(
         Err(e) => return Err(e.into()),
     };
     add(&state.app.metrics().download_bytes, version.size);
-    if q.rev.is_none() {
+    if q.rev.is_none() && q.version_id.is_none() {
         remember_synced(&state, &auth, path, version.rev);
     }
     let stream = tokio_util::io::ReaderStream::new(reader);

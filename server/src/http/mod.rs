@@ -1,4 +1,5 @@
-//! The HTTP API: the router under `/api/v1` (plus `/metrics`) and [`launch`].
+//! The HTTP API: the router under `/api/v1` (plus `/metrics`, and the web dashboard under
+//! `/web/`, see `crate::web`) and [`launch`].
 //!
 //! Handlers are thin: extract and validate, call the stores through `App::db` (blocking work
 //! off the executor), map outcomes to wire types. Every error is an [`crate::error::ApiError`].
@@ -8,7 +9,7 @@ mod changes;
 pub(crate) mod content;
 mod devices;
 mod events;
-mod extract;
+pub(crate) mod extract;
 #[cfg(test)]
 mod fault_tests;
 mod health;
@@ -18,7 +19,7 @@ mod negotiate;
 mod pairing;
 mod saves;
 mod serve;
-mod stream_cap;
+pub(crate) mod stream_cap;
 mod untracked;
 
 use crate::app::App;
@@ -42,6 +43,8 @@ pub struct ServerState {
     pub pair_limiter: Arc<PairLimiter>,
     /// Open event streams per device, capped.
     pub streams: Arc<stream_cap::DeviceStreams>,
+    /// The web dashboard's login limiter and pairing displays (see `crate::web`).
+    pub web: Arc<crate::web::WebState>,
 }
 
 /// The complete router.
@@ -69,6 +72,7 @@ pub fn router(state: ServerState) -> Router {
     Router::new()
         .nest(API_PREFIX, api)
         .route("/metrics", get(health::metrics))
+        .merge(crate::web::router())
         // route_layer: these run after routing, so they see the matched route template.
         .route_layer(from_fn_with_state(state.clone(), layers::deadline))
         .route_layer(from_fn_with_state(state.clone(), layers::refuse_oversized_length))
@@ -97,6 +101,7 @@ pub async fn launch(
         shutdown: token.clone(),
         pair_limiter: Arc::new(PairLimiter::new(PairLimits::default())),
         streams: Arc::new(stream_cap::DeviceStreams::new(app.config().max_streams_per_device)),
+        web: crate::web::WebState::new(&app.config().web),
     };
     let request_timeout = app.config().request_timeout;
     let max_connections = app.config().max_connections;

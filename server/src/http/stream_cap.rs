@@ -53,8 +53,7 @@ impl DeviceStreams {
         StreamSlot { streams: Arc::clone(self), device, id, closed }
     }
 
-    /// How many streams of `device` are open.
-    #[cfg(test)]
+    /// How many streams of `device` are open (the dashboard's "online now").
     #[must_use]
     pub fn count(&self, device: DeviceId) -> usize {
         let open = self.open.lock().unwrap_or_else(PoisonError::into_inner);

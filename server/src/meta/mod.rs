@@ -211,6 +211,42 @@ pub struct Retention {
     pub max_conflict_versions: u32,
 }
 
+/// A signed-in dashboard session (`web_sessions`), found by the hash of its id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSession {
+    /// The stored hash, for the caller's constant-time confirmation.
+    pub id_hash: String,
+    pub user_id: UserId,
+    pub user_name: String,
+    pub expires_at: i64,
+}
+
+/// A user's stored password, for the dashboard login.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UserPassword {
+    pub user_id: UserId,
+    /// The argon2 PHC string (`$argon2id$...`); `None` when no password was ever set.
+    pub phc: Option<String>,
+}
+
+impl std::fmt::Debug for UserPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserPassword")
+            .field("user_id", &self.user_id)
+            .field("phc", &self.phc.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// One open conflict version of a save, with the head it competes with.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenConflict {
+    pub path: SavePath,
+    pub version: savesync_core::wire::HistoryEntry,
+    /// The save's head now (`None` when the save never committed).
+    pub head: Option<SaveMeta>,
+}
+
 /// The metadata store. See the module docs for the threading contract.
 #[async_trait::async_trait]
 pub trait MetaStore: Send + Sync + std::fmt::Debug {
@@ -352,6 +388,49 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug {
         completed_before: i64,
         open_before: i64,
     ) -> Result<u64, MetaError>;
+
+    // --- web dashboard (see `crate::web`) ---
+    /// Store `phc` as `user`'s dashboard password (replacing any), and end the user's
+    /// dashboard sessions. Creates nothing: the user must exist.
+    async fn set_password(&self, user: UserId, phc: &str, now: i64) -> Result<(), MetaError>;
+    /// The user named `name` and their password, if the user exists.
+    async fn user_password(&self, name: &str) -> Result<Option<UserPassword>, MetaError>;
+    /// Store a login link's token hash for `user` until `expires_at`; expired and used
+    /// links of every user are dropped on the way.
+    async fn add_login_link(
+        &self,
+        user: UserId,
+        token_hash: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), MetaError>;
+    /// Atomically use up an unexpired, unused login link: its user, or `None`.
+    async fn redeem_login_link(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<UserId>, MetaError>;
+    /// Store a new dashboard session; expired sessions are dropped on the way, and the
+    /// user keeps at most `max_per_user` sessions (the oldest go first).
+    async fn add_web_session(
+        &self,
+        user: UserId,
+        id_hash: &str,
+        expires_at: i64,
+        max_per_user: u32,
+        now: i64,
+    ) -> Result<(), MetaError>;
+    /// The unexpired session with this id hash.
+    async fn web_session(&self, id_hash: &str, now: i64) -> Result<Option<WebSession>, MetaError>;
+    /// End one session (logout). Ending an unknown session is not an error.
+    async fn end_web_session(&self, id_hash: &str) -> Result<(), MetaError>;
+    /// The user's open conflict versions (see `sqlite::conflict_versions::OPEN`), newest
+    /// first, at most `limit`.
+    async fn open_conflicts(
+        &self,
+        user: UserId,
+        limit: u32,
+    ) -> Result<Vec<OpenConflict>, MetaError>;
 
     // --- health ---
     /// A trivial query that proves the store answers (for `GET /health`). The default

@@ -20,13 +20,14 @@ mod rows;
 mod saves;
 mod schema;
 mod store;
+mod web;
 
 pub use store::SqliteMeta;
 
 use super::{
     Actor, AdminDevice, CommitOutcome, CommitRequest, DeviceAuth, DeviceId, MetaError,
-    NewDavDevice, NewDevice, NewDeviceInfo, Retention, SessionRecord, SessionStart, StoredBytes,
-    StoredVersion, UserId, UserSummary,
+    NewDavDevice, NewDevice, NewDeviceInfo, OpenConflict, Retention, SessionRecord, SessionStart,
+    StoredBytes, StoredVersion, UserId, UserPassword, UserSummary, WebSession,
 };
 use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 use savesync_core::wire::{AuditEntry, DeviceInfo, History, SaveMeta, SessionReport};
@@ -313,6 +314,55 @@ impl SqliteDb {
         open_before: i64,
     ) -> Result<u64, MetaError> {
         self.write(|tx| activity::prune_sessions(tx, completed_before, open_before))
+    }
+
+    pub fn set_password(&self, user: UserId, phc: &str, now: i64) -> Result<(), MetaError> {
+        self.write(|tx| web::set_password(tx, user, phc, now))
+    }
+
+    pub fn user_password(&self, name: &str) -> Result<Option<UserPassword>, MetaError> {
+        self.read(|c| web::user_password(c, name))
+    }
+
+    pub fn add_login_link(
+        &self,
+        user: UserId,
+        token_hash: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), MetaError> {
+        self.write(|tx| web::add_login_link(tx, user, token_hash, expires_at, now))
+    }
+
+    pub fn redeem_login_link(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<UserId>, MetaError> {
+        self.write(|tx| web::redeem_login_link(tx, token_hash, now))
+    }
+
+    pub fn add_web_session(
+        &self,
+        user: UserId,
+        id_hash: &str,
+        expires_at: i64,
+        max_per_user: u32,
+        now: i64,
+    ) -> Result<(), MetaError> {
+        self.write(|tx| web::add_web_session(tx, user, id_hash, expires_at, max_per_user, now))
+    }
+
+    pub fn web_session(&self, id_hash: &str, now: i64) -> Result<Option<WebSession>, MetaError> {
+        self.read(|c| web::web_session(c, id_hash, now))
+    }
+
+    pub fn end_web_session(&self, id_hash: &str) -> Result<(), MetaError> {
+        self.write(|tx| web::end_web_session(tx, id_hash))
+    }
+
+    pub fn open_conflicts(&self, user: UserId, limit: u32) -> Result<Vec<OpenConflict>, MetaError> {
+        self.read(|c| web::open_conflicts(c, user, limit))
     }
 
     /// Touches a real table, so a missing or unreadable schema fails too, not just the

@@ -167,8 +167,39 @@ CREATE TABLE dav_roots (
 );
 ";
 
-const MIGRATIONS_SLICE: &[M<'static>] =
-    &[M::up(V1), M::up(PAIRING_CODES_KEYED), M::up(SAVES_FOLD), M::up(USER_USAGE), M::up(WEBDAV)];
+/// The web dashboard (`crate::web`): users' argon2 password hashes (PHC strings), one-time
+/// login links and signed-in sessions. Links and sessions are stored as SHA-256 of their
+/// 256-bit random secrets, never in the clear.
+const WEB_LOGIN: &str = r"
+CREATE TABLE user_passwords (
+    user_id     INTEGER PRIMARY KEY REFERENCES users(id),
+    phc         TEXT NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+CREATE TABLE login_links (
+    token_hash  TEXT PRIMARY KEY,
+    user_id     INTEGER NOT NULL REFERENCES users(id),
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    used_at     INTEGER
+);
+CREATE TABLE web_sessions (
+    id_hash     TEXT PRIMARY KEY,
+    user_id     INTEGER NOT NULL REFERENCES users(id),
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL
+);
+CREATE INDEX web_sessions_by_user ON web_sessions(user_id, created_at);
+";
+
+const MIGRATIONS_SLICE: &[M<'static>] = &[
+    M::up(V1),
+    M::up(PAIRING_CODES_KEYED),
+    M::up(SAVES_FOLD),
+    M::up(USER_USAGE),
+    M::up(WEBDAV),
+    M::up(WEB_LOGIN),
+];
 
 /// All migrations, oldest first.
 pub const MIGRATIONS: Migrations<'static> = Migrations::from_slice(MIGRATIONS_SLICE);

@@ -5,8 +5,8 @@
 use super::SqliteDb;
 use crate::meta::{
     Actor, AdminDevice, CommitOutcome, CommitRequest, DeviceAuth, DeviceId, MetaError, MetaStore,
-    NewDavDevice, NewDevice, NewDeviceInfo, Retention, SessionRecord, SessionStart, StoredBytes,
-    StoredVersion, UserId, UserSummary,
+    NewDavDevice, NewDevice, NewDeviceInfo, OpenConflict, Retention, SessionRecord, SessionStart,
+    StoredBytes, StoredVersion, UserId, UserPassword, UserSummary, WebSession,
 };
 use savesync_core::wire::{AuditEntry, DeviceInfo, History, SaveMeta, SessionReport};
 use savesync_core::{ContentHash, Rev, SavePath, Seq};
@@ -257,6 +257,66 @@ impl MetaStore for SqliteMeta {
         open_before: i64,
     ) -> Result<u64, MetaError> {
         self.run(move |db| db.prune_sessions(completed_before, open_before)).await
+    }
+
+    async fn set_password(&self, user: UserId, phc: &str, now: i64) -> Result<(), MetaError> {
+        let phc = phc.to_owned();
+        self.run(move |db| db.set_password(user, &phc, now)).await
+    }
+
+    async fn user_password(&self, name: &str) -> Result<Option<UserPassword>, MetaError> {
+        let name = name.to_owned();
+        self.run(move |db| db.user_password(&name)).await
+    }
+
+    async fn add_login_link(
+        &self,
+        user: UserId,
+        token_hash: &str,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), MetaError> {
+        let token_hash = token_hash.to_owned();
+        self.run(move |db| db.add_login_link(user, &token_hash, expires_at, now)).await
+    }
+
+    async fn redeem_login_link(
+        &self,
+        token_hash: &str,
+        now: i64,
+    ) -> Result<Option<UserId>, MetaError> {
+        let token_hash = token_hash.to_owned();
+        self.run(move |db| db.redeem_login_link(&token_hash, now)).await
+    }
+
+    async fn add_web_session(
+        &self,
+        user: UserId,
+        id_hash: &str,
+        expires_at: i64,
+        max_per_user: u32,
+        now: i64,
+    ) -> Result<(), MetaError> {
+        let id_hash = id_hash.to_owned();
+        self.run(move |db| db.add_web_session(user, &id_hash, expires_at, max_per_user, now)).await
+    }
+
+    async fn web_session(&self, id_hash: &str, now: i64) -> Result<Option<WebSession>, MetaError> {
+        let id_hash = id_hash.to_owned();
+        self.run(move |db| db.web_session(&id_hash, now)).await
+    }
+
+    async fn end_web_session(&self, id_hash: &str) -> Result<(), MetaError> {
+        let id_hash = id_hash.to_owned();
+        self.run(move |db| db.end_web_session(&id_hash)).await
+    }
+
+    async fn open_conflicts(
+        &self,
+        user: UserId,
+        limit: u32,
+    ) -> Result<Vec<OpenConflict>, MetaError> {
+        self.run(move |db| db.open_conflicts(user, limit)).await
     }
 
     async fn ping(&self) -> Result<(), MetaError> {
