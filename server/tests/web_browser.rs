@@ -52,8 +52,9 @@ async fn a_user_signs_in_pairs_a_device_and_sees_its_upload_appear_live() {
     let handheld = server.client_with_token(&paired.token);
 
     // The new device is listed (and online while it holds an event stream).
-    let mut events = handheld.events().await.unwrap();
-    let _ = tokio::time::timeout(DEADLINE, futures::StreamExt::next(&mut events)).await;
+    let mut events = Box::pin(handheld.events().await.unwrap());
+    let first = tokio::time::timeout(DEADLINE, futures::StreamExt::next(&mut events)).await;
+    assert!(matches!(first, Ok(Some(Ok(_)))), "the handheld's event stream is open");
     browser.goto("/web/devices").await;
     browser.wait_for(&format!("tr[data-device='{}'] .badge.online", paired.device_id)).await;
     browser.screenshot("devices").await;
@@ -136,7 +137,12 @@ async fn restoring_an_old_version_in_the_browser_reaches_the_device() {
     browser.wait_for("#versions tr[data-kind=conflict]").await;
     browser.screenshot("history").await;
     let rev1 = deck.client.history(&sp(path)).await.unwrap().versions;
-    let rev1 = rev1.iter().find(|v| v.rev == Rev(1)).unwrap().version_id;
+    // The commit at rev 1 (the laptop's conflict version was also made on rev 1).
+    let rev1 = rev1
+        .iter()
+        .find(|v| v.rev == Rev(1) && v.kind == savesync_core::wire::VersionKind::Commit)
+        .unwrap()
+        .version_id;
     browser
         .wait_for(&format!("tr[data-version='{rev1}'] button.restore"))
         .await

@@ -90,7 +90,8 @@ async fn posts_without_the_csrf_token_or_from_another_origin_are_refused() {
     let token = csrf_in(&web.page("/web/devices").await).unwrap();
     let own = web.base.clone();
     let revoke = format!("/web/devices/{}/revoke", device.id);
-    let refused: [(&[(&str, &str)], Option<&str>); 5] = [
+    type Fields<'a> = &'a [(&'a str, &'a str)];
+    let refused: [(Fields<'_>, Option<&str>); 5] = [
         (&[], Some(&own)),
         (&[("csrf", "0000")], Some(&own)),
         (&[("csrf", &token)], Some("http://evil.example")),

@@ -82,7 +82,8 @@ mod tests {
             save("snes/sub/Zelda.srm", 8),
         ];
         // (query, expected [(platform, [names], bytes)])
-        let table: [(&str, Vec<(&str, Vec<&str>, u64)>); 5] = [
+        type Shown<'a> = Vec<(&'a str, Vec<&'a str>, u64)>;
+        let table: [(&str, Shown<'_>); 5] = [
             (
                 "",
                 vec![
@@ -97,7 +98,7 @@ mod tests {
             ("txt", vec![(TOP_LEVEL, vec!["notes.txt"], 1)]),
         ];
         for (query, expected) in table {
-            let got: Vec<(&str, Vec<&str>, u64)> = group(&saves, query)
+            let got: Shown<'_> = group(&saves, query)
                 .into_iter()
                 .map(|p| (p.name, p.saves.iter().map(|(n, _)| *n).collect(), p.bytes))
                 .collect();
