@@ -185,7 +185,7 @@ impl Browser {
 /// Kill chromedriver's process group (it and the chromium it started) and reap it.
 fn end_group(child: &mut Child) {
     let _ = Command::new("kill")
-        .arg("-KILL")
+        .args(["-KILL", "--"])
         .arg(format!("-{}", child.id()))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
