@@ -374,3 +374,40 @@ async fn users_passwd_reads_the_password_from_stdin_and_login_link_prints_a_link
     .await;
     assert!(web.cookie("savesync_session").is_some());
 }
+
+#[tokio::test]
+async fn the_pair_page_creates_a_retroarch_device_whose_password_opens_webdav_once_shown() {
+    let server = TestServer::start().await;
+    server.pair("alice", "deck").await;
+    set_password(&server, "alice").await;
+    let mut web = WebClient::signed_in(&server, "alice", PASSWORD).await;
+    let pair = web.page("/web/pair").await;
+    assert!(pair.contains(&format!("{}/dav/", server.base_url)), "the page shows the URL: {pair}");
+    let created = web
+        .post("/web/pair", "/web/pair/retroarch", &[("name", "retroid"), ("prefix", "ra")])
+        .await;
+    assert_eq!(created.status(), StatusCode::OK);
+    let html = created.text().await.unwrap();
+    let at = html.find("id=\"retroarch-password\">").unwrap() + "id=\"retroarch-password\">".len();
+    let password = html[at..].split('<').next().unwrap().to_owned();
+    let dav = format!("{}/dav/", server.base_url);
+    let http = reqwest::Client::new();
+    let ok = http
+        .request(reqwest::Method::OPTIONS, &dav)
+        .basic_auth("retroid", Some(&password))
+        .send()
+        .await
+        .unwrap();
+    assert!(ok.status().is_success(), "{}", ok.status());
+    let wrong = http
+        .request(reqwest::Method::OPTIONS, &dav)
+        .basic_auth("retroid", Some("ss_wrong"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong.status(), StatusCode::UNAUTHORIZED);
+    assert!(!web.page("/web/pair").await.contains(&password), "shown once, then never");
+    assert!(web.page("/web/devices").await.contains("retroid"));
+    let bad = web.post("/web/pair", "/web/pair/retroarch", &[("name", "a:b")]).await;
+    assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}

@@ -7,7 +7,7 @@
 //! printed a one-time login link (`savesync-server login-link`). See `session` for the
 //! cookie, `csrf` for the form protection every POST passes, `login` for the rate limit.
 //!
-//! One file per job: pages (`devices`, `pair`, `saves`, `history`, `conflicts`,
+//! One file per job: pages (`devices`, `pair` with `pair_targets` and `pair_retroarch`, `saves`, `history`, `conflicts`,
 //! `activity`), the page shell (`layout`), embedded assets (`assets`), live updates
 //! (`live`), pure policies (`tree`, `csrf`, `cookies`), and errors as HTML (`error`).
 
@@ -24,6 +24,7 @@ mod live;
 mod login;
 mod login_link;
 mod pair;
+mod pair_retroarch;
 mod pair_targets;
 mod password;
 mod qr;
@@ -84,6 +85,7 @@ pub fn router() -> Router<ServerState> {
         .route("/web/devices/{id}/revoke", post(devices::revoke))
         .route("/web/pair", get(pair::page).post(pair::mint))
         .route("/web/pair/qr.svg", get(pair::qr_svg))
+        .route("/web/pair/retroarch", post(pair_retroarch::create))
         .route("/web/saves", get(saves::page))
         .route("/web/history", get(history::page))
         .route("/web/version", get(history::download))

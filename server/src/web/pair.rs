@@ -62,7 +62,7 @@ impl PairSlots {
 
 /// The server's base URL as devices should use it: the configured public URL, else the
 /// address this browser reached.
-fn server_url(state: &ServerState, headers: &HeaderMap) -> String {
+pub(super) fn server_url(state: &ServerState, headers: &HeaderMap) -> String {
     if let Some(url) = &state.app.config().public_url {
         return url.trim_end_matches('/').to_owned();
     }
@@ -113,6 +113,17 @@ pub async fn page(
             h2 { (target.title) }
             table { @for (label, value) in &target.fields { tr { th { (label) } td { code { (value) } } } } }
             p.muted { (target.note) }
+        }
+        @if !admin_only {
+            h2 { "Create a RetroArch device" }
+            form.stack method="post" action="/web/pair/retroarch" {
+                input type="hidden" name="csrf" value=(user.csrf);
+                label { "Name (its Username)" br;
+                    input type="text" name="name" required maxlength="128" placeholder="retroid"; }
+                label { "Library folder for its saves and states" br;
+                    input type="text" name="prefix" value="retroarch"; }
+                p { button type="submit" id="new-retroarch" { "Create" } }
+            }
         }
     };
     let page =

@@ -1,9 +1,10 @@
 //! What the Pair page tells the user to enter on devices that do not run `savesync`
 //! itself. Each kind of device the server can serve adds one [`PairTarget`] here, and
-//! the page lists them under the code: this file is the one place to add them.
+//! the page lists them under the pairing code: this file is the one place to add them.
 //!
-//! TODO(issue 9): RetroArch Cloud Sync over WebDAV (`server/src/dav/`) and SSH push-pull
-//! remotes (`server/src/remotes/`) add their entries when they land.
+//! RetroArch's Cloud Sync (WebDAV, `crate::dav`) is here; its devices are created on the
+//! page itself (`pair_retroarch`). TODO(issue 9 §2): SSH push-pull remotes
+//! (`server/src/remotes/`) add their entry when they land.
 
 /// Instructions for one kind of device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +19,26 @@ pub struct PairTarget {
 
 /// The targets to show, given the server's base URL as the browser reached it.
 #[must_use]
-pub fn targets(_server: &str) -> Vec<PairTarget> {
-    Vec::new()
+pub fn targets(server: &str) -> Vec<PairTarget> {
+    let retroarch = crate::dav::retroarch_settings(server, "");
+    vec![PairTarget {
+        title: "RetroArch (Cloud Sync)",
+        fields: vec![
+            ("Settings > Saving > Cloud Sync", "ON".to_owned()),
+            ("Cloud Sync Backend", "webdav".to_owned()),
+            ("Cloud Storage URL", retroarch.url),
+        ],
+        note: "Username and Password come from creating a RetroArch device below: its name is \
+               the Username, and its password is shown once.",
+    }]
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn retroarch_is_told_the_webdav_url_of_this_server() {
+        let targets = super::targets("http://nas.local:7878");
+        let url = targets[0].fields.iter().find(|(k, _)| *k == "Cloud Storage URL").unwrap();
+        assert_eq!(url.1, "http://nas.local:7878/dav/");
+    }
 }
