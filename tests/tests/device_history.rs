@@ -101,6 +101,10 @@ fn history_lists_cat_reads_and_restore_brings_back_an_old_version() {
     );
     let table = ok(&a.run_cli(&["history", SAVE]), "history");
     assert!(table.contains("conflict"), "the table shows the conflict kind: {table}");
+    let label = conflict["version"].as_str().unwrap().to_owned();
+    let out = a.run_cli(&["cat", SAVE, "--version", &label]);
+    ok(&out, "cat of a conflict version");
+    assert!(out.stdout == stale, "cat writes the conflict version's bytes");
 
     // Unknown version and bad paths: a clear message and a non-zero exit.
     let err = failed(&a.run_cli(&["cat", SAVE, "--version", "99"]), "cat of version 99");

@@ -233,14 +233,16 @@ pub fn cat(args: &VersionArgs) -> anyhow::Result<()> {
         let versions = history_of(&t).await?;
         let entry = pick_or_fail(&t, &versions, args.version)?;
         if entry.kind == VersionKind::Conflict {
-            bail!(
-                "version {} of {} is a conflict version, which the server does not serve for \
-                 download yet; `savesync restore {} --version {}` makes it the head",
-                label(entry),
-                t.path,
-                quoted(&t.path),
-                label(entry)
-            );
+            // Conflict versions are served by their history id, verified, whole.
+            let got = t
+                .client
+                .download_version(&t.path, entry.version_id)
+                .await
+                .with_context(|| format!("downloading from {}", t.profile.server_url))?;
+            let mut out = tokio::io::stdout();
+            tokio::io::AsyncWriteExt::write_all(&mut out, &got.bytes).await?;
+            tokio::io::AsyncWriteExt::flush(&mut out).await?;
+            return Ok(());
         }
         if entry.hash.is_none() {
             bail!("version {} of {} is a deletion: it has no bytes", label(entry), t.path);
