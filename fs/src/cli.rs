@@ -125,6 +125,10 @@ pub struct MountArgs {
     /// attempt, up to 30 s).
     #[arg(long, env = "SAVESYNC_RETRY_BACKOFF_MS", default_value_t = 250)]
     pub retry_backoff_ms: u64,
+    /// List the read-only `.history` directory (every save's old versions) in the mount's
+    /// root. Without this it is hidden from listings but `cd .history` still works.
+    #[arg(long, env = "SAVESYNC_SHOW_HISTORY")]
+    pub show_history: bool,
 }
 
 #[derive(Debug, Args)]

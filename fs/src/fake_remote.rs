@@ -9,8 +9,8 @@ use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use savesync_core::wire::{
-    ActionKind, ChangesPage, ManifestEntry, NegotiateResponse, PlannedAction, SaveList, SaveMeta,
-    SessionReport,
+    ActionKind, ChangesPage, History, HistoryEntry, ManifestEntry, NegotiateResponse,
+    PlannedAction, SaveList, SaveMeta, SessionReport, VersionKind,
 };
 use savesync_core::{ContentHash, Rev, SavePath, Seq, Version, decide};
 use std::collections::{BTreeMap, HashMap};
@@ -438,6 +438,43 @@ impl Remote for FakeRemote {
                 }
             }
             Ok(NegotiateResponse { session_id, cursor: Seq(s.seq), actions })
+        })
+    }
+
+    /// Commits (version id = rev) then conflict versions (ids from 1,000,000), newest
+    /// first within each kind; every time is the epoch and no device is known.
+    fn history(&self, path: SavePath) -> BoxFuture<'_, RemoteResult<History>> {
+        Box::pin(async move {
+            let s = self.lock();
+            Self::check_up(&s)?;
+            if !s.heads.contains_key(&path) {
+                return Err(RemoteError::NotFound);
+            }
+            let size = |h: &Option<ContentHash>| {
+                h.and_then(|h| s.blobs.get(&h)).map_or(0, |b| b.len() as u64)
+            };
+            let entry = |version_id: i64, kind, rev: Rev, hash: Option<ContentHash>| HistoryEntry {
+                version_id,
+                kind,
+                rev,
+                hash,
+                size: size(&hash),
+                created_at: "1970-01-01T00:00:00Z".into(),
+                device: None,
+            };
+            let mut commits: Vec<_> = s.commits.iter().filter(|((p, _), _)| *p == path).collect();
+            commits.sort_by_key(|((_, rev), _)| std::cmp::Reverse(rev.0));
+            let mut versions: Vec<HistoryEntry> = commits
+                .into_iter()
+                .map(|((_, rev), hash)| entry(rev.0 as i64, VersionKind::Commit, *rev, *hash))
+                .collect();
+            for (i, (p, base, hash)) in s.conflict_versions.iter().enumerate().rev() {
+                if *p == path {
+                    let id = 1_000_000 + i as i64;
+                    versions.push(entry(id, VersionKind::Conflict, *base, Some(*hash)));
+                }
+            }
+            Ok(History { path, versions })
         })
     }
 }

@@ -51,7 +51,11 @@ fn errno(e: &FsError) -> Errno {
 /// Log an error at the right level and turn it into an errno.
 fn reply_err(op: &str, e: &FsError) -> Errno {
     match e.errno() {
-        libc::ENOENT | libc::EEXIST | libc::ENOTEMPTY => tracing::debug!("{op}: {}", e.message()),
+        // EROFS and ENETUNREACH come from `.history` (a refused write; an outage it logs
+        // once itself).
+        libc::ENOENT | libc::EEXIST | libc::ENOTEMPTY | libc::EROFS | libc::ENETUNREACH => {
+            tracing::debug!("{op}: {}", e.message())
+        }
         _ => tracing::warn!("{op}: {}", e.message()),
     }
     errno(e)
@@ -148,6 +152,11 @@ impl Filesystem for SaveFsFuse {
             Err(_) => return reply.error(Errno::ENOENT),
         };
         reply_entry_ttl(reply, "lookup", self.fs.lookup(parent.0, &name), name_ttl(&name))
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        // Only `.history` inodes are counted (real inodes live in the tree for good).
+        self.fs.forget(ino.0, nlookup);
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
@@ -377,6 +386,10 @@ impl Filesystem for SaveFsFuse {
             };
             if reply.add(INodeNo(e.ino), next, &e.name, &TTL, &to_fuse(&attr), GEN) {
                 break;
+            }
+            // The kernel counts every entry but "." and ".." as looked up.
+            if e.name != "." && e.name != ".." {
+                self.fs.note_listed(e.ino);
             }
         }
         reply.ok();

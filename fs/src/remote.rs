@@ -11,7 +11,7 @@ use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 use savesync_client::{Client, ClientError, EventItem};
 use savesync_core::wire::{
-    ChangesPage, ManifestEntry, NegotiateResponse, SaveList, SaveMeta, SessionReport,
+    ChangesPage, History, ManifestEntry, NegotiateResponse, SaveList, SaveMeta, SessionReport,
 };
 use savesync_core::{ErrorCode, Rev, SavePath, Seq, Version};
 use std::path::PathBuf;
@@ -147,6 +147,8 @@ pub trait Remote: Send + Sync + std::fmt::Debug + 'static {
         &self,
         entries: Vec<ManifestEntry>,
     ) -> BoxFuture<'_, RemoteResult<NegotiateResponse>>;
+    /// Every version the server keeps of `path`, newest first (the mount's `.history`).
+    fn history(&self, path: SavePath) -> BoxFuture<'_, RemoteResult<History>>;
 }
 
 /// [`Remote`] over the real HTTP client.
@@ -258,6 +260,10 @@ impl Remote for ClientRemote {
     ) -> BoxFuture<'_, RemoteResult<NegotiateResponse>> {
         Box::pin(async move { Ok(self.client.negotiate(entries).await?) })
     }
+
+    fn history(&self, path: SavePath) -> BoxFuture<'_, RemoteResult<History>> {
+        Box::pin(async move { Ok(self.client.history(&path).await?) })
+    }
 }
 
 /// A [`Remote`] that is never reachable: used when the CLI works on the local state only
@@ -332,6 +338,10 @@ impl Remote for OfflineRemote {
         &self,
         _entries: Vec<ManifestEntry>,
     ) -> BoxFuture<'_, RemoteResult<NegotiateResponse>> {
+        Box::pin(async { offline() })
+    }
+
+    fn history(&self, _path: SavePath) -> BoxFuture<'_, RemoteResult<History>> {
         Box::pin(async { offline() })
     }
 }

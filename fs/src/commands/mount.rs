@@ -146,6 +146,7 @@ fn run_foreground(args: &MountArgs, profile: &Profile) -> anyhow::Result<()> {
     cfg.event_silence = Duration::from_millis(args.event_silence_ms.max(1));
     cfg.offline_backoff_max = Duration::from_millis(args.offline_backoff_max_ms.max(1));
     cfg.retry_backoff = Duration::from_millis(args.retry_backoff_ms.max(1));
+    cfg.show_history = args.show_history;
     let fs = SaveFs::load(cfg, Arc::new(ClientRemote::new(client)), rt.handle().clone())
         .with_context(|| format!("opening state in {}", profile.data_dir.display()))?;
 

@@ -57,7 +57,7 @@ impl Handles {
         self.dirs.get(&fh).cloned()
     }
 
-    pub fn remove_dir(&mut self, fh: u64) {
-        self.dirs.remove(&fh);
+    pub fn remove_dir(&mut self, fh: u64) -> Option<Arc<Vec<DirEntry>>> {
+        self.dirs.remove(&fh)
     }
 }

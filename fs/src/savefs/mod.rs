@@ -17,6 +17,7 @@
 
 mod attr;
 mod handles;
+pub mod history;
 mod ops_dir;
 mod ops_file;
 mod ops_special;
@@ -60,6 +61,8 @@ pub struct FsConfig {
     pub offline_backoff_max: Duration,
     /// First retry delay of a queue entry that failed; doubles per attempt up to 30 s.
     pub retry_backoff: Duration,
+    /// List `.history` in the root directory (it is always reachable by name).
+    pub show_history: bool,
 }
 
 impl FsConfig {
@@ -77,6 +80,7 @@ impl FsConfig {
             event_silence: Duration::from_secs(45),
             offline_backoff_max: Duration::from_secs(5 * 60),
             retry_backoff: Duration::from_millis(250),
+            show_history: false,
         }
     }
 }
@@ -90,6 +94,8 @@ pub struct SaveFs {
     pub(crate) engine: Arc<SyncEngine>,
     handles: Mutex<Handles>,
     pub(crate) rt: tokio::runtime::Handle,
+    /// The read-only `.history` tree (built lazily, on first use).
+    history: history::HistoryDir,
 }
 
 impl FsConfig {
@@ -128,8 +134,10 @@ impl SaveFs {
         rt: tokio::runtime::Handle,
     ) -> anyhow::Result<Arc<SaveFs>> {
         let tree = Arc::new(LocalTree::load(cfg.tree())?);
+        let history = history::HistoryDir::new(Arc::clone(&remote), cfg.show_history);
         let engine = SyncEngine::new(Arc::clone(&tree) as _, remote, cfg.engine());
-        Ok(Arc::new(SaveFs { cfg, tree, engine, handles: Mutex::new(Handles::default()), rt }))
+        let handles = Mutex::new(Handles::default());
+        Ok(Arc::new(SaveFs { cfg, tree, engine, handles, rt, history }))
     }
 
     /// The settings this mount runs with.

@@ -13,7 +13,7 @@
 //! or drops that name only; the inode lives on under its other names.
 
 use super::attr::{Attr, DirEntry};
-use super::{SaveFs, lock, now_ns};
+use super::{SaveFs, history, lock, now_ns};
 use crate::error::{FsError, FsResult};
 use crate::state::InodeKind;
 use crate::tree::{InodeTable, ROOT_INO};
@@ -50,6 +50,7 @@ impl SaveFs {
         name: &str,
         moving: Option<u64>,
     ) -> FsResult<()> {
+        self.history_refuse_new(parent, name)?;
         let dir = t.get(parent).ok_or_else(|| FsError::not_found(format!("inode {parent}")))?;
         if dir.row.kind != InodeKind::Dir {
             return Err(FsError::not_dir(format!("inode {parent}")));
@@ -74,6 +75,9 @@ impl SaveFs {
 
     /// Find `name` in `parent`.
     pub fn lookup(&self, parent: u64, name: &str) -> FsResult<Attr> {
+        if let Some(found) = self.history_lookup(parent, name) {
+            return found;
+        }
         let t = lock(&self.tree.table);
         let found = t.child(parent, name);
         // Longer names than new ones may have exist only as conflict copies
@@ -88,6 +92,9 @@ impl SaveFs {
 
     /// Attributes of an inode.
     pub fn getattr(&self, ino: u64) -> FsResult<Attr> {
+        if history::is_virtual(ino) {
+            return self.history_getattr(ino);
+        }
         let t = lock(&self.tree.table);
         let inode = t.get(ino).ok_or_else(|| FsError::not_found(format!("inode {ino}")))?;
         Ok(Attr::of(inode, t.subdir_count(ino)))
@@ -118,6 +125,7 @@ impl SaveFs {
 
     /// Remove an empty directory.
     pub fn rmdir(&self, parent: u64, name: &str) -> FsResult<()> {
+        self.history_refuse_removal(parent, name)?;
         let (ino, dir) = {
             let mut t = lock(&self.tree.table);
             let ino = t.child(parent, name).ok_or_else(|| FsError::not_found(name))?;
@@ -139,6 +147,7 @@ impl SaveFs {
     /// Remove a file; a synced save is deleted on the server (conditionally) after the
     /// debounce. Open handles keep reading and writing the unlinked bytes.
     pub fn unlink(&self, parent: u64, name: &str) -> FsResult<()> {
+        self.history_refuse_removal(parent, name)?;
         let (ino, path, cached, dir) = {
             let mut t = lock(&self.tree.table);
             let ino = t.child(parent, name).ok_or_else(|| FsError::not_found(name))?;
@@ -197,6 +206,8 @@ impl SaveFs {
         if opts.exchange {
             return Err(FsError::new(libc::EINVAL, "RENAME_EXCHANGE is not supported"));
         }
+        self.history_refuse_removal(parent, name)?;
+        self.history_refuse_new(new_parent, new_name)?;
         // Nothing is downloaded here, while the kernel holds its rename lock: moved saves
         // never downloaded keep their server version as origin (`moved.rs`).
         self.rename_entry(parent, name, new_parent, new_name, opts)
@@ -326,7 +337,11 @@ impl SaveFs {
 
     /// Snapshot a directory listing for a new directory handle.
     pub fn opendir(&self, ino: u64) -> FsResult<u64> {
-        let entries = {
+        if history::is_virtual(ino) {
+            let entries = self.history_listing(ino)?;
+            return Ok(self.handles_add_dir(entries));
+        }
+        let mut entries = {
             let t = lock(&self.tree.table);
             let dir = t.get(ino).ok_or_else(|| FsError::not_found(format!("inode {ino}")))?;
             if dir.row.kind != InodeKind::Dir {
@@ -343,6 +358,9 @@ impl SaveFs {
             }
             entries
         };
+        if ino == ROOT_INO {
+            self.history_in_root_listing(&mut entries);
+        }
         Ok(self.handles_add_dir(entries))
     }
 
@@ -358,7 +376,10 @@ impl SaveFs {
     }
 
     pub fn releasedir(&self, fh: u64) {
-        lock(&self.handles).remove_dir(fh);
+        let listing = lock(&self.handles).remove_dir(fh);
+        if let Some(entries) = listing {
+            self.history_listing_closed(&entries);
+        }
     }
 
     fn handles_add_dir(&self, entries: Vec<DirEntry>) -> u64 {

@@ -90,6 +90,9 @@ impl SaveFs {
     /// unless the bytes were replaced from the server since the last open (local writes go
     /// through the kernel, so its cache already has them).
     pub fn open_with_cache_hint(&self, ino: u64, flags: i32) -> FsResult<(u64, bool)> {
+        if super::history::is_virtual(ino) {
+            return self.history_open(ino, flags);
+        }
         let acc = flags & libc::O_ACCMODE;
         let writable = acc != libc::O_RDONLY;
         let (kind, path, busy) = {
@@ -296,6 +299,7 @@ impl SaveFs {
 
     /// Change attributes: size (truncate), mode, owner, times.
     pub fn setattr(&self, ino: u64, set: SetAttr, fh: Option<u64>) -> FsResult<Attr> {
+        self.history_refuse_change(ino)?;
         let handle = match fh {
             Some(fh) => lock(&self.handles).file(fh),
             None => None,

@@ -83,6 +83,8 @@ impl SaveFs {
 
     /// Give special inode `ino` the extra name `new_name` in `new_parent` (a hard link).
     pub fn link(&self, ino: u64, new_parent: u64, new_name: &str) -> FsResult<Attr> {
+        self.history_refuse_change(ino)?;
+        self.history_refuse_new(new_parent, new_name)?;
         let (attr, rows) = {
             let mut t = lock(&self.tree.table);
             let inode = t.get(ino).ok_or_else(|| FsError::not_found(format!("inode {ino}")))?;
