@@ -477,6 +477,37 @@ impl Remote for FakeRemote {
             Ok(History { path, versions })
         })
     }
+
+    fn download_version_to_file(
+        &self,
+        path: SavePath,
+        version_id: i64,
+        dest: PathBuf,
+    ) -> BoxFuture<'_, RemoteResult<Fetched>> {
+        Box::pin(async move {
+            let (bytes, version) = {
+                let s = self.lock();
+                Self::check_up(&s)?;
+                let (rev, hash) = match usize::try_from(version_id - 1_000_000) {
+                    Ok(i) => match s.conflict_versions.get(i) {
+                        Some((p, base, h)) if *p == path => (*base, Some(*h)),
+                        _ => return Err(RemoteError::NotFound),
+                    },
+                    Err(_) => {
+                        let rev =
+                            Rev(u64::try_from(version_id).map_err(|_| RemoteError::NotFound)?);
+                        (rev, s.commits.get(&(path.clone(), rev)).copied().flatten())
+                    }
+                };
+                let hash = hash.ok_or(RemoteError::NotFound)?;
+                let bytes = s.blobs.get(&hash).cloned().ok_or(RemoteError::NotFound)?;
+                (bytes, Version { rev, hash: Some(hash) })
+            };
+            std::fs::write(&dest, &bytes)
+                .map_err(|e| RemoteError::Refused(format!("fake download write: {e}")))?;
+            Ok(Fetched { version, size: bytes.len() as u64 })
+        })
+    }
 }
 
 /// The server's name-collision rule: at the first component where the two paths differ,

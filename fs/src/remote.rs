@@ -149,6 +149,14 @@ pub trait Remote: Send + Sync + std::fmt::Debug + 'static {
     ) -> BoxFuture<'_, RemoteResult<NegotiateResponse>>;
     /// Every version the server keeps of `path`, newest first (the mount's `.history`).
     fn history(&self, path: SavePath) -> BoxFuture<'_, RemoteResult<History>>;
+    /// Download history entry `version_id` of `path` (a commit or a conflict version) into
+    /// `dest` (hash verified).
+    fn download_version_to_file(
+        &self,
+        path: SavePath,
+        version_id: i64,
+        dest: PathBuf,
+    ) -> BoxFuture<'_, RemoteResult<Fetched>>;
 }
 
 /// [`Remote`] over the real HTTP client.
@@ -264,6 +272,22 @@ impl Remote for ClientRemote {
     fn history(&self, path: SavePath) -> BoxFuture<'_, RemoteResult<History>> {
         Box::pin(async move { Ok(self.client.history(&path).await?) })
     }
+
+    fn download_version_to_file(
+        &self,
+        path: SavePath,
+        version_id: i64,
+        dest: PathBuf,
+    ) -> BoxFuture<'_, RemoteResult<Fetched>> {
+        Box::pin(async move {
+            // Whole in memory (the server sends a history entry in one piece); saves are small.
+            let got = self.client.download_version(&path, version_id).await?;
+            tokio::fs::write(&dest, &got.bytes)
+                .await
+                .map_err(|e| RemoteError::Transient(format!("writing {}: {e}", dest.display())))?;
+            Ok(Fetched { version: got.version(), size: got.bytes.len() as u64 })
+        })
+    }
 }
 
 /// A [`Remote`] that is never reachable: used when the CLI works on the local state only
@@ -342,6 +366,15 @@ impl Remote for OfflineRemote {
     }
 
     fn history(&self, _path: SavePath) -> BoxFuture<'_, RemoteResult<History>> {
+        Box::pin(async { offline() })
+    }
+
+    fn download_version_to_file(
+        &self,
+        _path: SavePath,
+        _version_id: i64,
+        _dest: PathBuf,
+    ) -> BoxFuture<'_, RemoteResult<Fetched>> {
         Box::pin(async { offline() })
     }
 }

@@ -5,7 +5,7 @@
 //! cached between opens; each open downloads once, bounded by
 //! [`super::DOWNLOAD_TIMEOUT`].
 
-use super::inodes::Node;
+use super::inodes::{Node, VersionNode};
 use super::{DOWNLOAD_TIMEOUT, HISTORY_DIR, bounded};
 use crate::error::{FsError, FsResult};
 use crate::savefs::handles::OpenFile;
@@ -13,6 +13,14 @@ use crate::savefs::{SaveFs, lock};
 use savesync_core::wire::VersionKind;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+
+/// `r12` or `c17`, as the file name shows it.
+fn label(v: &VersionNode) -> String {
+    match v.kind {
+        VersionKind::Commit => format!("r{}", v.rev.0),
+        VersionKind::Conflict => format!("c{}", v.version_id),
+    }
+}
 
 impl SaveFs {
     /// Open the version file `ino` for reading (any write access is EROFS).
@@ -27,29 +35,25 @@ impl SaveFs {
             Node::Version(v) => v,
             Node::Root | Node::Dir(_) => return Err(FsError::is_dir(HISTORY_DIR)),
         };
-        if v.kind == VersionKind::Conflict {
-            return Err(FsError::new(
-                libc::ENOTSUP,
-                format!(
-                    "{HISTORY_DIR}: conflict version c{} of {} cannot be downloaded from the \
-                     server yet; `savesync restore --version c{}` makes it the head",
-                    v.version_id, v.save, v.version_id
-                ),
-            ));
-        }
         let tmp = self.tree.tmp_path("history");
         let h = &self.history;
         h.calls.fetch_add(1, Ordering::Relaxed);
         let remote = Arc::clone(&h.remote);
-        let (path, rev, dest) = (v.save.clone(), v.rev, tmp.clone());
+        let (path, rev, id, kind, dest) =
+            (v.save.clone(), v.rev, v.version_id, v.kind, tmp.clone());
         let got = self.rt.block_on(bounded(DOWNLOAD_TIMEOUT, async move {
-            remote.download_to_file(path, Some(rev), dest).await
+            match kind {
+                // A commit streams to the file by its rev.
+                VersionKind::Commit => remote.download_to_file(path, Some(rev), dest).await,
+                // A conflict version's rev is the base it was made on: fetch it by id.
+                VersionKind::Conflict => remote.download_version_to_file(path, id, dest).await,
+            }
         }));
         let fetched = match got {
             Ok(f) => f,
             Err(e) => {
                 let _ = std::fs::remove_file(&tmp);
-                let what = format!("downloading r{} of {}", v.rev.0, v.save);
+                let what = format!("downloading {} of {}", label(&v), v.save);
                 return Err(h.net_error(&what, &e));
             }
         };
@@ -59,7 +63,7 @@ impl SaveFs {
         if fetched.version.hash != v.hash {
             return Err(FsError::new(
                 libc::EIO,
-                format!("{HISTORY_DIR}: r{} of {} is not the version listed", v.rev.0, v.save),
+                format!("{HISTORY_DIR}: {} of {} is not the version listed", label(&v), v.save),
             ));
         }
         let file =
