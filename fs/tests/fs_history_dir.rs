@@ -1,6 +1,7 @@
 //! `.history` in the filesystem layer, without FUSE, against the fake server: reachable by
 //! name but not listed in the root, library directories listed without a server call,
-//! versions listed and read, every change refused, nothing written to the state DB, the
+//! versions listed and read (also of a save deleted here), every change refused, nothing
+//! written to the state DB, the
 //! node registry emptied by the kernel's FORGETs, and a clear errno while offline.
 
 mod common;
@@ -88,6 +89,17 @@ fn history_is_read_only_free_until_used_and_leaves_no_trace() {
     assert_eq!(dev.fs.state().load_inodes().unwrap(), inodes_before);
     assert_eq!(dev.pending(), 0);
     assert_eq!(remote.live_paths(), ["snes/a.srm", "snes/b.srm"]);
+
+    // A save deleted here keeps its history directory (its record remains).
+    dev.unlink("snes/a.srm").unwrap();
+    wait_until(DEADLINE, "the delete reaches the server", || {
+        remote.head("snes/a.srm").filter(|h| h.deleted).map(drop)
+    });
+    let snes = dev.fs.lookup(hist.ino, "snes").unwrap();
+    assert!(listing(&dev, snes.ino).contains_key("a.srm"), "the deleted save is listed");
+    let gone = dev.fs.lookup(snes.ino, "a.srm").unwrap();
+    let names: Vec<String> = listing(&dev, gone.ino).into_keys().collect();
+    assert_eq!(names, [".", "..", r1, r2], "its versions, the deletion without a file");
 
     // Offline: a clear errno for a save never listed, the library directories still list.
     remote.set_offline(true);
