@@ -1,8 +1,8 @@
 //! `.history` in the filesystem layer, without FUSE, against the fake server: reachable by
 //! name but not listed in the root, library directories listed without a server call,
 //! versions listed and read (also of a save deleted here), every change refused, nothing
-//! written to the state DB, the
-//! node registry emptied by the kernel's FORGETs, and a clear errno while offline.
+//! written to the state DB, the node registry emptied by the kernel's FORGETs, and a clear
+//! errno while offline.
 
 mod common;
 
