@@ -251,7 +251,9 @@ fn shown_with_the_flag_fails_fast_offline_and_wins_over_a_save_named_like_it() {
         let started = Instant::now();
         let err = std::fs::read_dir(a.path(".history/snes/B.srm")).map(drop);
         assert_eq!(errno(err, "listing versions offline"), libc::ENETUNREACH);
-        assert!(started.elapsed() < Duration::from_secs(12), "bounded: {:?}", started.elapsed());
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(12), "bounded: {took:?}");
+        eprintln!("listing versions with the server down failed in {took:?}");
     }
     let log = std::fs::read_to_string(a.log_path()).unwrap();
     assert_eq!(log.matches(".history: the server is unreachable").count(), 1, "logged once");
