@@ -143,6 +143,12 @@ impl Filesystem for SaveFsFuse {
         if config.add_capabilities(fuser::InitFlags::FUSE_DO_READDIRPLUS).is_err() {
             tracing::debug!("kernel without READDIRPLUS; listings use READDIR");
         }
+        // O_TRUNC arrives with OPEN instead of as a separate truncate before it, so
+        // `open(O_TRUNC)` + write + close (cp, most emulators) is one change of the save,
+        // never an empty version queued on its own.
+        if config.add_capabilities(fuser::InitFlags::FUSE_ATOMIC_O_TRUNC).is_err() {
+            tracing::debug!("kernel without ATOMIC_O_TRUNC; O_TRUNC arrives as a truncate");
+        }
         Ok(())
     }
 

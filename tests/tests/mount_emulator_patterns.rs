@@ -1,7 +1,11 @@
 //! How real emulators and desktop tools write saves, through one mount, and what the server
 //! must end with: exactly the saves, with the final bytes, and never a temp name.
 
-use savesync_tests::{RemoteView, SoloDevice, poll_until, save_bytes, wait_for_bytes};
+use savesync_fs::state::StateDb;
+use savesync_tests::{
+    Device, RemoteView, SoloDevice, TestServer, poll_until, require_fuse, save_bytes,
+    wait_for_bytes, wait_until,
+};
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
 use std::io::Write;
@@ -172,4 +176,55 @@ fn rapid_rewrites_of_one_save_end_with_the_last_version_on_the_server() {
     let last = versions.last().unwrap();
     wait_for_server_saves(&t.view, &[("quicksave.sav", last)]);
     assert_eq!(&std::fs::read(&path).unwrap(), last);
+}
+
+#[test]
+fn open_with_o_trunc_then_write_is_one_change_never_an_empty_save_queued_alone() {
+    if !require_fuse() {
+        return;
+    }
+    let server = TestServer::start_blocking();
+    let view = RemoteView::new(&server, USER);
+    let mut a = Device::pair(&server, USER, "cp-handheld");
+    // A debounce longer than the test: what is queued stays visible in `status`.
+    a.mount_with_args(&["--debounce-ms", "600000"]);
+    let pending = |a: &Device| a.status_json()["pending"].as_u64();
+    let path = a.path("Zelda.srm");
+    let old = save_bytes(40, 4096);
+    std::fs::write(&path, &old).unwrap();
+    wait_until(UPLOAD_DEADLINE, "the first save queued", || (pending(&a) == Some(1)).then_some(()));
+    // Flush the queue: remount with a short debounce, then back to the long one.
+    a.unmount();
+    a.mount_with_args(&["--debounce-ms", "10"]);
+    wait_for_server_saves(&view, &[("Zelda.srm", &old)]);
+    wait_until(UPLOAD_DEADLINE, "an empty queue", || (pending(&a) == Some(0)).then_some(()));
+    a.unmount();
+    a.mount_with_args(&["--debounce-ms", "600000"]);
+    wait_until(UPLOAD_DEADLINE, "online", || (a.status_json()["online"] == true).then_some(()));
+    assert_eq!(pending(&a), Some(0), "nothing queued before the copy");
+
+    // `cp new Zelda.srm`: open(O_WRONLY|O_TRUNC), then write, then close.
+    let mut file = OpenOptions::new().write(true).truncate(true).open(&path).unwrap();
+    // While the handle is open, the truncate alone queued nothing: no empty version can
+    // reach the server before the bytes that follow it. (Read from the state DB in this
+    // process: running `savesync status` would fork, and the child's exec closing its
+    // copy of the fd is a FLUSH of this handle.)
+    let db = a.data_home().join("savesync").join("default").join("state.db");
+    let queued = StateDb::open_existing(&db).unwrap().pending_count().unwrap();
+    assert_eq!(queued, 0, "open(O_TRUNC) queued an empty save on its own");
+    let new = save_bytes(41, 2048);
+    file.write_all(&new).unwrap();
+    drop(file);
+    wait_until(UPLOAD_DEADLINE, "the close queued the save", || {
+        (pending(&a) == Some(1)).then_some(())
+    });
+    assert_eq!(std::fs::read(&path).unwrap(), new);
+    a.unmount();
+    a.mount_with_args(&["--debounce-ms", "10"]);
+    wait_for_server_saves(&view, &[("Zelda.srm", &new)]);
+    let history = view.history("Zelda.srm");
+    assert!(
+        history.versions.iter().all(|v| v.size > 0),
+        "no empty version was ever committed: {history:?}"
+    );
 }

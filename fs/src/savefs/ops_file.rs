@@ -126,6 +126,17 @@ impl SaveFs {
         }
         let file = open_cache(&self.tree.content_path(&inode.row), writable, false)
             .map_err(|e| FsError::io(format!("opening cache of inode {ino}"), &e))?;
+        // O_TRUNC delivered with the open (atomic_o_trunc): the truncate belongs to this
+        // handle, made durable and queued by its close like the writes that follow.
+        let truncated = writable && flags & libc::O_TRUNC != 0 && inode.row.kind == InodeKind::File;
+        if truncated {
+            file.set_len(0).map_err(|e| FsError::io(format!("truncate inode {ino}"), &e))?;
+            let now = now_ns();
+            inode.row.size = 0;
+            inode.row.mtime_ns = now;
+            inode.row.ctime_ns = now;
+            inode.unflushed = true;
+        }
         inode.open_handles += 1;
         if writable {
             inode.open_writers += 1;
@@ -137,7 +148,7 @@ impl SaveFs {
             file,
             writable,
             append: flags & libc::O_APPEND != 0,
-            written: false.into(),
+            written: truncated.into(),
         });
         Ok((fh, keep_cache))
     }
