@@ -90,6 +90,11 @@ pub struct Config {
     pub open_session_keep: Duration,
     /// The web dashboard's sign-in settings (`SAVESYNC_WEB_*`; see `crate::web::settings`).
     pub web: crate::web::WebSettings,
+    /// How often `serve` looks for SSH remotes that are due (`remotes`; each remote has
+    /// its own `--every`). Milliseconds in the file and environment (`remote_check_ms`).
+    pub remote_check_interval: Duration,
+    /// Most SSH remotes synced at once by `serve`.
+    pub remote_concurrency: usize,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
@@ -128,6 +133,8 @@ impl Config {
             session_keep: Duration::from_secs(30 * DAY_SECS),
             open_session_keep: Duration::from_secs(HOUR_SECS * 24),
             web: crate::web::WebSettings::default(),
+            remote_check_interval: Duration::from_secs(5),
+            remote_concurrency: 2,
         }
     }
 
@@ -220,6 +227,13 @@ impl Config {
         if let Some(v) = get("SAVESYNC_ADMIN_CLI_ONLY") {
             self.admin_cli_only = parse_env("SAVESYNC_ADMIN_CLI_ONLY", &v)?;
         }
+        if let Some(v) = get("SAVESYNC_REMOTE_CHECK_MS") {
+            self.remote_check_interval =
+                Duration::from_millis(parse_env("SAVESYNC_REMOTE_CHECK_MS", &v)?);
+        }
+        if let Some(v) = get("SAVESYNC_REMOTE_CONCURRENCY") {
+            self.remote_concurrency = parse_env("SAVESYNC_REMOTE_CONCURRENCY", &v)?;
+        }
         if let Some(v) = get("SAVESYNC_REVOCATION_CHECK_SECS") {
             self.revocation_check_interval =
                 Duration::from_secs(parse_env("SAVESYNC_REVOCATION_CHECK_SECS", &v)?);
@@ -297,6 +311,8 @@ struct ConfigFile {
     max_connections: Option<usize>,
     session_keep_days: Option<u64>,
     open_session_keep_hours: Option<u64>,
+    remote_check_ms: Option<u64>,
+    remote_concurrency: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -333,6 +349,9 @@ impl ConfigFile {
         config.admin_cli_only = self.admin_cli_only.unwrap_or(config.admin_cli_only);
         config.revocation_check_interval =
             self.revocation_check_secs.map_or(config.revocation_check_interval, secs);
+        config.remote_check_interval =
+            self.remote_check_ms.map_or(config.remote_check_interval, Duration::from_millis);
+        config.remote_concurrency = self.remote_concurrency.unwrap_or(config.remote_concurrency);
         config.max_conflict_versions_per_save =
             self.max_conflict_versions_per_save.unwrap_or(config.max_conflict_versions_per_save);
         if let Some(r) = self.retention {

@@ -24,6 +24,8 @@ mod retroarch;
 mod server;
 mod server_process;
 mod solo;
+mod sshd;
+mod tools;
 mod wait;
 
 pub use bins::{mount_bin, server_bin};
@@ -40,6 +42,8 @@ pub use retroarch::{
 pub use server::TestServer;
 pub use server_process::ServerProcess;
 pub use solo::SoloDevice;
+pub use sshd::{LoopbackSshd, generate_key, sshd_path};
+pub use tools::{ProcessGroup, free_loopback_port, require_tools, wait_with_deadline};
 pub use wait::{poll_until, wait_until, wait_until_async, wait_until_timed};
 
 /// A multi-thread tokio runtime for a test's own async calls (client requests), separate

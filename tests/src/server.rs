@@ -100,6 +100,13 @@ impl TestServer {
         self.data_dir.path()
     }
 
+    /// The running server's app (the same stores and feed the server uses), for tests
+    /// that call the server library directly (e.g. `savesync_server::remotes`).
+    #[must_use]
+    pub fn app(&self) -> &App {
+        &self.app
+    }
+
     /// True between `start`/`restart` and `stop`.
     #[must_use]
     pub fn is_running(&self) -> bool {

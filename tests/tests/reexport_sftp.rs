@@ -17,39 +17,23 @@
 mod reexport_common;
 
 use reexport_common::{
-    MountedDevice, ProcessGroup, ShareClient, assert_dir_holds, assert_server_holds_exactly,
-    free_loopback_port, require_tools, run_save_scenario, wait_with_deadline,
+    MountedDevice, ShareClient, assert_dir_holds, assert_server_holds_exactly, require_tools,
+    run_save_scenario, wait_with_deadline,
 };
+use savesync_tests::{LoopbackSshd, sshd_path};
 use std::ffi::OsString;
-use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
+use std::time::Duration;
 use tempfile::TempDir;
 
 /// Where Debian's openssh-sftp-server installs the server (`SAVESYNC_SFTP_SERVER` overrides).
 const DEFAULT_SFTP_SERVER: &str = "/usr/lib/openssh/sftp-server";
-/// Where Debian's openssh-server installs the daemon (`SAVESYNC_SSHD` overrides). sshd
-/// re-executes itself, so this must be an absolute path.
-const DEFAULT_SSHD: &str = "/usr/sbin/sshd";
-/// sshd's privilege separation directory (Debian's build); it must exist when sshd runs as
-/// root. Normally the init script creates it, which never ran here.
-const PRIVSEP_DIR: &str = "/run/sshd";
-/// Deadline for one sftp batch, ssh-keygen or `id`.
+/// Deadline for one sftp batch.
 const CLIENT_DEADLINE: Duration = Duration::from_secs(30);
-/// Deadline for a started sshd to greet on its port.
-const SSHD_READY_DEADLINE: Duration = Duration::from_secs(20);
-/// Ports tried when the free port was taken between probing and sshd binding it.
-const SSHD_START_ATTEMPTS: usize = 5;
 
 fn sftp_server() -> String {
     std::env::var("SAVESYNC_SFTP_SERVER").unwrap_or_else(|_| DEFAULT_SFTP_SERVER.to_owned())
-}
-
-fn sshd_path() -> String {
-    std::env::var("SAVESYNC_SSHD").unwrap_or_else(|_| DEFAULT_SSHD.to_owned())
 }
 
 #[test]
@@ -87,9 +71,9 @@ fn sshd_on_loopback_serves_the_save_scenario_on_a_plain_directory() {
         return;
     }
     let share = TempDir::new().expect("share dir");
-    let daemon = LoopbackSshd::start(&sshd, share.path());
+    let daemon = LoopbackSshd::start(&sshd, Some(share.path()));
     let staging = TempDir::new().expect("staging dir");
-    let client = SftpClient { transport: daemon.login(), staging: staging.path() };
+    let client = SftpClient { transport: login(&daemon), staging: staging.path() };
     let expected = run_save_scenario(&client, staging.path());
     assert_dir_holds(share.path(), &expected);
 }
@@ -102,9 +86,9 @@ fn sftp_through_sshd_renames_over_and_deletes_saves_on_the_server_without_temp_f
     }
     let Some(mounted) = MountedDevice::start("sshd-nas") else { return };
     // Declared after the mount, so dropped (stopped) before it.
-    let daemon = LoopbackSshd::start(&sshd, &mounted.share_dir());
+    let daemon = LoopbackSshd::start(&sshd, Some(&mounted.share_dir()));
     let staging = TempDir::new().expect("staging dir");
-    let client = SftpClient { transport: daemon.login(), staging: staging.path() };
+    let client = SftpClient { transport: login(&daemon), staging: staging.path() };
     let expected = run_save_scenario(&client, staging.path());
     assert_server_holds_exactly(&mounted.remote, &expected);
 }
@@ -214,194 +198,7 @@ fn quoted(name: &str) -> String {
     format!("\"{name}\"")
 }
 
-/// A real OpenSSH daemon on 127.0.0.1, in the foreground (`-D -e`), with its own config,
-/// host key and one authorised user key in a temp dir; its sftp subsystem (`internal-sftp`)
-/// starts in the shared directory. Dropping it stops sshd (its process group), then removes
-/// the temp dir; on a panic its log is printed first.
-struct LoopbackSshd {
-    // Field order is drop order: sshd stops before its keys and config are removed.
-    process: ProcessGroup,
-    dir: TempDir,
-    port: u16,
-    user: String,
-}
-
-impl LoopbackSshd {
-    /// Starts `sshd` serving `share_root` over SFTP and waits until it greets on its port.
-    /// A port taken between probing and binding is retried with another one.
-    fn start(sshd: &str, share_root: &Path) -> LoopbackSshd {
-        let root = share_root.display().to_string();
-        // sshd splits the Subsystem line on whitespace.
-        assert!(!root.contains(char::is_whitespace), "share root {root:?} contains whitespace");
-        ensure_privsep_dir();
-        let dir = tempfile::Builder::new().prefix("savesync-sshd-").tempdir().expect("sshd dir");
-        generate_key(&dir.path().join("host_ed25519"));
-        generate_key(&dir.path().join("user_ed25519"));
-        std::fs::copy(dir.path().join("user_ed25519.pub"), dir.path().join("authorized_keys"))
-            .expect("authorise the user key");
-        let user = current_user();
-        let config_path = dir.path().join("sshd_config");
-        let log_path = dir.path().join("sshd.log");
-        for attempt in 1..=SSHD_START_ATTEMPTS {
-            let port = free_loopback_port();
-            std::fs::write(&config_path, sshd_config(dir.path(), port, &root))
-                .expect("write sshd_config");
-            let log = std::fs::File::create(&log_path).expect("create sshd.log");
-            let mut command = Command::new(sshd);
-            command
-                .arg("-D")
-                .arg("-e")
-                .arg("-f")
-                .arg(&config_path)
-                .stdin(Stdio::null())
-                .stdout(Stdio::null())
-                .stderr(log);
-            let mut process = ProcessGroup::spawn(command, "sshd")
-                .unwrap_or_else(|e| panic!("spawn {sshd}: {e}"));
-            match wait_for_ssh_greeting(port, &mut process) {
-                Ok(()) => return LoopbackSshd { process, dir, port, user },
-                Err(status) => {
-                    let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                    let port_taken =
-                        log.contains("Address already in use") || log.contains("Cannot bind");
-                    assert!(
-                        port_taken && attempt < SSHD_START_ATTEMPTS,
-                        "sshd exited with {status} before greeting on 127.0.0.1:{port} \
-                         (attempt {attempt}):\n{log}"
-                    );
-                    eprintln!("sshd could not bind 127.0.0.1:{port}; trying another port");
-                }
-            }
-        }
-        unreachable!("the last start attempt either returns or panics")
-    }
-
-    /// How `sftp` logs in to this sshd.
-    fn login(&self) -> Transport {
-        Transport::Ssh {
-            port: self.port,
-            user: self.user.clone(),
-            key: self.dir.path().join("user_ed25519"),
-        }
-    }
-}
-
-impl Drop for LoopbackSshd {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            let state = self
-                .process
-                .exited()
-                .map_or_else(|| "still running".to_owned(), |status| format!("exited: {status}"));
-            let log = std::fs::read_to_string(self.dir.path().join("sshd.log"));
-            eprintln!("---- sshd log ({state}) ----\n{}\n---- end ----", log.unwrap_or_default());
-        }
-    }
-}
-
-/// The whole sshd configuration: nothing from /etc/ssh is read. Public-key auth only,
-/// no PAM (CI containers have no PAM session setup for sshd), no pid file (several tests
-/// may run sshd at once).
-fn sshd_config(dir: &Path, port: u16, share_root: &str) -> String {
-    let dir = dir.display();
-    format!(
-        "ListenAddress 127.0.0.1\n\
-         Port {port}\n\
-         HostKey {dir}/host_ed25519\n\
-         AuthorizedKeysFile {dir}/authorized_keys\n\
-         PermitRootLogin prohibit-password\n\
-         PubkeyAuthentication yes\n\
-         PasswordAuthentication no\n\
-         KbdInteractiveAuthentication no\n\
-         StrictModes no\n\
-         UsePAM no\n\
-         PidFile none\n\
-         LogLevel VERBOSE\n\
-         Subsystem sftp internal-sftp -d {share_root} -l INFO\n"
-    )
-}
-
-/// Polls 127.0.0.1:`port` until sshd sends its `SSH-2.0-` identification line, which only
-/// sshd does (not some other process that won a race for the port). `Err` with the exit
-/// status if sshd exits first; panics on the deadline.
-fn wait_for_ssh_greeting(
-    port: u16,
-    process: &mut ProcessGroup,
-) -> Result<(), std::process::ExitStatus> {
-    let address = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    let start = Instant::now();
-    loop {
-        if let Some(status) = process.exited() {
-            return Err(status);
-        }
-        if greets_as_ssh(address) {
-            return Ok(());
-        }
-        assert!(
-            start.elapsed() < SSHD_READY_DEADLINE,
-            "sshd did not greet on {address} within {SSHD_READY_DEADLINE:?}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn greets_as_ssh(address: SocketAddr) -> bool {
-    let Ok(mut stream) = TcpStream::connect_timeout(&address, Duration::from_millis(500)) else {
-        return false;
-    };
-    if stream.set_read_timeout(Some(Duration::from_secs(2))).is_err() {
-        return false;
-    }
-    let mut greeting = [0_u8; 8];
-    stream.read_exact(&mut greeting).is_ok() && greeting == *b"SSH-2.0-"
-}
-
-/// sshd running as root refuses to start without its privilege separation directory
-/// (root-owned, not group/world writable). Not being able to create it only matters as
-/// root, and then sshd's own message in its log says so.
-fn ensure_privsep_dir() {
-    let dir = Path::new(PRIVSEP_DIR);
-    if dir.is_dir() {
-        return;
-    }
-    let created = std::fs::create_dir_all(dir)
-        .and_then(|()| std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)));
-    if let Err(e) = created {
-        eprintln!("could not create {PRIVSEP_DIR} ({e}); sshd needs it when run as root");
-    }
-}
-
-/// An unencrypted ed25519 key pair at `path` and `path.pub` (mode 0600, as ssh requires).
-fn generate_key(path: &Path) {
-    let output = run_tool(
-        Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", "savesync-test", "-f"])
-            .arg(path),
-        "ssh-keygen",
-    );
-    assert!(
-        output.status.success(),
-        "ssh-keygen for {} failed ({}): {}",
-        path.display(),
-        output.status,
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// The login name the test runs as (root in CI); sshd only lets a non-root sshd log in as
-/// its own user anyway.
-fn current_user() -> String {
-    let output = run_tool(Command::new("id").arg("-un"), "id -un");
-    assert!(output.status.success(), "`id -un` failed: {}", output.status);
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
-
-fn run_tool(command: &mut Command, what: &str) -> Output {
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("run {what}: {e}"));
-    wait_with_deadline(child, CLIENT_DEADLINE, what)
+/// How `sftp` logs in to `daemon`.
+fn login(daemon: &LoopbackSshd) -> Transport {
+    Transport::Ssh { port: daemon.port(), user: daemon.user().to_owned(), key: daemon.user_key() }
 }

@@ -1,10 +1,12 @@
-//! The `savesync-server` command line: `serve`, `pair`, `devices`, `users`, `login-link`.
+//! The `savesync-server` command line: `serve`, `pair`, `devices`, `users`, `login-link`,
+//! `remotes`.
 //!
 //! Configuration precedence: defaults < TOML file (`--config` / `$SAVESYNC_CONFIG`) <
 //! `SAVESYNC_*` environment < command-line flags.
 
 mod admin;
 mod advertised_url;
+mod remotes;
 mod serve;
 mod web_admin;
 
@@ -22,7 +24,8 @@ struct Cli {
     /// TOML config file. Keys: data_dir, listen, public_url, max_body_bytes, max_json_bytes,
     /// pairing_ttl_secs, long_poll_max_secs, request_timeout_secs, gc_interval_secs,
     /// trust_forwarded_for, pairing_max_wrong_guesses, pairing_mint_burst,
-    /// pairing_mint_interval_secs, admin_cli_only, revocation_check_secs,
+    /// pairing_mint_interval_secs, admin_cli_only, revocation_check_secs, remote_check_ms,
+    /// remote_concurrency,
     /// and a [retention] table with keep_versions, keep_days. Each is also settable as SAVESYNC_<KEY>
     /// (SAVESYNC_KEEP_VERSIONS, SAVESYNC_KEEP_DAYS for retention).
     #[arg(long, global = true, env = "SAVESYNC_CONFIG", value_name = "FILE")]
@@ -45,6 +48,9 @@ enum Command {
     Users(admin::UsersCommand),
     /// Print a one-time link that signs USER in to the web dashboard.
     LoginLink(web_admin::LoginLinkArgs),
+    /// SSH push-pull remotes: devices that run only sshd, synced by the server.
+    #[command(subcommand)]
+    Remotes(remotes::RemotesCommand),
 }
 
 /// Where the data lives; shared by every subcommand.
@@ -80,6 +86,7 @@ pub fn cli_main() -> ExitCode {
         Command::Devices(cmd) => admin::devices(config, &cmd),
         Command::Users(cmd) => admin::users(config, &cmd),
         Command::LoginLink(args) => web_admin::login_link(config, &args),
+        Command::Remotes(cmd) => remotes::remotes(config, &cmd),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -11,6 +11,7 @@ use crate::blob::{BlobError, StagedBlob};
 use crate::error::ApiError;
 use crate::meta::{CommitOutcome, CommitRequest, NewContent};
 use crate::metrics::add;
+use crate::publish::PublishError;
 use crate::quota;
 use crate::timestamps::now_unix;
 use axum::Json;
@@ -197,53 +198,24 @@ pub async fn delete(
     commit_and_publish(&state, request, None).await.map(Json)
 }
 
-/// Make `staged` visible (if any), run the compare-and-swap, then wake feed watchers.
-///
-/// Blob persist and commit happen under the shared GC lock, so garbage collection never
-/// observes a stored-but-unreferenced blob of this request. Without `staged`, content must
-/// already be stored (restore): that is re-checked under the lock.
+/// The shared write path (`crate::publish`), its outcome mapped to the HTTP answer.
 pub async fn commit_and_publish(
     state: &ServerState,
     request: CommitRequest,
     staged: Option<Box<dyn StagedBlob>>,
 ) -> Result<SaveMeta, ApiError> {
-    let app = state.app.clone();
-    let user = request.actor.user_id;
     let shown = request.path.to_string();
-    let shared = app.gc_lock().read().await;
-    match (staged, request.content) {
-        (Some(staged), NewContent::Bytes { hash, .. }) => {
-            let md5 = staged.md5();
-            staged.publish(&hash).await?;
-            if let Some(md5) = md5 {
-                // Under the shared GC lock, so GC never prunes it before the commit. A
-                // failure costs nothing but a recomputation when a manifest needs it.
-                if let Err(e) = app.meta().record_content_md5(&hash, &md5).await {
-                    tracing::debug!(error = %e, "could not record the content's MD5");
-                }
-            }
+    let outcome = match crate::publish::commit_and_publish(&state.app, &request, staged).await {
+        Ok(outcome) => outcome,
+        Err(PublishError::Blob(e)) => return Err(e.into()),
+        Err(PublishError::Meta(e)) => return Err(e.into()),
+        Err(PublishError::ContentGone) => {
+            return Err(ApiError::not_found("content of that version"));
         }
-        (None, NewContent::Bytes { hash, .. }) => {
-            if !app.blobs().contains(&hash).await? {
-                return Err(ApiError::not_found("content of that version"));
-            }
-        }
-        (_, NewContent::Tombstone) => {}
-    }
-    let outcome = app.meta().commit(&request, app.retention()).await?;
-    drop(shared);
-    let metrics = state.app.metrics();
+    };
     match outcome {
-        CommitOutcome::Committed(meta) => {
-            add(&metrics.commits, 1);
-            state.app.feed().publish(user, meta.seq);
-            Ok(meta)
-        }
-        CommitOutcome::Unchanged(meta) => Ok(meta),
-        CommitOutcome::Conflict(head) => {
-            add(&metrics.conflicts, 1);
-            Err(ApiError::conflict(head))
-        }
+        CommitOutcome::Committed(meta) | CommitOutcome::Unchanged(meta) => Ok(meta),
+        CommitOutcome::Conflict(head) => Err(ApiError::conflict(head)),
         CommitOutcome::NotFound => Err(ApiError::not_found(format!("save {shown:?}"))),
         CommitOutcome::NameCollision(existing) => Err(ApiError::name_collision(&shown, existing)),
     }

@@ -17,6 +17,7 @@ mod json_errors;
 mod layers;
 mod negotiate;
 mod pairing;
+mod remotes;
 mod saves;
 mod serve;
 pub(crate) mod stream_cap;
@@ -68,7 +69,9 @@ pub fn router(state: ServerState) -> Router {
         .route("/devices/{id}/revoke", post(devices::revoke))
         .route("/untracked", get(untracked::list).put(untracked::add).delete(untracked::remove))
         .route("/audit", get(audit::list))
-        .route("/health", get(health::health));
+        .route("/health", get(health::health))
+        .route("/remotes", get(remotes::list))
+        .route("/remotes/{name}/sync", post(remotes::sync));
     Router::new()
         .nest(API_PREFIX, api)
         .route("/metrics", get(health::metrics))
@@ -106,6 +109,7 @@ pub async fn launch(
     let request_timeout = app.config().request_timeout;
     let max_connections = app.config().max_connections;
     crate::gc::sweep_leftover_staging(&app).await;
+    let remotes = tokio::spawn(crate::remotes::scheduler::run(app.clone(), token.clone()));
     let gc = tokio::spawn(crate::gc::run_periodically(app, token.clone()));
     let trigger = token.clone();
     let signal = async move {
@@ -120,5 +124,6 @@ pub async fn launch(
         .await;
     token.cancel();
     let _ = gc.await;
+    let _ = remotes.await;
     Ok(())
 }

@@ -7,6 +7,7 @@
 //! compare-and-swap of a commit, redeeming a pairing code) is ONE method, so a Postgres
 //! implementation can give it one transaction without the handlers knowing.
 
+pub mod remotes;
 pub mod sqlite;
 
 use savesync_core::wire::{AuditEntry, DeviceInfo, History, SaveMeta, SessionReport};
@@ -467,4 +468,7 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug {
     -> Result<(), MetaError>;
     /// Forget the MD5 of contents no version references; returns how many went.
     async fn prune_content_md5(&self) -> Result<u64, MetaError>;
+    // --- SSH remotes ---
+    /// The tables of SSH push-pull remotes (`remotes::RemoteStore`).
+    fn remote_store(&self) -> &dyn remotes::RemoteStore;
 }

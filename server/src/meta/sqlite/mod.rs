@@ -16,6 +16,7 @@ mod dav;
 mod errors;
 mod names;
 mod quota;
+mod remotes;
 mod rows;
 mod saves;
 mod schema;

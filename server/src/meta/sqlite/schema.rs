@@ -192,6 +192,50 @@ CREATE TABLE web_sessions (
 CREATE INDEX web_sessions_by_user ON web_sessions(user_id, created_at);
 ";
 
+/// SSH push-pull remotes (`meta::remotes`): the remote, its folder maps, and per path the
+/// agreed base plus the device file's size, mtime and hash as last seen. A NULL
+/// `base_rev` is "no base"; a base with a NULL hash is a tombstone; a NULL `device_hash`
+/// means the file was absent on the device.
+const REMOTES: &str = r"
+CREATE TABLE remotes (
+    id                INTEGER PRIMARY KEY,
+    name              TEXT NOT NULL UNIQUE,
+    user_id           INTEGER NOT NULL REFERENCES users(id),
+    device_id         INTEGER NOT NULL REFERENCES devices(id),
+    ssh_user          TEXT NOT NULL,
+    host              TEXT NOT NULL,
+    port              INTEGER NOT NULL,
+    key_path          TEXT NOT NULL,
+    every_secs        INTEGER NOT NULL,
+    host_key          TEXT NOT NULL,
+    offered_host_key  TEXT,
+    created_at        INTEGER NOT NULL,
+    next_run          INTEGER NOT NULL,
+    lease_until       INTEGER,
+    last_run_at       INTEGER,
+    last_ok           INTEGER,
+    last_error        TEXT
+);
+CREATE TABLE remote_maps (
+    remote_id   INTEGER NOT NULL REFERENCES remotes(id),
+    position    INTEGER NOT NULL,
+    remote_dir  TEXT NOT NULL,
+    prefix      TEXT NOT NULL,
+    PRIMARY KEY (remote_id, position)
+);
+CREATE TABLE remote_files (
+    remote_id      INTEGER NOT NULL REFERENCES remotes(id),
+    path           TEXT NOT NULL,
+    base_rev       INTEGER,
+    base_hash      TEXT,
+    device_size    INTEGER,
+    device_mtime   INTEGER,
+    device_hash    TEXT,
+    conflict_hash  TEXT,
+    PRIMARY KEY (remote_id, path)
+);
+";
+
 const MIGRATIONS_SLICE: &[M<'static>] = &[
     M::up(V1),
     M::up(PAIRING_CODES_KEYED),
@@ -199,6 +243,7 @@ const MIGRATIONS_SLICE: &[M<'static>] = &[
     M::up(USER_USAGE),
     M::up(WEBDAV),
     M::up(WEB_LOGIN),
+    M::up(REMOTES),
 ];
 
 /// All migrations, oldest first.

@@ -33,7 +33,7 @@ impl SqliteMeta {
         &self.db
     }
 
-    async fn run<T, F>(&self, f: F) -> Result<T, MetaError>
+    pub(super) async fn run<T, F>(&self, f: F) -> Result<T, MetaError>
     where
         T: Send + 'static,
         F: FnOnce(&SqliteDb) -> Result<T, MetaError> + Send + 'static,
@@ -317,6 +317,10 @@ impl MetaStore for SqliteMeta {
         limit: u32,
     ) -> Result<Vec<OpenConflict>, MetaError> {
         self.run(move |db| db.open_conflicts(user, limit)).await
+    }
+
+    fn remote_store(&self) -> &dyn crate::meta::remotes::RemoteStore {
+        self
     }
 
     async fn ping(&self) -> Result<(), MetaError> {
