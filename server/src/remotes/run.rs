@@ -186,9 +186,13 @@ impl Run<'_> {
                 }
             },
         };
-        // Only a stable look is remembered; a file changed this very moment is read again
-        // next run (`stat_is_stable`).
+        // A look the state already vouched for stays; a fresh read is remembered only if
+        // the file was not modified this very moment (`stat_is_stable`): else the next run
+        // reads it again.
         let device_now = match (job.seen, local) {
+            (Some(seen), Some(hash)) if staged.is_none() => {
+                Some(DeviceStat { size: seen.size, mtime: seen.mtime, hash })
+            }
             (Some(seen), Some(hash)) if stat_is_stable(seen.mtime, now_unix()) => {
                 Some(DeviceStat { size: seen.size, mtime: seen.mtime, hash })
             }
