@@ -9,9 +9,10 @@
 mod reexport_common;
 
 use reexport_common::{
-    MountedDevice, ProcessGroup, ShareClient, assert_dir_holds, assert_server_holds_exactly,
-    free_loopback_port, require_tools, run_save_scenario, wait_with_deadline,
+    MountedDevice, ShareClient, assert_dir_holds, assert_server_holds_exactly, require_tools,
+    run_save_scenario, wait_with_deadline,
 };
+use savesync_tests::{ProcessGroup, free_loopback_port};
 use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -12,7 +12,7 @@
 
 use savesync_core::ContentHash;
 use savesync_tests::{Device, RemoteView, TestServer, require_fuse};
-pub use savesync_tests::{ProcessGroup, free_loopback_port, require_tools, wait_with_deadline};
+pub use savesync_tests::{require_tools, wait_with_deadline};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
