@@ -39,8 +39,16 @@ pub async fn sync(
         .filter(|r| r.user_id == auth.user_id)
         .ok_or_else(|| ApiError::not_found(format!("remote {name:?}")))?;
     tracing::info!(remote = %owned.name, by = auth.device_id, "sync requested over the API");
-    let report = remotes::sync_now(&state.app, &owned.name, &Counters::default())
+    // A task of its own: a request cut off by its deadline (or a client that hangs up)
+    // must not abort the run half way and leave its lease held.
+    let app = state.app.clone();
+    let run =
+        tokio::spawn(
+            async move { remotes::sync_now(&app, &owned.name, &Counters::default()).await },
+        );
+    let report = run
         .await
+        .map_err(|e| ApiError::internal(format!("the sync task failed: {e}")))?
         .map_err(api_error)?;
     Ok(Json(report))
 }

@@ -4,12 +4,12 @@
 //! for a free slot, is simply looked at again at the next check. Unreachable devices are
 //! routine: the run records the error and the next interval retries.
 //!
-//! On shutdown running syncs are aborted; a run cut off that way holds its lease until it
-//! expires (`RUN_LEASE`), and what it had already done per file stays recorded.
+//! On shutdown running syncs are aborted and their leases released; what a run had already
+//! done per file stays recorded (state is written per file, after its transfer).
 
 use super::report::Counters;
 use crate::app::App;
-use crate::meta::remotes::RemoteId;
+use crate::meta::remotes::{RemoteId, RunRecord};
 use crate::timestamps::now_unix;
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -59,4 +59,19 @@ pub async fn run(app: App, shutdown: CancellationToken) {
         }
     }
     tasks.shutdown().await;
+    // Runs cut off by the shutdown release their lease, so the next start (or the CLI) can
+    // sync those devices at once.
+    let cut_off: Vec<RemoteId> =
+        running.lock().unwrap_or_else(PoisonError::into_inner).drain().collect();
+    for id in cut_off {
+        let now = now_unix();
+        let record = RunRecord {
+            at: now,
+            error: Some("interrupted by the server shutting down".to_owned()),
+            next_run: now,
+        };
+        if let Err(e) = app.meta().remote_store().finish_run(id, &record).await {
+            tracing::warn!(error = %e, "cannot release an interrupted remote run");
+        }
+    }
 }
