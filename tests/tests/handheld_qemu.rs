@@ -9,9 +9,9 @@
 //! `SAVESYNC_HANDHELD_BIN` points the tests at another build.
 
 use savesync_core::{Rev, SavePath};
-use savesync_tests::{RemoteView, TestServer, save_bytes, wait_for_bytes, wait_until};
+use savesync_tests::{RemoteView, TestServer, save_bytes, wait_until};
 use std::fs::File;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 use tempfile::TempDir;
@@ -192,6 +192,24 @@ struct Running<'a> {
 }
 
 impl Running<'_> {
+    /// Poll `f` until it returns true (bounded), failing at once if the daemon exits.
+    fn wait_for(&mut self, what: &str, mut f: impl FnMut() -> bool) {
+        wait_until(SYNC_DEADLINE, what, || {
+            let child = self.child.as_mut().unwrap();
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("savesync sync exited ({status}) before {what}");
+            }
+            f().then_some(())
+        });
+    }
+
+    /// Wait until `path` holds exactly `bytes`.
+    fn wait_for_file(&mut self, path: &Path, bytes: &[u8]) {
+        self.wait_for(&format!("{} to hold the expected bytes", path.display()), || {
+            std::fs::read(path).is_ok_and(|b| b == bytes)
+        });
+    }
+
     /// SIGTERM, then the exit status (bounded).
     fn stop(mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
@@ -263,25 +281,25 @@ fn the_aarch64_binary_pairs_and_keeps_a_folder_in_sync_under_qemu() {
     let snes = SavePath::parse("snes/Chrono Trigger.srm").unwrap();
     view.block_on(view.client().upload(&snes, Rev::NONE, theirs.clone().into())).unwrap();
 
-    let running = Running { child: Some(device.spawn_sync()), device: &device };
-    wait_until(SYNC_DEADLINE, "the handheld's own save reaches the server", || {
-        view.has("gba/Pokemon Emerald.sav", &mine).then_some(())
+    let mut running = Running { child: Some(device.spawn_sync()), device: &device };
+    running.wait_for("the handheld's own save to reach the server", || {
+        view.has("gba/Pokemon Emerald.sav", &mine)
     });
-    wait_for_bytes(&device.saves().join("snes/Chrono Trigger.srm"), &theirs, SYNC_DEADLINE);
+    running.wait_for_file(&device.saves().join("snes/Chrono Trigger.srm"), &theirs);
 
     // While it runs: an emulator-style save (temp file + rename) goes up ...
     let played = save_bytes(83, 32 * 1024);
     let tmp = device.saves().join("gba/Pokemon Emerald.sav.tmp");
     std::fs::write(&tmp, &played).unwrap();
     std::fs::rename(&tmp, device.saves().join("gba/Pokemon Emerald.sav")).unwrap();
-    wait_until(SYNC_DEADLINE, "the handheld's new save reaches the server", || {
-        view.has("gba/Pokemon Emerald.sav", &played).then_some(())
+    running.wait_for("the handheld's new save to reach the server", || {
+        view.has("gba/Pokemon Emerald.sav", &played)
     });
     // ... and another device's new version comes down.
     let newer = save_bytes(84, 8 * 1024);
     let head = view.head(snes.as_str()).expect("the snes save is on the server").rev;
     view.block_on(view.client().upload(&snes, head, newer.clone().into())).unwrap();
-    wait_for_bytes(&device.saves().join("snes/Chrono Trigger.srm"), &newer, SYNC_DEADLINE);
+    running.wait_for_file(&device.saves().join("snes/Chrono Trigger.srm"), &newer);
 
     let exit = running.stop();
     assert!(exit.success(), "savesync sync exits 0 on SIGTERM under qemu, got {exit}");
