@@ -173,7 +173,7 @@ impl Handheld {
     fn spawn_sync(&self) -> Child {
         let log = File::create(self.log_path()).unwrap();
         let saves = self.saves();
-        self.command(&["sync", saves.to_str().unwrap(), "--foreground"])
+        self.command(&["sync", saves.to_str().unwrap(), "--foreground", "--debounce-ms", "100"])
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()
