@@ -230,15 +230,18 @@ impl FolderStore {
     /// appeared meanwhile.
     fn rename_into(tmp: &Path, dest: &Path, no_replace: bool) -> std::io::Result<()> {
         if no_replace {
-            use nix::fcntl::{AT_FDCWD, RenameFlags, renameat2};
-            match renameat2(AT_FDCWD, tmp, AT_FDCWD, dest, RenameFlags::RENAME_NOREPLACE) {
+            // rustix, not nix: nix offers renameat2 on glibc only, and the handheld
+            // binaries are musl (rustix makes the system call itself).
+            use rustix::fs::{CWD, RenameFlags, renameat_with};
+            use rustix::io::Errno;
+            match renameat_with(CWD, tmp, CWD, dest, RenameFlags::NOREPLACE) {
                 Ok(()) => return Ok(()),
-                Err(nix::errno::Errno::EEXIST) => {
+                Err(Errno::EXIST) => {
                     return Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists));
                 }
                 // The file system cannot do it (EINVAL): fall back to a checked rename.
-                Err(nix::errno::Errno::EINVAL) if std::fs::symlink_metadata(dest).is_err() => {}
-                Err(nix::errno::Errno::EINVAL) => {
+                Err(Errno::INVAL) if std::fs::symlink_metadata(dest).is_err() => {}
+                Err(Errno::INVAL) => {
                     return Err(std::io::Error::from(std::io::ErrorKind::AlreadyExists));
                 }
                 Err(e) => return Err(std::io::Error::from(e)),
