@@ -177,10 +177,10 @@ impl World {
                     }
                 }
                 Decision::DeleteRemote { expected } => {
-                    if local.is_none() {
-                        if let Ok(v) = self.server.delete(path, expected) {
-                            set_base(d, path, Some(v));
-                        }
+                    if local.is_none()
+                        && let Ok(v) = self.server.delete(path, expected)
+                    {
+                        set_base(d, path, Some(v));
                     }
                 }
                 Decision::Download(v) => {

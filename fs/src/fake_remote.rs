@@ -214,10 +214,10 @@ impl FakeRemote {
             Self::check_up(&s)?;
             let head = s.heads.get(path).cloned();
             let hash = bytes.as_ref().map(|b| ContentHash::of(b));
-            if let Some(h) = &head {
-                if h.hash == hash {
-                    return Ok(h.clone());
-                }
+            if let Some(h) = &head
+                && h.hash == hash
+            {
+                return Ok(h.clone());
             }
             let head_rev = head.as_ref().map_or(Rev::NONE, |h| h.rev);
             if head_rev != base {
@@ -230,15 +230,14 @@ impl FakeRemote {
             if head.is_none() && bytes.is_none() {
                 return Err(RemoteError::NotFound);
             }
-            if head.as_ref().is_none_or(|h| h.deleted) {
-                if let Some(twin) =
+            if head.as_ref().is_none_or(|h| h.deleted)
+                && let Some(twin) =
                     s.heads.values().find(|h| !h.deleted && case_twins(path, &h.path))
-                {
-                    return Err(RemoteError::NameCollision {
-                        existing: Some(twin.path.clone()),
-                        message: format!("fake: 409 name_collision: {path} vs {}", twin.path),
-                    });
-                }
+            {
+                return Err(RemoteError::NameCollision {
+                    existing: Some(twin.path.clone()),
+                    message: format!("fake: 409 name_collision: {path} vs {}", twin.path),
+                });
             }
             s.seq += 1;
             let rev = head_rev.next();

@@ -64,12 +64,11 @@ impl ServerProcess {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 let line = strip_ansi(&line);
                 eprintln!("[server] {line}");
-                if line.contains("serving savesync API") {
-                    if let Some(addr) = line.split("addr=").nth(1) {
-                        if let Some(tx) = tx.take() {
-                            let _ = tx.send(addr.trim().to_owned());
-                        }
-                    }
+                if line.contains("serving savesync API")
+                    && let Some(addr) = line.split("addr=").nth(1)
+                    && let Some(tx) = tx.take()
+                {
+                    let _ = tx.send(addr.trim().to_owned());
                 }
             }
         });

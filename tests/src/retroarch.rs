@@ -222,10 +222,10 @@ impl RetroArch {
     /// Upload one local file: parents, then `PUT`.
     pub fn upload(&self, key: &str) -> bool {
         let Some(bytes) = self.read(key) else { return false };
-        if let Some((dir, _)) = key.rsplit_once('/') {
-            if !self.ensure_dir(&format!("{dir}/")) {
-                return false;
-            }
+        if let Some((dir, _)) = key.rsplit_once('/')
+            && !self.ensure_dir(&format!("{dir}/"))
+        {
+            return false;
         }
         self.request("PUT", key, Some(bytes), None).ok()
     }

@@ -106,10 +106,10 @@ impl FolderStore {
     /// The files below the root open for writing (shared for [`WRITERS_TTL`]).
     fn writers(&self) -> Arc<HashSet<PathBuf>> {
         let mut cached = self.writers.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some((at, set)) = cached.as_ref() {
-            if at.elapsed() < WRITERS_TTL {
-                return Arc::clone(set);
-            }
+        if let Some((at, set)) = cached.as_ref()
+            && at.elapsed() < WRITERS_TTL
+        {
+            return Arc::clone(set);
         }
         let set = Arc::new(open_for_writing(self.paths.root()));
         *cached = Some((Instant::now(), Arc::clone(&set)));
@@ -193,10 +193,10 @@ impl FolderStore {
     /// is unchanged, else read (and cached if the stat did not change while reading).
     pub fn hash_at(&self, path: &SavePath, meta: &std::fs::Metadata) -> LocalResult<ContentHash> {
         let key = StatKey::of(meta);
-        if let Some((k, h)) = self.db.folder_hash(path)? {
-            if k == key {
-                return Ok(h);
-            }
+        if let Some((k, h)) = self.db.folder_hash(path)?
+            && k == key
+        {
+            return Ok(h);
         }
         let file = self.paths.file(path);
         let hash = self.hash_file(&file)?;
@@ -207,10 +207,10 @@ impl FolderStore {
     /// Cache `hash` for `path` if the file still has the stat `key` it was read at.
     fn remember(&self, path: &SavePath, key: StatKey, hash: ContentHash) {
         let Ok(now) = std::fs::symlink_metadata(self.paths.file(path)) else { return };
-        if StatKey::of(&now) == key {
-            if let Err(e) = self.db.remember_folder_hashes(&[(path.clone(), key, hash)]) {
-                tracing::debug!(%path, "remembering a hash: {e}");
-            }
+        if StatKey::of(&now) == key
+            && let Err(e) = self.db.remember_folder_hashes(&[(path.clone(), key, hash)])
+        {
+            tracing::debug!(%path, "remembering a hash: {e}");
         }
     }
 

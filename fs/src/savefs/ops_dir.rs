@@ -60,15 +60,14 @@ impl SaveFs {
         SavePath::parse(&full).map_err(|e| FsError::bad_name(name, &e))?;
         // An existing `name` is replaced or refused by the caller; a new one must not fold
         // onto a different sibling.
-        if t.child(parent, name).is_none() {
-            if let Some((other, _)) =
+        if t.child(parent, name).is_none()
+            && let Some((other, _)) =
                 t.fold_siblings(parent, name).into_iter().find(|(_, ino)| Some(*ino) != moving)
-            {
-                return Err(FsError::new(
-                    libc::EEXIST,
-                    format!("{name:?}: differs only in case from {other:?} in the same directory"),
-                ));
-            }
+        {
+            return Err(FsError::new(
+                libc::EEXIST,
+                format!("{name:?}: differs only in case from {other:?} in the same directory"),
+            ));
         }
         Ok(())
     }
@@ -275,10 +274,10 @@ impl SaveFs {
             for (ino, path) in &moved {
                 if t.get(*ino).is_some_and(|i| !i.row.cached) {
                     let rec = self.tree.db.record(path).map_err(|e| FsError::db("rename", &e))?;
-                    if let Some(v) = rec.head.filter(|h| h.hash.is_some()).or(rec.base) {
-                        if v.hash.is_some() {
-                            origins.push((*ino, path.clone(), v));
-                        }
+                    if let Some(v) = rec.head.filter(|h| h.hash.is_some()).or(rec.base)
+                        && v.hash.is_some()
+                    {
+                        origins.push((*ino, path.clone(), v));
                     }
                 }
             }

@@ -111,10 +111,10 @@ impl SaveFs {
             }
             _ => {}
         }
-        if let (Some(path), false) = (path, busy) {
-            if self.needs_fresh(ino, &path)? {
-                self.fetch_for_open(ino, &path)?;
-            }
+        if let (Some(path), false) = (path, busy)
+            && self.needs_fresh(ino, &path)?
+        {
+            self.fetch_for_open(ino, &path)?;
         }
         let mut t = lock(&self.tree.table);
         let inode = t.get_mut(ino).ok_or_else(|| FsError::not_found(format!("inode {ino}")))?;
@@ -368,10 +368,8 @@ impl SaveFs {
             }
             _ => {}
         }
-        if !cached {
-            if let Some(path) = &path {
-                self.fetch_for_open(ino, path)?;
-            }
+        if !cached && let Some(path) = &path {
+            self.fetch_for_open(ino, path)?;
         }
         match handle {
             Some(h) => {

@@ -145,13 +145,13 @@ fn record_plan(
         if action.action == ActionKind::Untracked || action.action == ActionKind::NoOp {
             continue;
         }
-        if action.action == ActionKind::Download && l.shows_uncached() {
-            if let Some(h) = action.head.as_ref().filter(|h| !h.deleted) {
-                if l.entry(&action.path)?.kind == EntryKind::Absent {
-                    // Not on this device at all: list it now, bytes come by prefetch.
-                    unseen.push((action.path.clone(), h.version(), h.size));
-                }
-            }
+        if action.action == ActionKind::Download
+            && l.shows_uncached()
+            && let Some(h) = action.head.as_ref().filter(|h| !h.deleted)
+            && l.entry(&action.path)?.kind == EntryKind::Absent
+        {
+            // Not on this device at all: list it now, bytes come by prefetch.
+            unseen.push((action.path.clone(), h.version(), h.size));
         }
         match &action.head {
             Some(h) => l.db().note_head(&action.path, h.version(), h.size)?,

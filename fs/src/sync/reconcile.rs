@@ -138,11 +138,11 @@ impl SyncEngine {
                 conflict_shown: snap.conflict.as_ref().map(ConflictRow::version),
             };
             let planned = plan(&input, mode, cfg);
-            if planned.drop_conflict {
-                if let Some(c) = snap.conflict.clone() {
-                    let p = path.clone();
-                    self.local(move |l| l.drop_conflict(&p, &c)).await?;
-                }
+            if planned.drop_conflict
+                && let Some(c) = snap.conflict.clone()
+            {
+                let p = path.clone();
+                self.local(move |l| l.drop_conflict(&p, &c)).await?;
             }
             if let Some(v) = planned.record_base {
                 let p = path.clone();

@@ -30,10 +30,10 @@ pub(crate) fn hash_of(tree: &LocalTree, ino: u64) -> std::io::Result<ContentHash
 /// Store `hash` for `ino` if the cache file still has the stat `before` (it was read at).
 pub(crate) fn remember(tree: &LocalTree, ino: u64, before: StatKey, hash: ContentHash) {
     let Ok(meta) = std::fs::metadata(tree.cache_path(ino)) else { return };
-    if StatKey::of(&meta) == before {
-        if let Err(e) = tree.db.remember_hash(ino, before, hash) {
-            tracing::debug!(ino, "remembering a hash: {e}");
-        }
+    if StatKey::of(&meta) == before
+        && let Err(e) = tree.db.remember_hash(ino, before, hash)
+    {
+        tracing::debug!(ino, "remembering a hash: {e}");
     }
 }
 

@@ -121,13 +121,13 @@ pub(super) fn show_uncached(
                     continue;
                 }
             };
-            if let Some(inode) = t.get_mut(ino).filter(|i| i.row.kind == InodeKind::File) {
-                if !inode.row.cached {
-                    inode.row.size = *size;
-                    rows.push(inode.row.clone());
-                    agreed.push((path.clone(), *v, *size));
-                    tree.invalidate(Invalidation::Inode(ino));
-                }
+            if let Some(inode) = t.get_mut(ino).filter(|i| i.row.kind == InodeKind::File)
+                && !inode.row.cached
+            {
+                inode.row.size = *size;
+                rows.push(inode.row.clone());
+                agreed.push((path.clone(), *v, *size));
+                tree.invalidate(Invalidation::Inode(ino));
             }
         }
     }

@@ -158,10 +158,10 @@ impl FromRequestParts<ServerState> for ClientAddr {
         parts: &mut Parts,
         state: &ServerState,
     ) -> Result<Self, Self::Rejection> {
-        if state.app.config().trust_forwarded_for {
-            if let Some(ip) = forwarded_for(&parts.headers) {
-                return Ok(ClientAddr(ip));
-            }
+        if state.app.config().trust_forwarded_for
+            && let Some(ip) = forwarded_for(&parts.headers)
+        {
+            return Ok(ClientAddr(ip));
         }
         let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|c| c.0.ip());
         Ok(ClientAddr(peer.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED))))

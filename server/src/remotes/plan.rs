@@ -78,13 +78,13 @@ pub fn plan(
     copy_present: bool,
 ) -> Step {
     let base = state.and_then(|s| s.base);
-    if let Some(copy) = state.and_then(|s| s.conflict) {
-        if copy_present {
-            return match head {
-                Some(h) if h.hash.is_some_and(|hash| hash != copy) => Step::RefreshConflictCopy(h),
-                _ => Step::AwaitResolution,
-            };
-        }
+    if let Some(copy) = state.and_then(|s| s.conflict)
+        && copy_present
+    {
+        return match head {
+            Some(h) if h.hash.is_some_and(|hash| hash != copy) => Step::RefreshConflictCopy(h),
+            _ => Step::AwaitResolution,
+        };
     }
     match decide(local, base, head) {
         Decision::NoOp => Step::Nothing,

@@ -114,10 +114,10 @@ impl SaveFs {
     /// server (a save the server never had has none).
     pub(super) fn version_list(&self, save: &SavePath) -> FsResult<Arc<Vec<HistoryEntry>>> {
         let h = &self.history;
-        if let Some((at, list)) = lock(&h.versions).get(save) {
-            if at.elapsed() < LIST_TTL {
-                return Ok(Arc::clone(list));
-            }
+        if let Some((at, list)) = lock(&h.versions).get(save)
+            && at.elapsed() < LIST_TTL
+        {
+            return Ok(Arc::clone(list));
         }
         h.calls.fetch_add(1, Ordering::Relaxed);
         let remote = Arc::clone(&h.remote);
@@ -186,10 +186,10 @@ impl SaveFs {
         if self.is_library_entry(&path) {
             return Ok(Node::Dir(path));
         }
-        if let Some(save) = self.is_save(dir) {
-            if let Some((_, n)) = self.version_nodes(&save)?.into_iter().find(|(n, _)| n == name) {
-                return Ok(n);
-            }
+        if let Some(save) = self.is_save(dir)
+            && let Some((_, n)) = self.version_nodes(&save)?.into_iter().find(|(n, _)| n == name)
+        {
+            return Ok(n);
         }
         Err(FsError::not_found(format!("{HISTORY_DIR}/{path}")))
     }

@@ -58,10 +58,10 @@ pub fn commit(
         return Ok(CommitOutcome::Conflict(current));
     }
 
-    if current.as_ref().is_none_or(|h| h.deleted) {
-        if let Some(existing) = super::names::collision(conn, user, &req.path)? {
-            return Ok(CommitOutcome::NameCollision(existing));
-        }
+    if current.as_ref().is_none_or(|h| h.deleted)
+        && let Some(existing) = super::names::collision(conn, user, &req.path)?
+    {
+        return Ok(CommitOutcome::NameCollision(existing));
     }
 
     let seq: i64 = conn.query_row(
