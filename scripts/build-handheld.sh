@@ -103,7 +103,9 @@ say "$(cargo-zigbuild --version 2>/dev/null | head -n1), zig $(python3 -m ziglan
 
 # --- Rust std per target ---------------------------------------------------------------------
 # Targets whose prebuilt std rustup could not install get std built from source. That needs
-# the nightly-only -Zbuild-std, which RUSTC_BOOTSTRAP=1 unlocks on this stable toolchain.
+# the nightly-only -Zbuild-std, which RUSTC_BOOTSTRAP=1 unlocks on this stable toolchain,
+# and `-C link-self-contained=no`: without a prebuilt std there are no self-contained musl
+# start files (crt1.o), so the linker (zig) supplies its own.
 declare -A build_std=()
 installed_targets="$(rustup target list --installed)"
 for short in ${targets//,/ }; do
@@ -126,7 +128,7 @@ for short in ${targets//,/ }; do
   envs=()
   if [[ -n "${build_std[$triple]:-}" ]]; then
     extra=(-Zbuild-std)
-    envs=(RUSTC_BOOTSTRAP=1)
+    envs=(RUSTC_BOOTSTRAP=1 "CARGO_TARGET_$(echo "$triple" | tr 'a-z-' 'A-Z_')_RUSTFLAGS=-C link-self-contained=no")
   fi
   say "cargo zigbuild --profile $PROFILE --target $triple ${cargo_bin_args[*]} ${extra[*]}"
   start=$SECONDS
