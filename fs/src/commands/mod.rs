@@ -5,6 +5,7 @@ use crate::cli::{Cli, Command};
 use clap::Parser;
 use std::process::ExitCode;
 
+mod daemon;
 pub mod history;
 pub mod mount;
 pub use crate::mountinfo;

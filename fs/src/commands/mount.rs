@@ -19,7 +19,7 @@ use fuser::{Config, INodeNo, MountOption, SessionACL};
 use std::ffi::OsStr;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 pub fn run(args: &MountArgs) -> anyhow::Result<()> {
     if args.detached {
@@ -60,44 +60,19 @@ fn refuse_folder_profile(profile: &Profile) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Re-run ourselves with `--foreground --detached` (the child calls setsid: its own
-/// session and process group, no controlling terminal) and wait for the mount.
+/// Start the mount daemon in the background and wait for the kernel to list the mount.
 fn detach(args: &MountArgs, profile: &Profile) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&profile.data_dir)?;
-    let log_path = profile.data_dir.join("savesync.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("opening log {}", log_path.display()))?;
-    let exe = std::env::current_exe().context("locating the savesync binary")?;
-    let mut child = std::process::Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .arg("--foreground")
-        .arg("--detached")
-        .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .context("starting the mount daemon")?;
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while Instant::now() < deadline {
-        if is_fuse_mounted(&args.mountpoint) {
-            println!(
-                "Mounted {} (pid {}, log {}). Unmount with: fusermount3 -u {}",
-                args.mountpoint.display(),
-                child.id(),
-                log_path.display(),
-                args.mountpoint.display()
-            );
-            return Ok(());
-        }
-        if let Some(status) = child.try_wait()? {
-            anyhow::bail!("the mount daemon exited ({status}); see {}", log_path.display());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    anyhow::bail!("the mount did not come up within 30 s; see {}", log_path.display())
+    let up = super::daemon::detach(profile, "mount daemon", Duration::from_secs(30), |_| {
+        is_fuse_mounted(&args.mountpoint)
+    })?;
+    println!(
+        "Mounted {} (pid {}, log {}). Unmount with: fusermount3 -u {}",
+        args.mountpoint.display(),
+        up.pid,
+        up.log_path.display(),
+        args.mountpoint.display()
+    );
+    Ok(())
 }
 
 fn allow_other_default() -> bool {

@@ -29,7 +29,7 @@ use savesync_core::SavePath;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// The kv key naming the folder a profile's state belongs to.
 pub(crate) const FOLDER_ROOT_KEY: &str = "folder_root";
@@ -64,50 +64,24 @@ pub fn run(args: &SyncArgs) -> anyhow::Result<()> {
     if args.foreground { run_foreground(args, &profile, &root) } else { detach(&profile, &root) }
 }
 
-/// Re-run ourselves with `--foreground --detached` and wait until the daemon's status
-/// row says it runs.
+/// Start the sync daemon in the background and wait until its status row says it runs.
 fn detach(profile: &Profile, root: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&profile.data_dir)?;
-    let log_path = profile.data_dir.join("savesync.log");
-    let log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .with_context(|| format!("opening log {}", log_path.display()))?;
-    let exe = std::env::current_exe().context("locating the savesync binary")?;
-    let mut child = std::process::Command::new(exe)
-        .args(std::env::args_os().skip(1))
-        .arg("--foreground")
-        .arg("--detached")
-        .stdin(std::process::Stdio::null())
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()
-        .context("starting the sync daemon")?;
-    let deadline = Instant::now() + Duration::from_secs(60);
     let db_path = profile.data_dir.join("state.db");
     let want = root.display().to_string();
-    while Instant::now() < deadline {
-        let running = StateDb::open_existing(&db_path)
+    let up = super::daemon::detach(profile, "sync daemon", Duration::from_secs(60), |pid| {
+        StateDb::open_existing(&db_path)
             .ok()
             .and_then(|db| db.read_status().ok().flatten())
-            .is_some_and(|s| s.pid == Some(child.id()) && s.mountpoint.as_deref() == Some(&want));
-        if running {
-            println!(
-                "Syncing {} (pid {}, log {}). Stop with: kill {}",
-                root.display(),
-                child.id(),
-                log_path.display(),
-                child.id()
-            );
-            return Ok(());
-        }
-        if let Some(status) = child.try_wait()? {
-            anyhow::bail!("the sync daemon exited ({status}); see {}", log_path.display());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    anyhow::bail!("the sync daemon did not start within 60 s; see {}", log_path.display())
+            .is_some_and(|s| s.pid == Some(pid) && s.mountpoint.as_deref() == Some(&want))
+    })?;
+    println!(
+        "Syncing {} (pid {}, log {}). Stop with: kill {}",
+        root.display(),
+        up.pid,
+        up.log_path.display(),
+        up.pid
+    );
+    Ok(())
 }
 
 /// Make this profile's state the folder's, or refuse if it belongs elsewhere.
