@@ -23,6 +23,7 @@ mod commands;
 pub mod error;
 #[cfg(feature = "fake-remote")]
 pub mod fake_remote;
+pub mod file_hash;
 pub mod folder;
 pub mod fuse;
 pub mod local;

@@ -10,23 +10,8 @@ use crate::folder::paths::FolderPaths;
 use crate::profile::Profile;
 use crate::state::StateDb;
 use anyhow::Context;
-use savesync_core::{ContentHash, ContentHasher, SavePath, Version};
+use savesync_core::{SavePath, Version};
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::path::Path;
-
-fn hash_file(path: &Path) -> std::io::Result<ContentHash> {
-    let mut f = std::fs::File::open(path)?;
-    let mut h = ContentHasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(h.finish());
-        }
-        h.update(&buf[..n]);
-    }
-}
 
 pub(crate) fn run(args: &SyncArgs, profile: &Profile) -> anyhow::Result<()> {
     let mut local = BTreeMap::new();
@@ -35,7 +20,7 @@ pub(crate) fn run(args: &SyncArgs, profile: &Profile) -> anyhow::Result<()> {
             .with_context(|| format!("reading {}", args.dir.display()))?;
         let paths = FolderPaths::new(root);
         for (path, _) in crate::folder::walk::saves(&paths, None) {
-            let hash = hash_file(&paths.file(&path))
+            let hash = crate::file_hash::hash_file(&paths.file(&path), |_| {})
                 .with_context(|| format!("reading {}", paths.file(&path).display()))?;
             local.insert(path, hash);
         }

@@ -176,17 +176,9 @@ impl FolderStore {
 
     /// Hash a file, counting the bytes read.
     fn hash_file(&self, file: &Path) -> std::io::Result<ContentHash> {
-        let mut f = std::fs::File::open(file)?;
-        let mut hasher = ContentHasher::new();
-        let mut buf = vec![0u8; CHUNK];
-        loop {
-            let n = f.read(&mut buf)?;
-            if n == 0 {
-                return Ok(hasher.finish());
-            }
-            self.bytes_read.fetch_add(n as u64, Ordering::Relaxed);
-            hasher.update(&buf[..n]);
-        }
+        crate::file_hash::hash_file(file, |n| {
+            self.bytes_read.fetch_add(n, Ordering::Relaxed);
+        })
     }
 
     /// The hash of the file at `path` whose stat is `meta`: from the cache while the stat

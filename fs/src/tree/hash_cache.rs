@@ -39,24 +39,5 @@ pub(crate) fn remember(tree: &LocalTree, ino: u64, before: StatKey, hash: Conten
 
 /// Hash a file in chunks, counting the bytes read.
 fn hash_counted(tree: &LocalTree, path: &Path) -> std::io::Result<ContentHash> {
-    hash_file_reporting(path, |n| tree.count_read(n))
-}
-
-/// Hash of a file, read in chunks; `on_read` hears the size of every chunk read.
-pub(crate) fn hash_file_reporting(
-    path: &Path,
-    mut on_read: impl FnMut(u64),
-) -> std::io::Result<ContentHash> {
-    use std::io::Read;
-    let mut f = std::fs::File::open(path)?;
-    let mut hasher = savesync_core::ContentHasher::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(hasher.finish());
-        }
-        on_read(n as u64);
-        hasher.update(&buf[..n]);
-    }
+    crate::file_hash::hash_file(path, |n| tree.count_read(n))
 }

@@ -50,7 +50,7 @@ impl LocalStore for LocalTree {
             let bytes = Bytes::from(std::fs::read(&p)?);
             (ContentHash::of(&bytes), LocalBytes::Small(bytes))
         } else {
-            (hash_cache::hash_file_reporting(&p, |_| {})?, LocalBytes::Large(p))
+            (crate::file_hash::hash_file(&p, |_| {})?, LocalBytes::Large(p))
         };
         self.count_read(stat.size);
         hash_cache::remember(self, ino, stat, hash);
