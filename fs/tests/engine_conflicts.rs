@@ -97,3 +97,41 @@ fn conflict_names_cannot_be_created_by_users() {
     assert_eq!(dev.fs.create(1, &long, 0o644, 0, 0, 0).unwrap_err().errno(), libc::ENAMETOOLONG);
     assert_eq!(dev.fs.mkdir(1, "d.conflict", 0o755, 0, 0).unwrap_err().errno(), libc::EINVAL);
 }
+
+/// The engine plans on a snapshot. If it decided "both sides converged, drop the copy"
+/// just before the user renamed the copy over the save, carrying out that stale plan must
+/// not remove the save the rename put in place (it once did, about 1 run in 10).
+#[test]
+fn a_stale_drop_of_the_conflict_copy_after_a_take_theirs_rename_leaves_the_save() {
+    use savesync_fs::local::LocalStore;
+    let remote = FakeRemote::new();
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::start(&remote, dir.path());
+    make_conflict(&remote, &dev);
+    let stale = dev.fs.state().conflicts().unwrap().into_iter().next().unwrap();
+    let parent = dev.lookup("snes").unwrap().ino;
+    dev.fs.rename(parent, "ct.srm.conflict", parent, "ct.srm", Default::default()).unwrap();
+    let path = savesync_core::SavePath::parse("snes/ct.srm").unwrap();
+    dev.fs.tree().drop_conflict(&path, &stale).unwrap();
+    assert_eq!(dev.read_file("snes/ct.srm").unwrap(), b"theirs");
+    assert!(!dev.exists("snes/ct.srm.conflict"));
+}
+
+/// The other order: the engine dropped the copy first, then the user's rename arrives.
+/// The rename fails with ENOENT and the save is untouched.
+#[test]
+fn a_take_theirs_rename_after_the_copy_was_dropped_fails_and_leaves_the_save() {
+    use savesync_fs::local::LocalStore;
+    let remote = FakeRemote::new();
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::start(&remote, dir.path());
+    make_conflict(&remote, &dev);
+    let row = dev.fs.state().conflicts().unwrap().into_iter().next().unwrap();
+    let parent = dev.lookup("snes").unwrap().ino;
+    let copy = dev.lookup("snes/ct.srm.conflict").unwrap().ino;
+    let path = savesync_core::SavePath::parse("snes/ct.srm").unwrap();
+    dev.fs.tree().drop_conflict(&path, &row).unwrap();
+    let err = dev.fs.resolve_keep_theirs(copy, parent, "ct.srm").unwrap_err();
+    assert_eq!(err.errno(), libc::ENOENT);
+    assert_eq!(dev.read_file("snes/ct.srm").unwrap(), b"mine");
+}

@@ -65,13 +65,18 @@ impl SaveFs {
             .ok_or_else(|| FsError::not_found(format!("conflict of {path}")))?;
         let (row, removed) = {
             let mut t = lock(&self.tree.table);
+            // The engine may have dropped the copy meanwhile (both sides converged): then
+            // nothing changes and the save stays as it is.
+            if !t.get(cino).is_some_and(|i| i.row.kind == InodeKind::Conflict) {
+                return Err(FsError::not_found(format!("{name}{CONFLICT_SUFFIX}")));
+            }
+            std::fs::rename(self.tree.conflict_path(cino), self.tree.cache_path(cino))
+                .map_err(|e| FsError::io(format!("taking conflict copy of {path}"), &e))?;
             let mut removed = Vec::new();
             if let Some(target) = t.child(parent, &name) {
                 t.detach(target);
                 removed.push(target);
             }
-            std::fs::rename(self.tree.conflict_path(cino), self.tree.cache_path(cino))
-                .map_err(|e| FsError::io(format!("taking conflict copy of {path}"), &e))?;
             let stat = std::fs::metadata(self.tree.cache_path(cino))
                 .map_err(|e| FsError::io(format!("stat {path}"), &e))?;
             let (size, mtime) = cache_stat(&stat);

@@ -326,18 +326,31 @@ pub(super) fn put_conflict(
 }
 
 /// The conflict went away by itself (both sides converged): remove the copy.
+///
+/// `c` is the engine's snapshot, taken before it talked to the server. Meanwhile the user
+/// may have resolved the conflict (renaming the copy over the save turns the copy's inode
+/// into the save itself) or a newer copy may have replaced it. Only the copy that `c`
+/// describes, still recorded and still a conflict copy, is dropped; anything else is left
+/// alone, so a stale plan can never remove the save a resolve just put in place.
 pub(super) fn drop_conflict(tree: &LocalTree, path: &SavePath, c: &ConflictRow) -> LocalResult<()> {
-    {
-        let mut t = lock(&tree.table);
-        if let Some(inode) = t.get(c.ino) {
-            let parent = inode.row.parent;
-            let name = inode.row.name.clone();
-            t.detach(c.ino);
-            tree.invalidate(Invalidation::Entry { parent, name });
+    let mut t = lock(&tree.table);
+    let recorded = tree.db.conflict(path)?;
+    let same_copy = recorded.is_some_and(|r| (r.ino, r.rev, r.hash) == (c.ino, c.rev, c.hash));
+    if !same_copy {
+        return Ok(());
+    }
+    if let Some(inode) = t.get(c.ino) {
+        if inode.row.kind != InodeKind::Conflict {
+            return Ok(());
         }
+        let parent = inode.row.parent;
+        let name = inode.row.name.clone();
+        t.detach(c.ino);
+        tree.invalidate(Invalidation::Entry { parent, name });
     }
     tree.db.delete_conflict(path)?;
     tree.db.delete_inode(c.ino)?;
+    drop(t);
     let _ = std::fs::remove_file(tree.conflict_path(c.ino));
     Ok(())
 }
