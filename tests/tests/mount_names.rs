@@ -126,6 +126,9 @@ fn reserved_conflict_spellings_and_invisible_characters_are_refused() {
     std::fs::write(t.a.path(&longest), b"long").unwrap();
     let err = std::fs::write(t.a.path(&"n".repeat(247)), b"x").unwrap_err();
     assert_eq!(err.raw_os_error(), Some(libc::ENAMETOOLONG), "{err}");
+    // Uploads run concurrently, so the sentinel may overtake the long name: wait for both.
+    let ok = poll_until(UPLOAD_DEADLINE, || t.view.has(&longest, b"long").then_some(()));
+    assert!(ok.is_some(), "the longest allowed name reached the server");
     upload_sentinel(&t);
     assert_eq!(
         t.view.saves().keys().cloned().collect::<Vec<_>>(),

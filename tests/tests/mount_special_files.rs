@@ -37,7 +37,10 @@ fn symlinks_fifos_sockets_and_their_hard_links_work_and_never_reach_the_server()
     std::fs::write(a.path("snes/pipe"), b"through the pipe").unwrap();
     assert_eq!(reader.join().unwrap(), b"through the pipe");
 
-    // Barrier: a save written after them reached the server, so the uploader ran.
+    // Uploads run concurrently: the real save first, then a barrier written after the
+    // special files, so the uploader has had its chance to (wrongly) send them.
+    let ok = poll_until(UPLOAD_DEADLINE, || view.has("snes/game.srm", b"real save").then_some(()));
+    assert!(ok.is_some(), "the real save reached the server");
     let sentinel = save_bytes(7, 64);
     std::fs::write(a.path("sentinel.sav"), &sentinel).unwrap();
     let ok = poll_until(UPLOAD_DEADLINE, || view.has("sentinel.sav", &sentinel).then_some(()));
