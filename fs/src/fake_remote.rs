@@ -166,6 +166,16 @@ impl FakeRemote {
             .collect()
     }
 
+    /// Bytes of every commit of `path`, oldest first (`None`: a delete).
+    #[must_use]
+    pub fn committed_versions(&self, path: &str) -> Vec<Option<Bytes>> {
+        let s = self.lock();
+        let mut commits: Vec<_> =
+            s.commits.iter().filter(|((p, _), _)| p.as_str() == path).collect();
+        commits.sort_by_key(|((_, rev), _)| rev.0);
+        commits.into_iter().map(|(_, h)| h.and_then(|h| s.blobs.get(&h).cloned())).collect()
+    }
+
     /// Bytes of rejected uploads of `path` (the server keeps them as `conflict` versions).
     #[must_use]
     pub fn conflict_versions(&self, path: &str) -> Vec<Bytes> {

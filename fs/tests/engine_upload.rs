@@ -143,3 +143,33 @@ fn a_big_memory_card_is_streamed_to_the_server_intact() {
         (remote.content("ps2/Mcd001.ps2").as_deref() == Some(&card[..])).then_some(())
     });
 }
+
+/// A save rewritten in place (open, truncate, write, close) while the engine is uploading
+/// its previous version: the engine reads the bytes after its snapshot, so without a check
+/// it could upload the truncated, half-written file as a version of its own. Every version
+/// the server gets must be one the user closed.
+#[test]
+fn rewriting_a_save_during_its_upload_never_commits_bytes_nobody_closed() {
+    let remote = FakeRemote::new();
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::start_with(&remote, dir.path(), |c| c.debounce = Duration::ZERO);
+    let closed: Vec<Vec<u8>> =
+        (0..150u32).map(|i| format!("version {i:04}").into_bytes()).collect();
+    for bytes in &closed {
+        dev.write_file("gb/rewrite.sav", bytes);
+    }
+    let last = closed.last().unwrap().clone();
+    wait_until(DEADLINE, "the last version uploaded", || {
+        (remote.content("gb/rewrite.sav").as_deref() == Some(&last[..])).then_some(())
+    });
+    let versions = remote.committed_versions("gb/rewrite.sav");
+    assert!(!versions.is_empty());
+    for v in versions {
+        let v = v.expect("no delete was made");
+        assert!(
+            closed.iter().any(|c| c[..] == v[..]),
+            "the server got {:?}, which was never closed",
+            String::from_utf8_lossy(&v)
+        );
+    }
+}

@@ -218,10 +218,16 @@ impl SaveFs {
         if !h.writable {
             return Err(FsError::bad_handle(fh));
         }
-        let offset = if h.append {
-            lock(&self.tree.table).get(h.ino).map_or(offset, |i| i.row.size)
-        } else {
-            offset
+        // Marked in motion BEFORE the bytes change, so a sync reading them concurrently
+        // sees the mark afterwards and leaves them for the flush (`sync::reconcile`).
+        let offset = {
+            let mut t = lock(&self.tree.table);
+            let inode = t.get_mut(h.ino);
+            let append_at = inode.as_ref().filter(|_| h.append).map(|i| i.row.size);
+            if let Some(inode) = inode {
+                inode.unflushed = true;
+            }
+            append_at.unwrap_or(offset)
         };
         h.file
             .write_all_at(data, offset)
@@ -371,6 +377,7 @@ impl SaveFs {
         if !cached && let Some(path) = &path {
             self.fetch_for_open(ino, path)?;
         }
+        self.mark_in_motion(ino);
         match handle {
             Some(h) => {
                 h.file
@@ -389,6 +396,13 @@ impl SaveFs {
             }
         }
         Ok(())
+    }
+
+    /// The cache file's bytes are about to change: a concurrent sync must not take them.
+    fn mark_in_motion(&self, ino: u64) {
+        if let Some(inode) = lock(&self.tree.table).get_mut(ino) {
+            inode.unflushed = true;
+        }
     }
 
     fn note_resized(&self, ino: u64, size: u64) {

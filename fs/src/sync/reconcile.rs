@@ -69,20 +69,29 @@ impl SyncEngine {
         .map_err(SyncError::from)
     }
 
-    /// The hash of what the device has, and its bytes when they are here.
+    /// The hash of what the device has, and its bytes when they are here; `None` when the
+    /// bytes changed while being read (they are in motion: try again after the flush).
     async fn local_bytes(
         &self,
         path: &SavePath,
         snap: &Snapshot,
-    ) -> Result<(Option<ContentHash>, Option<LocalBytes>), SyncError> {
+    ) -> Result<Option<(Option<ContentHash>, Option<LocalBytes>)>, SyncError> {
         match (snap.entry.kind, snap.entry.cached) {
             (EntryKind::File, true) => {
-                let p = path.clone();
-                let (hash, bytes) = self.local(move |l| l.read(&p)).await?;
-                Ok((Some(hash), Some(bytes)))
+                let (p, seen) = (path.clone(), snap.entry.token);
+                let read = self
+                    .local(move |l| -> Result<_, LocalError> {
+                        let (hash, bytes) = l.read(&p)?;
+                        // Read after the snapshot: if the bytes moved in between (a write,
+                        // truncate or flush), what was read belongs to no closed version.
+                        let after = l.entry(&p)?;
+                        Ok((!after.unflushed && after.token == seen).then_some((hash, bytes)))
+                    })
+                    .await?;
+                Ok(read.map(|(hash, bytes)| (Some(hash), Some(bytes))))
             }
-            (EntryKind::File, false) => Ok((snap.record.base.and_then(|b| b.hash), None)),
-            _ => Ok((None, None)),
+            (EntryKind::File, false) => Ok(Some((snap.record.base.and_then(|b| b.hash), None))),
+            _ => Ok(Some((None, None))),
         }
     }
 
@@ -122,7 +131,10 @@ impl SyncEngine {
             let (local, bytes) = if snap.entry.kind == EntryKind::Other {
                 (None, None)
             } else {
-                self.local_bytes(path, &snap).await?
+                match self.local_bytes(path, &snap).await? {
+                    Some(read) => read,
+                    None => return Ok(Outcome::Busy),
+                }
             };
             let rec = &snap.record;
             let decision = decide(local, rec.base, rec.head);
