@@ -5,7 +5,7 @@
 
 use savesync_tests::{
     Device, DevicePair, RemoteView, TestServer, poll_until, save_bytes, wait_for_absent,
-    wait_for_bytes, wait_until,
+    wait_for_bytes,
 };
 use std::time::Duration;
 
@@ -76,9 +76,12 @@ fn a_newer_version_arriving_while_bs_change_is_still_queued_becomes_a_conflict_o
     // Remount B with an upload debounce longer than the test, so its change stays queued.
     t.b.unmount();
     t.b.mount_with_args(&["--debounce-ms", "600000"]);
-    wait_until(SYNC_DEADLINE, "B to be online", || {
-        (t.b.status_json()["online"] == true).then_some(())
-    });
+    // B follows the feed only after negotiating, so once a save new on A shows up on B,
+    // B's negotiation is over: it cannot pick up the change below (and upload it at once,
+    // as negotiation does) instead of leaving it queued.
+    let marker = save_bytes(705, 1024);
+    std::fs::write(t.a.path("gbc/marker.sav"), &marker).unwrap();
+    wait_for_bytes(&t.b.path("gbc/marker.sav"), &marker, SYNC_DEADLINE);
     let b_bytes = save_bytes(703, 32 * 1024);
     std::fs::write(t.b.path(SAVE), &b_bytes).unwrap();
 
