@@ -39,6 +39,9 @@ struct State {
     refused: std::sync::atomic::AtomicU64,
     /// Uploads are refused for good (a 4xx such as a bad path).
     refusing_uploads: bool,
+    /// The next committed upload answers with a transient error and the server becomes
+    /// unreachable, as if the link dropped right after the commit.
+    drop_link_after_commit: bool,
     /// Negotiate sessions opened, and the reports of those completed.
     sessions_opened: i64,
     completed: Vec<(i64, SessionReport)>,
@@ -100,6 +103,12 @@ impl FakeRemote {
     /// Refuse every upload permanently (like a 4xx), or stop doing so.
     pub fn set_refusing_uploads(&self, refusing: bool) {
         self.lock().refusing_uploads = refusing;
+    }
+
+    /// Commit the next upload, then lose its answer and go offline (until
+    /// `set_offline(false)`).
+    pub fn drop_link_after_next_commit(&self) {
+        self.lock().drop_link_after_commit = true;
     }
 
     /// Reports of completed negotiate sessions, oldest first.
@@ -218,6 +227,16 @@ impl FakeRemote {
         Ok(())
     }
 
+    /// After a commit: drop its answer and the link if told to.
+    fn maybe_lose_answer(&self) -> RemoteResult<()> {
+        let mut s = self.lock();
+        if std::mem::take(&mut s.drop_link_after_commit) {
+            s.offline = true;
+            return Err(RemoteError::Transient("fake: connection reset after commit".into()));
+        }
+        Ok(())
+    }
+
     fn commit(&self, path: &SavePath, base: Rev, bytes: Option<Bytes>) -> RemoteResult<SaveMeta> {
         let meta = {
             let mut s = self.lock();
@@ -329,7 +348,9 @@ impl Remote for FakeRemote {
             if self.lock().refusing_uploads {
                 return Err(RemoteError::Refused("fake: 400 refused".into()));
             }
-            self.commit(&path, base, Some(bytes))
+            let meta = self.commit(&path, base, Some(bytes))?;
+            self.maybe_lose_answer()?;
+            Ok(meta)
         })
     }
 
@@ -342,7 +363,9 @@ impl Remote for FakeRemote {
         Box::pin(async move {
             let bytes = std::fs::read(&file)
                 .map_err(|e| RemoteError::Refused(format!("fake upload read: {e}")))?;
-            self.commit(&path, base, Some(Bytes::from(bytes)))
+            let meta = self.commit(&path, base, Some(Bytes::from(bytes)))?;
+            self.maybe_lose_answer()?;
+            Ok(meta)
         })
     }
 

@@ -135,3 +135,30 @@ fn a_take_theirs_rename_after_the_copy_was_dropped_fails_and_leaves_the_save() {
     assert_eq!(err.errno(), libc::ENOENT);
     assert_eq!(dev.read_file("snes/ct.srm").unwrap(), b"mine");
 }
+
+/// The server committed an upload but its answer never arrived (a crash or a dropped
+/// connection right after the commit), and the save changed again meanwhile. The head is
+/// this device's own commit, so the new bytes go on top of it: no conflict with itself.
+#[test]
+fn a_commit_whose_answer_was_lost_is_adopted_not_shown_as_a_conflict() {
+    let remote = FakeRemote::new();
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::start(&remote, dir.path());
+    remote.drop_link_after_next_commit();
+    dev.write_file("gb/zelda.sav", b"first");
+    wait_until(DEADLINE, "first committed", || {
+        (remote.content("gb/zelda.sav").as_deref() == Some(&b"first"[..])).then_some(())
+    });
+    // Changed again before the device could hear about its commit.
+    dev.write_file("gb/zelda.sav", b"second");
+    remote.set_offline(false);
+    wait_until(DEADLINE, "second committed", || {
+        (remote.content("gb/zelda.sav").as_deref() == Some(&b"second"[..])).then_some(())
+    });
+    wait_until(DEADLINE, "queue drained", || (dev.pending() == 0).then_some(()));
+    assert!(!dev.exists("gb/zelda.sav.conflict"), "no conflict with its own commit");
+    assert!(dev.fs.state().conflicts().unwrap().is_empty());
+    // A retry on the stale base may have been refused on the way (the server then keeps
+    // it in history); what matters is that the device never saw a conflict of its own.
+    assert!(dev.fs.state().uploads_in_flight(&"gb/zelda.sav".parse().unwrap()).unwrap().is_empty());
+}

@@ -172,6 +172,8 @@ fn agree_in(conn: &Connection, path: &SavePath, v: Version, size: u64) -> rusqli
             head_size = CASE WHEN head_rev IS NULL OR head_rev <= ?2 THEN ?4 ELSE head_size END",
         params![path.as_str(), rev, hash, size as i64],
     )?;
+    // The server answered: no upload of this path is in doubt any more (`in_flight.rs`).
+    exec(conn, "DELETE FROM uploads_in_flight WHERE path = ?1", params![path.as_str()])?;
     Ok(())
 }
 

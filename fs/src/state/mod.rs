@@ -5,6 +5,7 @@
 
 mod db;
 mod folder;
+mod in_flight;
 mod rows;
 mod schema;
 mod specials;

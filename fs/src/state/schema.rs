@@ -143,5 +143,14 @@ pub fn migrations() -> Migrations<'static> {
                 hash TEXT NOT NULL
             );",
         ),
+        M::up(
+            "CREATE TABLE uploads_in_flight (
+                id INTEGER PRIMARY KEY,
+                path TEXT NOT NULL,
+                hash TEXT NOT NULL,
+                expected_rev INTEGER NOT NULL,
+                UNIQUE (path, hash, expected_rev)
+            );",
+        ),
     ])
 }

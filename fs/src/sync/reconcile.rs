@@ -53,6 +53,8 @@ struct Snapshot {
     entry: Entry,
     record: Record,
     conflict: Option<ConflictRow>,
+    /// An upload that may have been committed without its answer reaching us.
+    in_flight: Vec<(ContentHash, savesync_core::Rev)>,
 }
 
 impl SyncEngine {
@@ -63,6 +65,7 @@ impl SyncEngine {
                 entry: l.entry(&p)?,
                 record: l.db().record(&p)?,
                 conflict: l.db().conflict(&p)?,
+                in_flight: l.db().uploads_in_flight(&p)?,
             })
         })
         .await
@@ -95,16 +98,53 @@ impl SyncEngine {
         }
     }
 
+    /// Upload `bytes` (hashing to `hash`) on top of `expected`. The attempt is noted first
+    /// (`state::in_flight`), so a commit whose answer is lost to a crash is recognised as
+    /// ours later; a refusal clears the note, a success clears it with the agreement.
     async fn upload(
         &self,
         path: &SavePath,
         expected: savesync_core::Rev,
+        hash: Option<ContentHash>,
         bytes: LocalBytes,
-    ) -> Result<SaveMeta, RemoteError> {
-        match bytes {
+    ) -> Result<SaveMeta, SyncError> {
+        if let Some(hash) = hash {
+            let p = path.clone();
+            self.local(move |l| l.db().note_upload_in_flight(&p, &hash, expected))
+                .await
+                .map_err(SyncError::local)?;
+        }
+        let result = match bytes {
             LocalBytes::Small(b) => self.remote.upload(path.clone(), expected, b).await,
             LocalBytes::Large(file) => self.remote.upload_file(path.clone(), expected, file).await,
+        };
+        if let Some(hash) = hash
+            && matches!(result, Err(RemoteError::Conflict(_) | RemoteError::NameCollision { .. }))
+        {
+            let p = path.clone();
+            self.local(move |l| l.db().clear_upload_in_flight(&p, &hash, expected))
+                .await
+                .map_err(SyncError::local)?;
         }
+        result.map_err(SyncError::Remote)
+    }
+
+    /// The head is this device's own upload whose answer was lost (kill -9 after the
+    /// server committed): make it the base. Returns whether it did.
+    async fn adopt_own_commit(&self, path: &SavePath, snap: &Snapshot) -> Result<bool, SyncError> {
+        let rec = &snap.record;
+        let Some(head) = rec.head else { return Ok(false) };
+        let ours = snap
+            .in_flight
+            .iter()
+            .any(|(hash, expected)| head.hash == Some(*hash) && head.rev == expected.next());
+        if !ours || rec.base == Some(head) {
+            return Ok(false);
+        }
+        let (p, size) = (path.clone(), rec.head_size);
+        self.local(move |l| l.db().agree(&p, head, size)).await.map_err(SyncError::local)?;
+        tracing::info!(%path, rev = %head.rev, "the server holds this device's unanswered upload: it is the base now");
+        Ok(true)
     }
 
     /// Record that the server agrees on `meta` for `path`.
@@ -127,7 +167,10 @@ impl SyncEngine {
         // Set once the old name of a case-only rename was synced first (`names.rs`).
         let mut twin_synced = false;
         for _round in 0..4 {
-            let snap = self.snapshot(path).await?;
+            let mut snap = self.snapshot(path).await?;
+            if self.adopt_own_commit(path, &snap).await? {
+                snap = self.snapshot(path).await?;
+            }
             let (local, bytes) = if snap.entry.kind == EntryKind::Other {
                 (None, None)
             } else {
@@ -176,18 +219,21 @@ impl SyncEngine {
                     let Some(bytes) = bytes else {
                         return Err(SyncError::Local(format!("{path}: upload without bytes")));
                     };
-                    match self.upload(path, expected, bytes).await {
+                    match self.upload(path, expected, local, bytes).await {
                         Ok(meta) => {
                             self.status.set_online(true);
                             self.agree(path, &meta, meta.size).await?;
                             tracing::debug!(%path, rev = %meta.rev, "uploaded");
                             return Ok(Outcome::Done);
                         }
-                        Err(RemoteError::Conflict(head)) => {
+                        Err(SyncError::Remote(RemoteError::Conflict(head))) => {
                             kept = local;
                             self.note_conflict_head(path, head).await?;
                         }
-                        Err(RemoteError::NameCollision { existing, message }) => match existing {
+                        Err(SyncError::Remote(RemoteError::NameCollision {
+                            existing,
+                            message,
+                        })) => match existing {
                             Some(twin) if !twin_synced && self.removed_here(&twin).await? => {
                                 twin_synced = true;
                                 tracing::info!(%path, %twin, "removing the old name on the server first");
@@ -195,19 +241,19 @@ impl SyncEngine {
                             }
                             _ => return Err(RemoteError::Refused(message).into()),
                         },
-                        Err(e) => return Err(e.into()),
+                        Err(e) => return Err(e),
                     }
                 }
                 Action::BackUp { expected } => {
                     let Some(bytes) = bytes else {
                         return Err(SyncError::Local(format!("{path}: backup without bytes")));
                     };
-                    match self.upload(path, expected, bytes).await {
+                    match self.upload(path, expected, local, bytes).await {
                         Ok(meta) => {
                             // The head was our base after all: no conflict any more.
                             self.agree(path, &meta, meta.size).await?;
                         }
-                        Err(RemoteError::Conflict(head)) => {
+                        Err(SyncError::Remote(RemoteError::Conflict(head))) => {
                             kept = local;
                             if let (Some(hash), Some(_)) = (local, &snap.conflict) {
                                 let p = path.clone();
@@ -218,7 +264,7 @@ impl SyncEngine {
                             tracing::debug!(%path, "kept on the server as a conflict version");
                             self.note_conflict_head(path, head).await?;
                         }
-                        Err(e) => return Err(e.into()),
+                        Err(e) => return Err(e),
                     }
                 }
                 Action::DeleteRemote { expected } => {
