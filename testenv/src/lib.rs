@@ -3,3 +3,5 @@
 //!
 //! A test that needs a service it cannot start fails under `CI=true` and otherwise skips
 //! with a visible `SKIPPED:` line, like the rest of the suite.
+
+pub mod postgres;

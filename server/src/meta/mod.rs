@@ -7,6 +7,7 @@
 //! compare-and-swap of a commit, redeeming a pairing code) is ONE method, so a Postgres
 //! implementation can give it one transaction without the handlers knowing.
 
+pub mod postgres;
 pub mod remotes;
 pub mod sqlite;
 

@@ -11,7 +11,7 @@
 mod accounts;
 mod activity;
 mod commit;
-mod conflict_versions;
+pub(crate) mod conflict_versions;
 mod dav;
 mod errors;
 mod names;
