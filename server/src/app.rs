@@ -5,7 +5,6 @@
 use crate::blob::{BlobStore, FsBlobStore};
 use crate::config::Config;
 use crate::feed::Feed;
-use crate::meta::sqlite::SqliteMeta;
 use crate::meta::{DeviceId, MetaError, MetaStore, Retention, UserId};
 use crate::metrics::Metrics;
 use crate::revocation::Revocations;
@@ -57,16 +56,29 @@ const MIN_REVOCATION_CHECK: Duration = Duration::from_millis(10);
 const LAST_SEEN_EVERY: Duration = Duration::from_secs(60);
 
 impl App {
-    /// Create the data directory (`0700`), open SQLite (`0600`, running migrations), the
-    /// blob store and the pairing key (created on first start).
+    /// Create the data directory (`0700`), open the metadata store (SQLite `0600`, or
+    /// Postgres when `database_url` is set; running migrations), the blob directory and the
+    /// pairing key (created on first start). Blocking: for the admin CLI and tests; `serve`
+    /// uses [`App::connect`], which also opens a bucket when `blob_url` is set.
     pub fn open(config: Config) -> anyhow::Result<App> {
-        crate::data_dir::prepare(&config.data_dir, &config.db_path())?;
-        let meta = SqliteMeta::open(config.db_path())
-            .with_context(|| format!("opening database {}", config.db_path().display()))?;
+        // Safe to block on: SQLite opens inline, and Postgres runs on its own runtime.
+        let meta = futures::executor::block_on(crate::meta::open_from_config(&config))?;
         let blobs = FsBlobStore::open(config.blob_dir())
             .with_context(|| format!("opening blob store {}", config.blob_dir().display()))?;
         let key = crate::data_dir::pairing_key(&config.data_dir)?;
-        Ok(App::assemble(config, Arc::new(meta), Arc::new(blobs), key))
+        Ok(App::assemble(config, meta, Arc::new(blobs), key))
+    }
+
+    /// Open the stores the config names (`crate::meta::open_from_config`,
+    /// `crate::blob::open_from_config`) and the pairing key of the data directory.
+    ///
+    /// On Postgres the pairing key is still the data directory's file, so `pair` and
+    /// `serve` on one host agree; replicas on several hosts must share that file.
+    pub async fn connect(config: Config) -> anyhow::Result<App> {
+        let meta = crate::meta::open_from_config(&config).await?;
+        let blobs = crate::blob::open_from_config(&config).await?;
+        let key = crate::data_dir::pairing_key(&config.data_dir)?;
+        Ok(App::assemble(config, meta, blobs, key))
     }
 
     /// Assemble an app over any store implementations (Postgres, S3, fault injection). The

@@ -95,6 +95,13 @@ pub struct Config {
     pub remote_check_interval: Duration,
     /// Most SSH remotes synced at once by `serve`.
     pub remote_concurrency: usize,
+    /// `postgres://USER:PASSWORD@HOST/DB`: keep the metadata in Postgres instead of the
+    /// SQLite file `db_path()` (`SAVESYNC_DATABASE_URL`; see `crate::meta::open_from_config`).
+    /// Holds a password: never log it, show `crate::meta::database_url::redacted` instead.
+    pub database_url: Option<String>,
+    /// Most connections one server process opens to Postgres
+    /// (`SAVESYNC_DATABASE_MAX_CONNECTIONS`).
+    pub database_max_connections: u32,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
@@ -135,6 +142,8 @@ impl Config {
             web: crate::web::WebSettings::default(),
             remote_check_interval: Duration::from_secs(5),
             remote_concurrency: 2,
+            database_url: None,
+            database_max_connections: 16,
         }
     }
 
@@ -270,6 +279,22 @@ impl Config {
             self.open_session_keep = Duration::from_secs(hours.saturating_mul(HOUR_SECS));
         }
         self.web.apply_env(&lookup)?;
+        if let Some(v) = get("SAVESYNC_DATABASE_URL") {
+            self.set_database_url(v)?;
+        }
+        if let Some(v) = get("SAVESYNC_DATABASE_MAX_CONNECTIONS") {
+            self.database_max_connections = parse_env("SAVESYNC_DATABASE_MAX_CONNECTIONS", &v)?;
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Set `database_url`, refusing a scheme no backend speaks (the error never shows the
+    /// URL, which may hold a password).
+    pub fn set_database_url(&mut self, url: String) -> anyhow::Result<()> {
+        crate::meta::database_url::backend(Some(&url)).map_err(anyhow::Error::msg)?;
+        self.database_url = Some(url);
         Ok(())
     }
 }
@@ -313,6 +338,8 @@ struct ConfigFile {
     open_session_keep_hours: Option<u64>,
     remote_check_ms: Option<u64>,
     remote_concurrency: Option<usize>,
+    database_url: Option<String>,
+    database_max_connections: Option<u32>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -374,6 +401,11 @@ impl ConfigFile {
         if let Some(hours) = self.open_session_keep_hours {
             config.open_session_keep = secs(hours.saturating_mul(HOUR_SECS));
         }
+        if let Some(url) = self.database_url {
+            config.set_database_url(url)?;
+        }
+        config.database_max_connections =
+            self.database_max_connections.unwrap_or(config.database_max_connections);
         Ok(())
     }
 }
@@ -517,5 +549,29 @@ mod tests {
             .apply_env(|k| (k == "SAVESYNC_LISTEN").then(|| "not-an-addr".to_owned()))
             .unwrap_err();
         assert!(err.to_string().contains("SAVESYNC_LISTEN"));
+    }
+
+    #[test]
+    fn database_url_comes_from_file_then_env_and_unknown_schemes_are_refused() {
+        let mut c = Config::with_data_dir("x");
+        assert_eq!((c.database_url.as_deref(), c.database_max_connections), (None, 16));
+        let parsed: ConfigFile = toml::from_str(
+            "database_url = \"postgres://a:pw@db/one\"\ndatabase_max_connections = 4\n",
+        )
+        .unwrap();
+        parsed.apply(&mut c).unwrap();
+        assert_eq!(c.database_url.as_deref(), Some("postgres://a:pw@db/one"));
+        assert_eq!(c.database_max_connections, 4);
+        c.apply_env(|k| (k == "SAVESYNC_DATABASE_URL").then(|| "postgresql://db/two".to_owned()))
+            .unwrap();
+        assert_eq!(c.database_url.as_deref(), Some("postgresql://db/two"));
+        let bad: ConfigFile = toml::from_str("database_url = \"mysql://u:hunter2@db/x\"").unwrap();
+        let err = bad.apply(&mut c).unwrap_err().to_string();
+        assert!(err.contains("unsupported scheme \"mysql\""), "{err}");
+        assert!(!err.contains("hunter2"), "the password leaked: {err}");
+        let err = c
+            .apply_env(|k| (k == "SAVESYNC_DATABASE_URL").then(|| "redis://db".to_owned()))
+            .unwrap_err();
+        assert!(err.to_string().contains("redis"), "{err}");
     }
 }

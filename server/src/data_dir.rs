@@ -22,13 +22,7 @@ pub const PAIRING_KEY_FILE: &str = "pairing.key";
 /// Create `dir` (and missing parents) `0700`; create the database file `0600` if missing
 /// and tighten the database files if they exist.
 pub fn prepare(dir: &Path, db: &Path) -> anyhow::Result<()> {
-    let mut builder = DirBuilder::new();
-    builder.recursive(true);
-    set_dir_mode(&mut builder);
-    builder.create(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
-    // A data dir made by an older version (or by hand) may be readable by others.
-    tighten_to(dir, DIR_MODE)
-        .with_context(|| format!("restricting permissions of {}", dir.display()))?;
+    prepare_dir(dir)?;
     private_file(db).with_context(|| format!("creating database {}", db.display()))?;
     for suffix in ["-wal", "-shm"] {
         let mut companion = db.as_os_str().to_owned();
@@ -40,6 +34,18 @@ pub fn prepare(dir: &Path, db: &Path) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Create `dir` (and missing parents) `0700`, or tighten it if it exists: what a data
+/// directory without the SQLite file (metadata in Postgres) needs.
+pub fn prepare_dir(dir: &Path) -> anyhow::Result<()> {
+    let mut builder = DirBuilder::new();
+    builder.recursive(true);
+    set_dir_mode(&mut builder);
+    builder.create(dir).with_context(|| format!("creating data dir {}", dir.display()))?;
+    // A data dir made by an older version (or by hand) may be readable by others.
+    tighten_to(dir, DIR_MODE)
+        .with_context(|| format!("restricting permissions of {}", dir.display()))
 }
 
 /// The pairing key of the data directory, created on first use.

@@ -22,6 +22,18 @@ use std::pin::Pin;
 use std::time::Duration;
 use tokio::io::AsyncRead;
 
+/// The blob store the config names: the directory under the data dir. (S3-compatible
+/// storage extends this.)
+pub async fn open_from_config(
+    config: &crate::config::Config,
+) -> anyhow::Result<std::sync::Arc<dyn BlobStore>> {
+    use anyhow::Context;
+    let dir = config.blob_dir();
+    let store =
+        FsBlobStore::open(&dir).with_context(|| format!("opening blob store {}", dir.display()))?;
+    Ok(std::sync::Arc::new(store))
+}
+
 /// A body to store: chunks, or the error that cut it short.
 pub type BlobBody = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
 

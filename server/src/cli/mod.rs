@@ -1,11 +1,12 @@
 //! The `savesync-server` command line: `serve`, `pair`, `devices`, `users`, `login-link`,
-//! `remotes`.
+//! `remotes`, `migrate`.
 //!
 //! Configuration precedence: defaults < TOML file (`--config` / `$SAVESYNC_CONFIG`) <
 //! `SAVESYNC_*` environment < command-line flags.
 
 mod admin;
 mod advertised_url;
+mod migrate;
 mod remotes;
 mod serve;
 mod web_admin;
@@ -25,7 +26,7 @@ struct Cli {
     /// pairing_ttl_secs, long_poll_max_secs, request_timeout_secs, gc_interval_secs,
     /// trust_forwarded_for, pairing_max_wrong_guesses, pairing_mint_burst,
     /// pairing_mint_interval_secs, admin_cli_only, revocation_check_secs, remote_check_ms,
-    /// remote_concurrency,
+    /// remote_concurrency, database_url, database_max_connections,
     /// and a [retention] table with keep_versions, keep_days. Each is also settable as SAVESYNC_<KEY>
     /// (SAVESYNC_KEEP_VERSIONS, SAVESYNC_KEEP_DAYS for retention).
     #[arg(long, global = true, env = "SAVESYNC_CONFIG", value_name = "FILE")]
@@ -51,6 +52,9 @@ enum Command {
     /// SSH push-pull remotes: devices that run only sshd, synced by the server.
     #[command(subcommand)]
     Remotes(remotes::RemotesCommand),
+    /// Bring the metadata database's schema up to this version and print the version
+    /// (SQLite file, or Postgres when database_url / SAVESYNC_DATABASE_URL is set).
+    Migrate(migrate::MigrateArgs),
 }
 
 /// Where the data lives; shared by every subcommand.
@@ -87,6 +91,7 @@ pub fn cli_main() -> ExitCode {
         Command::Users(cmd) => admin::users(config, &cmd),
         Command::LoginLink(args) => web_admin::login_link(config, &args),
         Command::Remotes(cmd) => remotes::remotes(config, &cmd),
+        Command::Migrate(args) => migrate::run(config, &args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

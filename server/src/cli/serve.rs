@@ -33,7 +33,7 @@ pub fn run(mut config: Config, args: &ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let app = App::open(config.clone())?;
+        let app = App::connect(config.clone()).await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("binding {}", config.listen))?;

@@ -7,9 +7,13 @@
 //! compare-and-swap of a commit, redeeming a pairing code) is ONE method, so a Postgres
 //! implementation can give it one transaction without the handlers knowing.
 
+pub mod database_url;
+mod open;
 pub mod postgres;
 pub mod remotes;
 pub mod sqlite;
+
+pub use open::{open_from_config, pg_settings};
 
 use savesync_core::wire::{AuditEntry, DeviceInfo, History, SaveMeta, SessionReport};
 use savesync_core::{ContentHash, Rev, SavePath, Seq};
