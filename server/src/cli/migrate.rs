@@ -31,8 +31,9 @@ pub fn run(mut config: Config, args: &MigrateArgs) -> anyhow::Result<()> {
             let db = config.db_path();
             crate::meta::sqlite::SqliteMeta::open(&db)
                 .with_context(|| format!("migrating {}", db.display()))?;
-            let version: i64 = rusqlite::Connection::open(&db)?
-                .pragma_query_value(None, "user_version", |r| r.get(0))?;
+            let version: i64 =
+                rusqlite::Connection::open(&db)?
+                    .pragma_query_value(None, "user_version", |r| r.get(0))?;
             println!("sqlite {}: schema version {version} (up to date)", db.display());
         }
         Backend::Postgres(url) => {
