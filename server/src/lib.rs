@@ -32,6 +32,7 @@ mod revocation;
 mod secrets;
 mod sessions;
 mod timestamps;
+pub mod transfer;
 pub mod web;
 
 pub use app::App;

@@ -9,6 +9,7 @@ mod advertised_url;
 mod migrate;
 mod remotes;
 mod serve;
+mod transfer;
 mod web_admin;
 
 pub(crate) use admin::pair_link;
@@ -55,6 +56,12 @@ enum Command {
     /// Bring the metadata database's schema up to this version and print the version
     /// (SQLite file, or Postgres when database_url / SAVESYNC_DATABASE_URL is set).
     Migrate(migrate::MigrateArgs),
+    /// Write every table and referenced blob of the configured stores to a new directory
+    /// (to move the install to other backends with `import`). Stop the server first.
+    Export(transfer::ExportArgs),
+    /// Load a directory written by `export` into the configured stores, which must be
+    /// empty, then check every count and blob hash.
+    Import(transfer::ImportArgs),
 }
 
 /// Where the data lives; shared by every subcommand.
@@ -92,6 +99,8 @@ pub fn cli_main() -> ExitCode {
         Command::LoginLink(args) => web_admin::login_link(config, &args),
         Command::Remotes(cmd) => remotes::remotes(config, &cmd),
         Command::Migrate(args) => migrate::run(config, &args),
+        Command::Export(args) => transfer::export(config, &args),
+        Command::Import(args) => transfer::import(config, &args),
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

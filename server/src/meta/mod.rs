@@ -12,6 +12,7 @@ mod open;
 pub mod postgres;
 pub mod remotes;
 pub mod sqlite;
+pub mod tables;
 
 pub use open::{open_from_config, pg_settings};
 
@@ -476,4 +477,7 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug {
     // --- SSH remotes ---
     /// The tables of SSH push-pull remotes (`remotes::RemoteStore`).
     fn remote_store(&self) -> &dyn remotes::RemoteStore;
+
+    /// Raw table access, for moving an install between backends (`crate::transfer`).
+    fn tables(&self) -> &dyn tables::TableAccess;
 }

@@ -27,6 +27,7 @@ mod remotes;
 mod rows;
 mod saves;
 mod store;
+mod tables;
 mod web;
 
 use super::MetaError;

@@ -350,6 +350,10 @@ impl MetaStore for PgMetaStore {
         snapshot!(self, |c| web::open_conflicts(c, user, limit))
     }
 
+    fn tables(&self) -> &dyn crate::meta::tables::TableAccess {
+        self
+    }
+
     fn remote_store(&self) -> &dyn crate::meta::remotes::RemoteStore {
         self
     }

@@ -21,6 +21,7 @@ mod rows;
 mod saves;
 mod schema;
 mod store;
+mod tables;
 mod web;
 
 pub use store::SqliteMeta;

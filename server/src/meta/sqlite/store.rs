@@ -319,6 +319,10 @@ impl MetaStore for SqliteMeta {
         self.run(move |db| db.open_conflicts(user, limit)).await
     }
 
+    fn tables(&self) -> &dyn crate::meta::tables::TableAccess {
+        self
+    }
+
     fn remote_store(&self) -> &dyn crate::meta::remotes::RemoteStore {
         self
     }
