@@ -34,9 +34,9 @@ pub async fn collect_garbage(app: &App) -> Result<usize, GcError> {
     let _exclusive = app.gc_lock().write().await;
     let referenced = app.meta().referenced_hashes().await?;
     let mut removed = 0;
-    for hash in candidates {
-        if !referenced.contains(&hash) {
-            blobs.delete(&hash).await?;
+    for blob in candidates {
+        if !referenced.contains(&blob.hash) {
+            blobs.delete(&blob.hash).await?;
             removed += 1;
         }
     }
@@ -118,7 +118,8 @@ mod tests {
         }
         assert_eq!(app.blobs().list().await.unwrap().len(), 4);
         assert_eq!(collect_garbage(&app).await.unwrap(), 2);
-        let mut left = app.blobs().list().await.unwrap();
+        let mut left: Vec<ContentHash> =
+            app.blobs().list().await.unwrap().into_iter().map(|b| b.hash).collect();
         left.sort();
         let mut expected = vec![ContentHash::of(b"thr"), ContentHash::of(b"fou")];
         expected.sort();
@@ -160,7 +161,8 @@ mod tests {
     }
 
     async fn blobs(app: &App) -> Vec<ContentHash> {
-        let mut left = app.blobs().list().await.unwrap();
+        let mut left: Vec<ContentHash> =
+            app.blobs().list().await.unwrap().into_iter().map(|b| b.hash).collect();
         left.sort();
         left
     }

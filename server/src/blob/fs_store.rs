@@ -3,7 +3,7 @@
 //! file, renames it into place and fsyncs the directory, on a blocking thread.
 
 use super::writer::BlobWriter;
-use super::{BlobBody, BlobError, BlobReader, BlobStore, StagedBlob};
+use super::{BlobBody, BlobError, BlobReader, BlobStore, StagedBlob, StoredBlob};
 use futures::StreamExt;
 use savesync_core::ContentHash;
 use std::fs;
@@ -79,7 +79,7 @@ impl StagedBlob for FsStaged {
         }
         blocking(move || {
             let FsStaged { file, target, .. } = *self;
-            if target.exists() {
+            if refresh_modified(&target)? {
                 return Ok(());
             }
             let parent =
@@ -95,8 +95,22 @@ impl StagedBlob for FsStaged {
     }
 }
 
+/// Dedupe: if `target` is already stored, set its modification time to now (so garbage
+/// collection's grace period restarts for the upload about to reference it) and return
+/// true; false when it is not stored.
+fn refresh_modified(target: &Path) -> Result<bool, BlobError> {
+    match fs::OpenOptions::new().write(true).open(target) {
+        Ok(file) => {
+            file.set_modified(std::time::SystemTime::now())?;
+            Ok(true)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
 impl FsBlobStore {
-    fn list_blocking(root: &Path) -> Result<Vec<ContentHash>, BlobError> {
+    fn list_blocking(root: &Path) -> Result<Vec<StoredBlob>, BlobError> {
         let mut out = Vec::new();
         for level1 in fs::read_dir(root)? {
             let level1 = level1?;
@@ -109,10 +123,17 @@ impl FsBlobStore {
                     continue;
                 }
                 for blob in fs::read_dir(level2.path())? {
-                    let name = blob?.file_name();
-                    if let Some(hash) = name.to_str().and_then(|n| n.parse().ok()) {
-                        out.push(hash);
-                    }
+                    let blob = blob?;
+                    let Some(hash) = blob.file_name().to_str().and_then(|n| n.parse().ok()) else {
+                        continue;
+                    };
+                    let modified = match blob.metadata() {
+                        Ok(meta) => meta.modified()?,
+                        // Deleted since the directory was read.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                        Err(e) => return Err(e.into()),
+                    };
+                    out.push(StoredBlob { hash, modified });
                 }
             }
         }
@@ -172,7 +193,7 @@ impl BlobStore for FsBlobStore {
         }
     }
 
-    async fn list(&self) -> Result<Vec<ContentHash>, BlobError> {
+    async fn list(&self) -> Result<Vec<StoredBlob>, BlobError> {
         let root = self.root.clone();
         blocking(move || FsBlobStore::list_blocking(&root)).await
     }
@@ -217,7 +238,8 @@ mod tests {
         let expected = dir.path().join(&hex[..2]).join(&hex[2..4]).join(&hex);
         assert_eq!(fs::read(expected).unwrap(), b"chrono trigger sram");
         assert!(staging_is_empty(dir.path()));
-        assert_eq!(store.list().await.unwrap(), vec![hash]);
+        let listed = store.list().await.unwrap();
+        assert_eq!(listed.iter().map(|b| b.hash).collect::<Vec<_>>(), vec![hash]);
         assert!(store.contains(&hash).await.unwrap());
         let (mut reader, size) = store.get(&hash).await.unwrap();
         let mut read = Vec::new();
@@ -238,6 +260,27 @@ mod tests {
         }
         assert_eq!(store.list().await.unwrap().len(), 1);
         assert!(staging_is_empty(dir.path()));
+    }
+
+    #[tokio::test]
+    async fn list_reports_when_each_blob_was_published_and_a_dedupe_refreshes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsBlobStore::open(dir.path()).unwrap();
+        let hash = ContentHash::of(b"old save");
+        store.put(&hash, super::super::body_of(&b"old save"[..]), 1024).await.unwrap();
+        let hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+        fs::File::options()
+            .write(true)
+            .open(store.path_of(&hash))
+            .unwrap()
+            .set_modified(hour_ago)
+            .unwrap();
+        let listed = store.list().await.unwrap();
+        assert_eq!(listed, vec![StoredBlob { hash, modified: hour_ago }]);
+        // The same content uploaded again: garbage collection must see a fresh blob.
+        store.put(&hash, super::super::body_of(&b"old save"[..]), 1024).await.unwrap();
+        let age = store.list().await.unwrap()[0].modified.elapsed().unwrap();
+        assert!(age < Duration::from_secs(60), "age {age:?}");
     }
 
     #[tokio::test]

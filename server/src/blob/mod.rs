@@ -74,6 +74,14 @@ const fn libc_enospc() -> i32 {
     28
 }
 
+/// A visible blob as [`BlobStore::list`] reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StoredBlob {
+    pub hash: ContentHash,
+    /// When the blob was last published (written, or re-published by a dedupe).
+    pub modified: std::time::SystemTime,
+}
+
 /// A body received into private storage, with the hash and size of what arrived. Dropping
 /// it discards the bytes.
 #[async_trait::async_trait]
@@ -92,7 +100,9 @@ pub trait StagedBlob: Send + std::fmt::Debug {
 
     /// Make the blob durable and visible under its hash if it matches `declared`
     /// (`HashMismatch` otherwise, storing nothing). Identical content already stored is
-    /// kept and the staged copy dropped (dedupe). Returns only once a reader would see it.
+    /// kept (its modification time refreshed, so garbage collection's grace period counts
+    /// from this publish) and the staged copy dropped (dedupe). Returns only once a reader
+    /// would see it.
     async fn publish(self: Box<Self>, declared: &ContentHash) -> Result<(), BlobError>;
 }
 
@@ -125,8 +135,10 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     /// Delete a stored blob; absent is fine.
     async fn delete(&self, hash: &ContentHash) -> Result<(), BlobError>;
 
-    /// Every stored blob (for garbage collection).
-    async fn list(&self) -> Result<Vec<ContentHash>, BlobError>;
+    /// Every stored blob with when it was last written (for garbage collection, which
+    /// spares blobs younger than its grace period: another replica may be between
+    /// publishing one and committing the version that references it).
+    async fn list(&self) -> Result<Vec<StoredBlob>, BlobError>;
 
     /// Delete staging leftovers older than `older_than` (a crash mid-upload); returns how
     /// many.

@@ -1,7 +1,9 @@
 //! Fault injection through the real HTTP stack: a blob store whose disk is full. (The
 //! HTTP behaviour of healthy stores is covered by `server/tests/`, driven by the client.)
 
-use crate::blob::{BlobBody, BlobError, BlobReader, BlobStore, FsBlobStore, StagedBlob};
+use crate::blob::{
+    BlobBody, BlobError, BlobReader, BlobStore, FsBlobStore, StagedBlob, StoredBlob,
+};
 use crate::meta::sqlite::SqliteMeta;
 use crate::{App, Config, launch};
 use savesync_core::ContentHash;
@@ -44,7 +46,7 @@ impl BlobStore for FullDisk {
     async fn delete(&self, hash: &ContentHash) -> Result<(), BlobError> {
         self.0.delete(hash).await
     }
-    async fn list(&self) -> Result<Vec<ContentHash>, BlobError> {
+    async fn list(&self) -> Result<Vec<StoredBlob>, BlobError> {
         self.0.list().await
     }
     async fn sweep_staging(&self, older_than: Duration) -> Result<usize, BlobError> {
