@@ -102,6 +102,11 @@ pub struct Config {
     /// Most connections one server process opens to Postgres
     /// (`SAVESYNC_DATABASE_MAX_CONNECTIONS`).
     pub database_max_connections: u32,
+    /// Garbage collection deletes an unreferenced blob (and `serve` a staging leftover at
+    /// start) only once it is this old: another replica on the same store may be between
+    /// publishing it and committing the version that references it. Must exceed the
+    /// longest publish-to-commit step (a database round trip) by a wide margin.
+    pub gc_grace: Duration,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
@@ -144,6 +149,7 @@ impl Config {
             remote_concurrency: 2,
             database_url: None,
             database_max_connections: 16,
+            gc_grace: Duration::from_secs(HOUR_SECS),
         }
     }
 
@@ -278,6 +284,9 @@ impl Config {
             let hours: u64 = parse_env("SAVESYNC_OPEN_SESSION_KEEP_HOURS", &v)?;
             self.open_session_keep = Duration::from_secs(hours.saturating_mul(HOUR_SECS));
         }
+        if let Some(v) = get("SAVESYNC_GC_GRACE_SECS") {
+            self.gc_grace = Duration::from_secs(parse_env("SAVESYNC_GC_GRACE_SECS", &v)?);
+        }
         self.web.apply_env(&lookup)?;
         if let Some(v) = get("SAVESYNC_DATABASE_URL") {
             self.set_database_url(v)?;
@@ -340,6 +349,7 @@ struct ConfigFile {
     remote_concurrency: Option<usize>,
     database_url: Option<String>,
     database_max_connections: Option<u32>,
+    gc_grace_secs: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -406,6 +416,7 @@ impl ConfigFile {
         }
         config.database_max_connections =
             self.database_max_connections.unwrap_or(config.database_max_connections);
+        config.gc_grace = self.gc_grace_secs.map_or(config.gc_grace, secs);
         Ok(())
     }
 }
@@ -540,6 +551,17 @@ mod tests {
         c.apply_env(|k| env.get(k).map(|v| (*v).to_owned())).unwrap();
         assert_eq!((c.user_quota_bytes, c.max_connections), (1000, 64));
         assert_eq!(c.open_session_keep, Duration::from_secs(3_600));
+    }
+
+    #[test]
+    fn gc_grace_defaults_to_an_hour_and_takes_file_then_env() {
+        let mut c = Config::with_data_dir("x");
+        assert_eq!(c.gc_grace, Duration::from_secs(3600));
+        let parsed: ConfigFile = toml::from_str("gc_grace_secs = 600").unwrap();
+        parsed.apply(&mut c).unwrap();
+        assert_eq!(c.gc_grace, Duration::from_secs(600));
+        c.apply_env(|k| (k == "SAVESYNC_GC_GRACE_SECS").then(|| "5".to_owned())).unwrap();
+        assert_eq!(c.gc_grace, Duration::from_secs(5));
     }
 
     #[test]

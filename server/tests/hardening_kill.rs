@@ -51,6 +51,9 @@ impl ServerProcess {
             .arg(data_dir)
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
+            // The only server on this data dir: no other replica's upload to spare, so the
+            // start-up sweep may take every staging leftover at once.
+            .env("SAVESYNC_GC_GRACE_SECS", "0")
             .env_remove("SAVESYNC_CONFIG")
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

@@ -9,7 +9,7 @@ use savesync_core::ContentHash;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 /// The local-directory blob store.
 #[derive(Debug)]
@@ -198,6 +198,14 @@ impl BlobStore for FsBlobStore {
         blocking(move || FsBlobStore::list_blocking(&root)).await
     }
 
+    async fn modified(&self, hash: &ContentHash) -> Result<Option<SystemTime>, BlobError> {
+        match tokio::fs::metadata(self.path_of(hash)).await {
+            Ok(meta) => Ok(Some(meta.modified()?)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     async fn sweep_staging(&self, older_than: Duration) -> Result<usize, BlobError> {
         let tmp = self.root.join("tmp");
         blocking(move || FsBlobStore::sweep_blocking(&tmp, older_than)).await
@@ -277,6 +285,8 @@ mod tests {
             .unwrap();
         let listed = store.list().await.unwrap();
         assert_eq!(listed, vec![StoredBlob { hash, modified: hour_ago }]);
+        assert_eq!(store.modified(&hash).await.unwrap(), Some(hour_ago));
+        assert_eq!(store.modified(&ContentHash::of(b"other")).await.unwrap(), None);
         // The same content uploaded again: garbage collection must see a fresh blob.
         store.put(&hash, super::super::body_of(&b"old save"[..]), 1024).await.unwrap();
         let age = store.list().await.unwrap()[0].modified.elapsed().unwrap();

@@ -19,7 +19,7 @@ use futures::Stream;
 use savesync_core::ContentHash;
 use std::io;
 use std::pin::Pin;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 use tokio::io::AsyncRead;
 
 /// The blob store the config names: the directory under the data dir. (S3-compatible
@@ -79,7 +79,7 @@ const fn libc_enospc() -> i32 {
 pub struct StoredBlob {
     pub hash: ContentHash,
     /// When the blob was last published (written, or re-published by a dedupe).
-    pub modified: std::time::SystemTime,
+    pub modified: SystemTime,
 }
 
 /// A body received into private storage, with the hash and size of what arrived. Dropping
@@ -139,6 +139,14 @@ pub trait BlobStore: Send + Sync + std::fmt::Debug {
     /// spares blobs younger than its grace period: another replica may be between
     /// publishing one and committing the version that references it).
     async fn list(&self) -> Result<Vec<StoredBlob>, BlobError>;
+
+    /// When the stored blob was last published, or `None` when it is not stored. Garbage
+    /// collection re-checks this right before deleting, so a dedupe on another replica
+    /// after its listing is seen. The default scans [`BlobStore::list`]; stores override it
+    /// with a single lookup (a `stat`, a `HEAD`).
+    async fn modified(&self, hash: &ContentHash) -> Result<Option<SystemTime>, BlobError> {
+        Ok(self.list().await?.into_iter().find(|b| b.hash == *hash).map(|b| b.modified))
+    }
 
     /// Delete staging leftovers older than `older_than` (a crash mid-upload); returns how
     /// many.

@@ -49,6 +49,12 @@ impl BlobStore for FullDisk {
     async fn list(&self) -> Result<Vec<StoredBlob>, BlobError> {
         self.0.list().await
     }
+    async fn modified(
+        &self,
+        hash: &ContentHash,
+    ) -> Result<Option<std::time::SystemTime>, BlobError> {
+        self.0.modified(hash).await
+    }
     async fn sweep_staging(&self, older_than: Duration) -> Result<usize, BlobError> {
         self.0.sweep_staging(older_than).await
     }
