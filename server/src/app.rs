@@ -46,6 +46,8 @@ struct AppInner {
     mint_limiter: Option<DefaultKeyedRateLimiter<DeviceId>>,
     /// Ends the streams and long-polls of revoked devices.
     revocations: Revocations,
+    /// Carries cursor advances to other replicas (`crate::feed_bus`; Postgres only).
+    feed_bus: std::sync::OnceLock<Arc<crate::feed_bus::FeedBus>>,
 }
 
 /// The shortest revocation re-check interval honoured (a zero interval would spin).
@@ -108,6 +110,7 @@ impl App {
                 pairing_key,
                 mint_limiter,
                 revocations: Revocations::default(),
+                feed_bus: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -210,6 +213,22 @@ impl App {
 
     pub(crate) fn feed(&self) -> &Feed {
         &self.inner.feed
+    }
+
+    /// Announce that `user`'s cursor reached `seq`: to this process's watchers at once,
+    /// and through the feed bus (if running) to every other replica's.
+    pub(crate) fn announce(&self, user: UserId, seq: savesync_core::Seq) {
+        self.inner.feed.publish(user, seq);
+        if let Some(bus) = self.inner.feed_bus.get() {
+            bus.send(user, seq);
+        }
+    }
+
+    /// Give this app its feed bus; `None` if it already has one.
+    pub(crate) fn attach_feed_bus(&self) -> Option<Arc<crate::feed_bus::FeedBus>> {
+        let bus = Arc::new(crate::feed_bus::FeedBus::default());
+        self.inner.feed_bus.set(bus.clone()).ok()?;
+        Some(bus)
     }
 
     pub(crate) fn metrics(&self) -> &Metrics {

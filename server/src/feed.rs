@@ -38,6 +38,21 @@ impl Feed {
             });
         }
     }
+
+    /// Users with at least one live watcher here (for the feed bus's catch-up after it
+    /// lost notifications).
+    pub fn watched_users(&self) -> Vec<UserId> {
+        let users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        users.iter().filter(|(_, s)| s.receiver_count() > 0).map(|(u, _)| *u).collect()
+    }
+
+    /// Wake `user`'s watchers without a new cursor: they re-read the database.
+    pub fn wake(&self, user: UserId) {
+        let users = self.users.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(sender) = users.get(&user) {
+            sender.send_modify(|_| {});
+        }
+    }
 }
 
 #[cfg(test)]
@@ -55,5 +70,18 @@ mod tests {
         assert!(!rx.has_changed().unwrap());
         feed.publish(2, Seq(9));
         assert!(!rx.has_changed().unwrap());
+    }
+
+    #[tokio::test]
+    async fn wake_signals_without_moving_the_cursor_and_only_live_watchers_count() {
+        let feed = Feed::default();
+        let mut rx = feed.subscribe(1);
+        drop(feed.subscribe(2));
+        feed.publish(1, Seq(3));
+        rx.borrow_and_update();
+        assert_eq!(feed.watched_users(), vec![1]);
+        feed.wake(1);
+        rx.changed().await.unwrap();
+        assert_eq!(*rx.borrow_and_update(), Seq(3));
     }
 }

@@ -20,6 +20,7 @@ pub mod dav;
 mod device_label;
 mod error;
 mod feed;
+mod feed_bus;
 mod gc;
 mod http;
 pub mod meta;

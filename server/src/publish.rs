@@ -57,7 +57,7 @@ pub async fn commit_and_publish(
     match &outcome {
         CommitOutcome::Committed(meta) => {
             add(&metrics.commits, 1);
-            app.feed().publish(user, meta.seq);
+            app.announce(user, meta.seq);
         }
         CommitOutcome::Conflict(_) => add(&metrics.conflicts, 1),
         _ => {}

@@ -109,6 +109,7 @@ pub async fn launch(
     let request_timeout = app.config().request_timeout;
     let max_connections = app.config().max_connections;
     crate::gc::sweep_leftover_staging(&app).await;
+    let feed_bus = start_feed_bus(&app, &token)?;
     let remotes = tokio::spawn(crate::remotes::scheduler::run(app.clone(), token.clone()));
     let gc = tokio::spawn(crate::gc::run_periodically(app, token.clone()));
     let trigger = token.clone();
@@ -125,5 +126,22 @@ pub async fn launch(
     token.cancel();
     let _ = gc.await;
     let _ = remotes.await;
+    for task in feed_bus {
+        let _ = task.await;
+    }
     Ok(())
+}
+
+/// With the metadata in Postgres, run the feed bus (`crate::feed_bus`) so commits on other
+/// replicas wake this one's watchers.
+fn start_feed_bus(
+    app: &App,
+    token: &CancellationToken,
+) -> anyhow::Result<Vec<tokio::task::JoinHandle<()>>> {
+    use crate::meta::database_url::{Backend, backend};
+    match backend(app.config().database_url.as_deref()).map_err(anyhow::Error::msg)? {
+        Backend::Postgres(url) => crate::feed_bus::start(app, url, token)
+            .map_err(|_| anyhow::anyhow!("feed bus: database_url does not parse")),
+        Backend::Sqlite => Ok(Vec::new()),
+    }
 }
