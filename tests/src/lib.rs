@@ -20,11 +20,13 @@ mod fuse_check;
 mod mountinfo;
 mod pair;
 mod remote_view;
+mod replicas;
 mod retroarch;
 mod server;
 mod server_process;
 mod solo;
 mod sshd;
+mod switch_proxy;
 mod tools;
 mod wait;
 
@@ -36,6 +38,7 @@ pub use fuse_check::require_fuse;
 pub use mountinfo::{fuse_mount_ids, is_fuse_mount};
 pub use pair::DevicePair;
 pub use remote_view::RemoteView;
+pub use replicas::Replicas;
 pub use retroarch::{
     ManifestEntry, Reply, RetroArch, SyncOutcome, encode_url, md5_hex, parse_manifest,
 };
@@ -43,6 +46,7 @@ pub use server::TestServer;
 pub use server_process::ServerProcess;
 pub use solo::SoloDevice;
 pub use sshd::{LoopbackSshd, generate_key, sshd_path};
+pub use switch_proxy::SwitchProxy;
 pub use tools::{ProcessGroup, free_loopback_port, require_tools, wait_with_deadline};
 pub use wait::{poll_until, wait_until, wait_until_async, wait_until_timed};
 

@@ -140,7 +140,7 @@ impl Drop for ServerProcess {
 }
 
 /// The first `http://127.0.0.1:PORT` in `text`.
-fn loopback_url_in(text: &str) -> Option<String> {
+pub(crate) fn loopback_url_in(text: &str) -> Option<String> {
     const PREFIX: &str = "http://127.0.0.1:";
     let at = text.find(PREFIX)?;
     let port: String = text[at + PREFIX.len()..].chars().take_while(char::is_ascii_digit).collect();
