@@ -45,7 +45,8 @@ impl Replica {
     }
 }
 
-/// Two replicas on a fresh database, and one device's token (paired on replica 1).
+/// Two replicas on a fresh database, and one device's token (code minted on replica 1,
+/// redeemed on replica 2).
 async fn two_replicas() -> Option<(tempfile::TempDir, String, Replica, Replica, String)> {
     let Some(url) = savesync_testenv::postgres::fresh_database() else {
         eprintln!("SKIPPED: {}", savesync_testenv::postgres::MISSING);
@@ -54,8 +55,10 @@ async fn two_replicas() -> Option<(tempfile::TempDir, String, Replica, Replica, 
     let dir = tempfile::tempdir().unwrap();
     let one = Replica::start(dir.path(), &url).await;
     let two = Replica::start(dir.path(), &url).await;
+    // Minted by replica 1, redeemed on replica 2: both key codes with the data dir's
+    // pairing.key.
     let code = one.app.pairing_code("alice").await.unwrap();
-    let anonymous = Client::new(&one.base_url, None).unwrap().with_retry(RetryPolicy::none());
+    let anonymous = Client::new(&two.base_url, None).unwrap().with_retry(RetryPolicy::none());
     let paired = anonymous.pair(&code.code, "deck", "test").await.unwrap();
     Some((dir, url, one, two, paired.token))
 }
