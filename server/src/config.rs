@@ -107,6 +107,11 @@ pub struct Config {
     /// publishing it and committing the version that references it. Must exceed the
     /// longest publish-to-commit step (a database round trip) by a wide margin.
     pub gc_grace: Duration,
+    /// `s3://bucket/prefix`: keep blobs in an S3-compatible bucket instead of `blob_dir()`
+    /// (`SAVESYNC_BLOB_URL`; see `crate::blob::open_from_config`).
+    pub blob_url: Option<String>,
+    /// Endpoint, region and credentials for `blob_url` (`[s3]`, `SAVESYNC_S3_*`, `AWS_*`).
+    pub s3: crate::blob::S3Settings,
 }
 
 const DEFAULT_LISTEN: &str = "127.0.0.1:7878";
@@ -150,6 +155,8 @@ impl Config {
             database_url: None,
             database_max_connections: 16,
             gc_grace: Duration::from_secs(HOUR_SECS),
+            blob_url: None,
+            s3: crate::blob::S3Settings::default(),
         }
     }
 
@@ -294,6 +301,10 @@ impl Config {
         if let Some(v) = get("SAVESYNC_DATABASE_MAX_CONNECTIONS") {
             self.database_max_connections = parse_env("SAVESYNC_DATABASE_MAX_CONNECTIONS", &v)?;
         }
+        if let Some(v) = get("SAVESYNC_BLOB_URL") {
+            self.blob_url = Some(v);
+        }
+        self.s3.apply_env(&lookup)?;
         Ok(())
     }
 }
@@ -350,6 +361,8 @@ struct ConfigFile {
     database_url: Option<String>,
     database_max_connections: Option<u32>,
     gc_grace_secs: Option<u64>,
+    blob_url: Option<String>,
+    s3: Option<crate::blob::s3::S3File>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -417,6 +430,12 @@ impl ConfigFile {
         config.database_max_connections =
             self.database_max_connections.unwrap_or(config.database_max_connections);
         config.gc_grace = self.gc_grace_secs.map_or(config.gc_grace, secs);
+        if self.blob_url.is_some() {
+            config.blob_url = self.blob_url;
+        }
+        if let Some(s3) = self.s3 {
+            s3.apply(&mut config.s3);
+        }
         Ok(())
     }
 }

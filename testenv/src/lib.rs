@@ -5,3 +5,4 @@
 //! with a visible `SKIPPED:` line, like the rest of the suite.
 
 pub mod postgres;
+pub mod s3;

@@ -10,9 +10,15 @@
 //! hold the GC lock only from publish to commit.
 
 mod fs_store;
+mod open;
+pub(crate) mod s3;
+mod s3_store;
 mod writer;
 
 pub use fs_store::FsBlobStore;
+pub use open::open_from_config;
+pub use s3::{BlobUrl, S3Settings};
+pub use s3_store::{S3BlobStore, S3Retry};
 
 use bytes::Bytes;
 use futures::Stream;
@@ -21,18 +27,6 @@ use std::io;
 use std::pin::Pin;
 use std::time::{Duration, SystemTime};
 use tokio::io::AsyncRead;
-
-/// The blob store the config names: the directory under the data dir. (S3-compatible
-/// storage extends this.)
-pub async fn open_from_config(
-    config: &crate::config::Config,
-) -> anyhow::Result<std::sync::Arc<dyn BlobStore>> {
-    use anyhow::Context;
-    let dir = config.blob_dir();
-    let store =
-        FsBlobStore::open(&dir).with_context(|| format!("opening blob store {}", dir.display()))?;
-    Ok(std::sync::Arc::new(store))
-}
 
 /// A body to store: chunks, or the error that cut it short.
 pub type BlobBody = Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>;
