@@ -11,6 +11,8 @@ use savesync_core::wire::{ErrorBody, HASH_HEADER};
 use savesync_core::{ContentHash, ErrorCode, Rev, Seq};
 use std::time::Duration;
 
+crate::backend_matrix! {
+
 /// Send a hand-built request as `device`; returns status and the decoded error body.
 async fn raw(
     device: &Device,
@@ -254,4 +256,5 @@ async fn uploading_with_a_revoked_token_stores_nothing() {
         .unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::DeviceRevoked), "{err}");
     assert_nothing_stored(&server, &deck, &Default::default()).await;
+}
 }

@@ -10,6 +10,8 @@ use common::{TestServer, put, sp};
 use savesync_core::wire::VersionKind;
 use savesync_core::{ContentHash, Rev};
 
+crate::backend_matrix! {
+
 const CAP: u32 = 5;
 const SAVE: &str = "snes/a.srm";
 
@@ -113,4 +115,5 @@ async fn an_upload_based_on_a_save_the_server_never_had_keeps_no_history() {
             "{path} has history: {history:?}"
         );
     }
+}
 }

@@ -8,6 +8,8 @@ use common::{TestServer, put, sp};
 use savesync_core::wire::VersionKind;
 use savesync_core::{ContentHash, ErrorCode, Rev};
 
+crate::backend_matrix! {
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_devices_on_the_same_base_one_wins_and_one_gets_409_with_the_head() {
     let server = TestServer::start().await;
@@ -142,4 +144,5 @@ async fn many_concurrent_writers_on_one_base_produce_exactly_one_commit() {
     let history = devices[0].client.history(&path).await.unwrap();
     let kept = history.versions.iter().filter(|v| v.kind == VersionKind::Conflict).count();
     assert_eq!(kept, 5, "every losing upload is kept");
+}
 }

@@ -8,6 +8,8 @@ use futures::StreamExt;
 use savesync_core::{Rev, Seq};
 use std::time::{Duration, Instant};
 
+crate::backend_matrix! {
+
 #[tokio::test]
 async fn changes_lists_commits_after_the_cursor_oldest_first() {
     let server = TestServer::start().await;
@@ -135,4 +137,5 @@ async fn events_need_a_token() {
     let server = TestServer::start().await;
     let err = server.anonymous().events().await.err().expect("refused");
     assert_eq!(err.code(), Some(savesync_core::ErrorCode::Unauthorized), "{err}");
+}
 }

@@ -12,6 +12,8 @@ use savesync_core::wire::{ErrorBody, HASH_HEADER};
 use savesync_core::{ContentHash, ErrorCode, Rev};
 use std::time::{Duration, Instant};
 
+crate::backend_matrix! {
+
 /// Send a request; returns the status, the headers and the raw body text.
 async fn send(
     method: Method,
@@ -150,6 +152,7 @@ async fn health(server: &TestServer) -> (u16, String) {
     (status, text)
 }
 
+#[sqlite_dir_only]
 #[tokio::test]
 async fn health_is_503_while_the_blob_volume_cannot_take_a_write() {
     let server = TestServer::start().await;
@@ -169,6 +172,7 @@ async fn health_is_503_while_the_blob_volume_cannot_take_a_write() {
     assert!(std::fs::read_dir(&staging).unwrap().next().is_none(), "the probe left a file");
 }
 
+#[sqlite_dir_only]
 #[tokio::test]
 async fn health_is_503_while_the_database_cannot_answer() {
     let server = TestServer::start().await;
@@ -349,6 +353,7 @@ async fn oversized_and_malformed_requests_are_refused_and_the_server_stays_up() 
     assert_eq!(health(&server).await.0, 200);
 }
 
+#[sqlite_dir_only]
 #[tokio::test]
 async fn an_upload_cut_off_mid_body_stores_nothing_and_leaves_no_staging_file() {
     let server = TestServer::start().await;
@@ -407,6 +412,7 @@ async fn a_client_that_never_finishes_its_headers_is_disconnected() {
     assert_eq!(health(&server).await.0, 200);
 }
 
+#[sqlite_dir_only]
 #[tokio::test]
 async fn an_upload_that_stalls_mid_body_is_503_unavailable_and_leaves_no_staging_file() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -444,4 +450,5 @@ async fn an_upload_that_stalls_mid_body_is_503_unavailable_and_leaves_no_staging
     assert_eq!(std::fs::read_dir(&staging).unwrap().count(), 0);
     assert!(server.blob_files().is_empty(), "{:?}", server.blob_files());
     assert!(deck.client.list(None, true).await.unwrap().saves.is_empty());
+}
 }

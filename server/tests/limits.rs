@@ -12,6 +12,8 @@ use savesync_core::Rev;
 use savesync_core::wire::SessionReport;
 use std::time::Duration;
 
+crate::backend_matrix! {
+
 /// Keep-alive comments on an idle stream (`:` lines), counted from the raw SSE bytes.
 fn keep_alive_comments(raw: &str) -> usize {
     raw.split("\n\n").filter(|block| block.lines().any(|l| l.starts_with(':'))).count()
@@ -380,4 +382,5 @@ async fn a_user_at_its_version_cap_gets_507_even_for_empty_or_repeated_content()
     assert_eq!(heads.len(), 3, "nothing more was stored");
     // Another user is unaffected.
     put(&bob, "snes/a.srm", Rev::NONE, b"").await;
+}
 }

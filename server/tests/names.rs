@@ -10,6 +10,8 @@ use savesync_core::wire::{ErrorBody, HASH_HEADER};
 use savesync_core::{ContentHash, ErrorCode, MAX_PATH_BYTES, Rev, Seq};
 use std::time::Duration;
 
+crate::backend_matrix! {
+
 const NFC: &str = "gba/Pok\u{e9}mon Emerald.sav";
 const NFD: &str = "gba/Poke\u{301}mon Emerald.sav";
 
@@ -127,4 +129,5 @@ async fn paths_of_path_max_minus_one_bytes_round_trip_through_the_server() {
     assert_eq!(status, 400, "{body}");
     let error: ErrorBody = serde_json::from_str(&body).unwrap();
     assert_eq!(error.code, ErrorCode::BadPath);
+}
 }

@@ -9,6 +9,8 @@ use savesync_core::wire::{ActionKind, ManifestEntry, PlannedAction, SessionRepor
 use savesync_core::{ContentHash, ErrorCode, Rev, Version};
 use std::collections::BTreeMap;
 
+crate::backend_matrix! {
+
 fn h(s: &str) -> Option<ContentHash> {
     Some(ContentHash::of(s.as_bytes()))
 }
@@ -180,4 +182,5 @@ async fn negotiate_with_many_entries_answers_for_each() {
             .iter()
             .all(|a| a.action == ActionKind::Upload && a.expected_rev == Some(Rev::NONE))
     );
+}
 }

@@ -16,6 +16,8 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::time::Duration;
 
+crate::backend_matrix! {
+
 /// One `POST /pair` claiming to come from `from` (through a trusted proxy); the status and
 /// the error code, if any.
 async fn pair_from(
@@ -110,6 +112,7 @@ fn mode(path: &Path) -> u32 {
         & 0o777
 }
 
+#[sqlite_dir_only]
 #[tokio::test]
 async fn pairing_codes_are_stored_keyed_and_still_pair_after_a_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -139,6 +142,7 @@ async fn pairing_codes_are_stored_keyed_and_still_pair_after_a_restart() {
     assert_eq!(paired.user, "alice");
 }
 
+#[sqlite_dir_only]
 #[cfg(unix)]
 #[tokio::test]
 async fn the_data_dir_is_0700_and_the_database_files_and_key_0600() {
@@ -248,4 +252,5 @@ async fn device_names_and_kinds_must_be_printable() {
     // Refused labels neither use up the code nor count as guesses.
     let answer = pair_from(&server, "203.0.113.9", &code.code, "Pokémon deck", "handheld").await;
     assert_eq!(answer, (200, None));
+}
 }

@@ -7,6 +7,8 @@ use common::{TestServer, eventually, sp};
 use savesync_core::ErrorCode;
 use std::time::Duration;
 
+crate::backend_matrix! {
+
 #[tokio::test]
 async fn pairing_code_works_exactly_once() {
     let server = TestServer::start().await;
@@ -138,4 +140,5 @@ async fn revoking_another_users_device_is_not_found() {
     let err = alice.client.revoke_device(bob.id).await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::NotFound), "{err}");
     bob.client.list(None, false).await.expect("bob's token still works");
+}
 }

@@ -13,6 +13,8 @@ use savesync_core::{ContentHash, ErrorCode, Rev, Seq};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+crate::backend_matrix! {
+
 /// Wait until the server has seen a request of `device` (its `last_seen_at` is written
 /// right after a request authenticated). When the device's only request is a long-poll,
 /// this proves the long-poll got past authentication and is waiting.
@@ -140,6 +142,7 @@ async fn revoke_with_cli(server: &TestServer, id: i64) {
     assert!(status.success(), "devices revoke failed: {status}");
 }
 
+#[sqlite_dir_only]
 #[tokio::test]
 async fn a_revocation_by_the_cli_ends_streams_and_long_polls_within_a_few_check_intervals() {
     let interval = Duration::from_millis(200);
@@ -179,4 +182,5 @@ async fn a_revocation_by_the_cli_ends_streams_and_long_polls_within_a_few_check_
     assert_eq!(err.code(), Some(ErrorCode::DeviceRevoked), "{err}");
     let err = server.anonymous().pair(&minted.code, "intruder", "desktop").await.unwrap_err();
     assert_eq!(err.code(), Some(ErrorCode::PairingCodeInvalid), "{err}");
+}
 }

@@ -9,6 +9,8 @@ use common::{TestServer, put, sp};
 use savesync_core::wire::{RestoreRequest, VersionKind};
 use savesync_core::{ContentHash, ErrorCode, Rev};
 
+crate::backend_matrix! {
+
 #[tokio::test]
 async fn upload_list_download_history_round_trip() {
     let server = TestServer::start().await;
@@ -223,4 +225,5 @@ async fn another_users_save_is_not_found_and_untouched() {
         &alice.client.download(&sp("snes/a.srm"), None).await.unwrap().bytes[..],
         b"alice's"
     );
+}
 }

@@ -8,6 +8,8 @@ use futures::StreamExt;
 use savesync_core::Seq;
 use std::time::Duration;
 
+crate::backend_matrix! {
+
 /// "Promptly": well under the 15 s SSE keep-alive and the 60 s long-poll maximum.
 const PROMPT: Duration = Duration::from_secs(3);
 
@@ -62,4 +64,5 @@ async fn a_stopped_server_reads_as_offline() {
     server.shutdown().await;
     let err = deck.client.list(None, false).await.unwrap_err();
     assert!(err.is_offline() && err.is_transient(), "{err:?}");
+}
 }

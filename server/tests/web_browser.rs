@@ -15,6 +15,8 @@ use savesync_core::{Rev, Seq};
 use std::time::{Duration, Instant};
 use web::{PASSWORD, set_password};
 
+crate::backend_matrix! {
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_signs_in_pairs_a_device_and_sees_its_upload_appear_live() {
     let server = TestServer::start().await;
@@ -202,4 +204,5 @@ async fn the_browser_cannot_post_without_a_csrf_token_nor_open_another_users_sav
     browser.wait_for("#new-code").await;
     assert!(browser.client.find(fantoccini::Locator::Css("#pairing-code")).await.is_err());
     browser.close().await;
+}
 }

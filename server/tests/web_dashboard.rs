@@ -15,6 +15,9 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 use web::{PASSWORD, WebClient, csrf_in, location, set_password};
 
+crate::backend_matrix! {
+
+#[sqlite_dir_only]
 #[tokio::test]
 async fn a_password_sign_in_sets_an_http_only_strict_session_cookie() {
     let server = TestServer::start().await;
@@ -325,6 +328,7 @@ async fn the_saves_page_groups_by_platform_and_searches() {
     assert!(activity.contains("upload") && activity.contains("snes/Chrono Trigger.srm"));
 }
 
+#[sqlite_dir_only]
 /// The admin CLI, as a separate process on the running server's data directory.
 #[tokio::test]
 async fn users_passwd_reads_the_password_from_stdin_and_login_link_prints_a_link() {
@@ -410,4 +414,5 @@ async fn the_pair_page_creates_a_retroarch_device_whose_password_opens_webdav_on
     assert!(web.page("/web/devices").await.contains("retroid"));
     let bad = web.post("/web/pair", "/web/pair/retroarch", &[("name", "a:b")]).await;
     assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
+}
 }

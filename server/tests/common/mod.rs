@@ -1,5 +1,7 @@
-//! Test harness: a real savesync server on `127.0.0.1:0` with its own temp data dir, and
-//! paired devices that talk to it through the real `savesync-client`.
+//! Test harness: a real savesync server on `127.0.0.1:0` with its own temp data dir (and,
+//! on the S3 legs, its own bucket), and paired devices that talk to it through the real
+//! `savesync-client`. [`backend_matrix!`](crate::backend_matrix) runs a file's tests on
+//! every storage backend ([`Leg`]).
 //!
 //! Assumes the server's public API (`App::open`, `Config::with_data_dir`,
 //! `App::issue_pairing_code`, `launch`). Clients are built without retries so a test sees
@@ -7,6 +9,11 @@
 
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
+
+mod backend;
+mod s3_view;
+
+pub use backend::{Leg, on_leg};
 
 use savesync_client::{Client, RetryPolicy};
 use savesync_core::wire::SaveMeta;
@@ -27,6 +34,10 @@ pub struct TestServer {
     pub base_url: String,
     /// Kept so the data dir lives as long as the server.
     pub data_dir: tempfile::TempDir,
+    /// The storage this server runs on.
+    pub leg: Leg,
+    /// The bucket's objects, on the S3 legs.
+    s3: Option<s3_view::S3View>,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<anyhow::Result<()>>>,
 }
@@ -48,19 +59,27 @@ impl TestServer {
         TestServer::start_with(|_| {}).await
     }
 
-    /// A server whose config `tweak` adjusts (e.g. a small `max_body_bytes`).
+    /// A server whose config `tweak` adjusts (e.g. a small `max_body_bytes`), on the
+    /// storage of the running [`backend_matrix!`](crate::backend_matrix) leg (SQLite + dir
+    /// outside one).
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
+        TestServer::start_on(backend::current(), tweak).await
+    }
+
+    /// A server on `leg`'s storage (fresh), config adjusted by `tweak`.
+    pub async fn start_on(leg: Leg, tweak: impl FnOnce(&mut Config)) -> TestServer {
         let data_dir = tempfile::tempdir().expect("temp data dir");
         let mut config = Config::with_data_dir(data_dir.path());
+        let s3 = leg.configure(&mut config);
         tweak(&mut config);
-        let app = App::open(config).expect("open app");
+        let app = open_app(config).await;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base_url = format!("http://{}", listener.local_addr().expect("local addr"));
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(launch(app.clone(), listener, async move {
             let _ = rx.await;
         }));
-        TestServer { app, base_url, data_dir, shutdown: Some(tx), task: Some(task) }
+        TestServer { app, base_url, data_dir, leg, s3, shutdown: Some(tx), task: Some(task) }
     }
 
     /// A client with no token and no retries.
@@ -98,8 +117,12 @@ impl TestServer {
         format!("{}/api/v1/{rest}", self.base_url)
     }
 
-    /// Every file under the blob store, relative to it (temp files included).
+    /// Every file under the blob store, relative to it (temp files included): on the S3
+    /// legs, every object in the bucket (`ab/cd/<hex>`, `tmp/...`).
     pub fn blob_files(&self) -> BTreeSet<PathBuf> {
+        if let Some(s3) = &self.s3 {
+            return s3.keys();
+        }
         let root = self.app.config().blob_dir();
         let mut out = BTreeSet::new();
         walk(&root, &root, &mut out);
@@ -127,6 +150,16 @@ impl Drop for TestServer {
             let _ = tx.send(());
         }
     }
+}
+
+/// The app over `config`'s stores: the SQLite file, and the blob store `blob_url` names.
+async fn open_app(config: Config) -> App {
+    if config.blob_url.is_none() {
+        return App::open(config).expect("open app");
+    }
+    let meta = savesync_server::meta::sqlite::SqliteMeta::open(config.db_path()).expect("sqlite");
+    let blobs = savesync_server::blob::open_from_config(&config).await.expect("open blob store");
+    App::with_stores(config, std::sync::Arc::new(meta), blobs)
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<PathBuf>) {
