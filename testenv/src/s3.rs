@@ -57,12 +57,18 @@ pub struct S3Server {
     log: PathBuf,
 }
 
-/// A fresh bucket on this process's shared server; `None` (after printing why) when
+/// This process's shared server, started on first use; `None` (after printing why) when
 /// moto is not installed and `CI` is not `true`.
 #[must_use]
-pub fn bucket() -> Option<Bucket> {
+pub fn shared() -> Option<&'static S3Server> {
     static SHARED: OnceLock<Option<S3Server>> = OnceLock::new();
-    SHARED.get_or_init(S3Server::start).as_ref().map(S3Server::bucket)
+    SHARED.get_or_init(S3Server::start).as_ref()
+}
+
+/// A fresh bucket on the shared server (see [`shared`]).
+#[must_use]
+pub fn bucket() -> Option<Bucket> {
+    shared().map(S3Server::bucket)
 }
 
 impl S3Server {

@@ -20,7 +20,7 @@ impl Leg {
     pub fn available(self) -> bool {
         match self {
             Leg::SqliteDir => true,
-            Leg::SqliteS3 => savesync_testenv::s3::bucket().is_some(),
+            Leg::SqliteS3 => savesync_testenv::s3::shared().is_some(),
         }
     }
 
@@ -114,6 +114,7 @@ macro_rules! __backend_items {
             $(#[doc = $doc])* #[tokio::test $($args)*] $(#[$meta])*
             async fn $name() {
                 if !LEG.available() {
+                    eprintln!("SKIPPED: {} on {:?}", stringify!($name), LEG);
                     return;
                 }
                 $crate::common::on_leg(LEG, async move $body).await;
