@@ -13,6 +13,10 @@ pub enum Leg {
     SqliteDir,
     /// SQLite + an S3-compatible bucket (moto on loopback).
     SqliteS3,
+    /// A fresh Postgres database (a throwaway cluster on loopback) + blob directory.
+    PostgresDir,
+    /// A fresh Postgres database + a fresh bucket.
+    PostgresS3,
 }
 
 impl Leg {
@@ -21,6 +25,11 @@ impl Leg {
         match self {
             Leg::SqliteDir => true,
             Leg::SqliteS3 => savesync_testenv::s3::shared().is_some(),
+            Leg::PostgresDir => savesync_testenv::postgres::cluster().is_some(),
+            Leg::PostgresS3 => {
+                savesync_testenv::postgres::cluster().is_some()
+                    && savesync_testenv::s3::shared().is_some()
+            }
         }
     }
 
@@ -30,8 +39,21 @@ impl Leg {
         match self {
             Leg::SqliteDir => None,
             Leg::SqliteS3 => Some(use_fresh_bucket(config)),
+            Leg::PostgresDir => {
+                use_fresh_database(config);
+                None
+            }
+            Leg::PostgresS3 => {
+                use_fresh_database(config);
+                Some(use_fresh_bucket(config))
+            }
         }
     }
+}
+
+fn use_fresh_database(config: &mut Config) {
+    let url = savesync_testenv::postgres::fresh_database().expect("Postgres leg without Postgres");
+    config.database_url = Some(url);
 }
 
 fn use_fresh_bucket(config: &mut Config) -> super::s3_view::S3View {
@@ -76,6 +98,8 @@ macro_rules! backend_matrix {
     ($($items:tt)*) => {
         $crate::__backend_leg!(sqlite_dir, SqliteDir, yes, $($items)*);
         $crate::__backend_leg!(sqlite_s3, SqliteS3, no, $($items)*);
+        $crate::__backend_leg!(postgres_dir, PostgresDir, no, $($items)*);
+        $crate::__backend_leg!(postgres_s3, PostgresS3, no, $($items)*);
     };
 }
 

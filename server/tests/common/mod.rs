@@ -152,14 +152,13 @@ impl Drop for TestServer {
     }
 }
 
-/// The app over `config`'s stores: the SQLite file, and the blob store `blob_url` names.
+/// The app over `config`'s stores. The default leg opens as a default install does
+/// (`App::open`); the others as `serve` does (`App::connect`: `database_url`, `blob_url`).
 async fn open_app(config: Config) -> App {
-    if config.blob_url.is_none() {
+    if config.database_url.is_none() && config.blob_url.is_none() {
         return App::open(config).expect("open app");
     }
-    let meta = savesync_server::meta::sqlite::SqliteMeta::open(config.db_path()).expect("sqlite");
-    let blobs = savesync_server::blob::open_from_config(&config).await.expect("open blob store");
-    App::with_stores(config, std::sync::Arc::new(meta), blobs)
+    App::connect(config).await.expect("connect app")
 }
 
 fn walk(root: &Path, dir: &Path, out: &mut BTreeSet<PathBuf>) {
