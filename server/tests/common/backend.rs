@@ -11,8 +11,6 @@ use savesync_server::Config;
 pub enum Leg {
     /// The embedded default: SQLite file + blob directory.
     SqliteDir,
-    /// SQLite + an S3-compatible bucket (moto on loopback).
-    SqliteS3,
     /// A fresh Postgres database (a throwaway cluster on loopback) + blob directory.
     PostgresDir,
     /// A fresh Postgres database + a fresh bucket.
@@ -24,7 +22,6 @@ impl Leg {
     pub fn available(self) -> bool {
         match self {
             Leg::SqliteDir => true,
-            Leg::SqliteS3 => savesync_testenv::s3::shared().is_some(),
             Leg::PostgresDir => savesync_testenv::postgres::cluster().is_some(),
             Leg::PostgresS3 => {
                 savesync_testenv::postgres::cluster().is_some()
@@ -38,7 +35,6 @@ impl Leg {
     pub fn configure(self, config: &mut Config) -> Option<super::s3_view::S3View> {
         match self {
             Leg::SqliteDir => None,
-            Leg::SqliteS3 => Some(use_fresh_bucket(config)),
             Leg::PostgresDir => {
                 use_fresh_database(config);
                 None
@@ -88,8 +84,8 @@ pub fn current() -> Leg {
     CURRENT.try_with(|leg| *leg).unwrap_or(Leg::SqliteDir)
 }
 
-/// Run the tests in it once per backend: one module per leg (`sqlite_dir`, `sqlite_s3`,
-/// ...) with `use super::*;`, whose tests run inside [`on_leg`], so `TestServer::start`
+/// Run the tests in it once per backend: one module per leg (`sqlite_dir`, `postgres_dir`,
+/// `postgres_s3`) with `use super::*;`, whose tests run inside [`on_leg`], so `TestServer::start`
 /// and `start_with` in unchanged test bodies build servers on that leg. Helpers may stay
 /// inside or outside. A test preceded by `#[sqlite_dir_only]` is emitted in the
 /// `sqlite_dir` module only (it is about the SQLite file or the blob directory).
@@ -97,7 +93,6 @@ pub fn current() -> Leg {
 macro_rules! backend_matrix {
     ($($items:tt)*) => {
         $crate::__backend_leg!(sqlite_dir, SqliteDir, yes, $($items)*);
-        $crate::__backend_leg!(sqlite_s3, SqliteS3, no, $($items)*);
         $crate::__backend_leg!(postgres_dir, PostgresDir, no, $($items)*);
         $crate::__backend_leg!(postgres_s3, PostgresS3, no, $($items)*);
     };
