@@ -328,8 +328,8 @@ contract!(
     sweep_staging_removes_only_old_leftovers,
 );
 
-/// The S3 server going away mid-service: every operation reports `Unavailable` (the HTTP
-/// layer's 503), within the retry budget, instead of hanging or claiming `NotFound`.
+/// The S3 server going away mid-service: every operation reports `Unavailable` within the
+/// retry budget, instead of hanging or claiming `NotFound`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_server_gone_is_unavailable() {
     let Some(mut server) = S3Server::start() else { return };

@@ -1,6 +1,6 @@
 //! How `object_store` failures map onto [`BlobError`]: a missing object is `NotFound`; an
 //! unreachable, timing-out or 5xx-answering store is `Unavailable` (retrying later may
-//! succeed, and the HTTP layer answers 503); anything else is `Backend`.
+//! succeed; `GET /health` reports it); anything else is `Backend`.
 //!
 //! object_store retries transient failures itself before giving up, and does not export
 //! its retry error type, so what gave up is recognised from the error chain: its
