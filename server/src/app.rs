@@ -60,8 +60,10 @@ const LAST_SEEN_EVERY: Duration = Duration::from_secs(60);
 impl App {
     /// Create the data directory (`0700`), open the metadata store (SQLite `0600`, or
     /// Postgres when `database_url` is set; running migrations), the blob directory and the
-    /// pairing key (created on first start). Blocking: for the admin CLI and tests; `serve`
-    /// uses [`App::connect`], which also opens a bucket when `blob_url` is set.
+    /// pairing key (created on first start). Blocking: for the metadata-only admin commands
+    /// (`pair`, `devices`, `users`, `login-link`) and tests. It always opens the blob
+    /// directory, so anything that reads or writes blobs (`serve`, `remotes`, `export`,
+    /// `import`) uses [`App::connect`], which opens the bucket when `blob_url` is set.
     pub fn open(config: Config) -> anyhow::Result<App> {
         // Safe to block on: SQLite opens inline, and Postgres runs on its own runtime.
         let meta = futures::executor::block_on(crate::meta::open_from_config(&config))?;

@@ -1,5 +1,5 @@
 //! `savesync-server export` / `import` through the real binary: an install on SQLite + a
-//! blob directory moves to Postgres and back. After each import the counts and every blob
+//! blob directory moves to Postgres + an S3-compatible bucket and back. After each import the counts and every blob
 //! hash match (the import checks them itself; the test re-checks by comparing the exports
 //! of both sides), and the moved server serves the same saves, history and device tokens.
 //! Also: a second import into a non-empty target and an export into a used directory are
@@ -105,13 +105,29 @@ fn ok(out: &std::process::Output, what: &str) -> String {
     format!("{}{stderr}", String::from_utf8_lossy(&out.stdout))
 }
 
-/// A config file for an install in `dir`, on Postgres at `database_url` if given.
-fn install(dir: &Path, database_url: Option<&str>) -> (PathBuf, Config) {
+/// A config file for an install in `dir`, on Postgres at `database_url` and in `bucket`
+/// if given.
+fn install(
+    dir: &Path,
+    database_url: Option<&str>,
+    bucket: Option<&savesync_testenv::s3::Bucket>,
+) -> (PathBuf, Config) {
+    use savesync_testenv::s3;
     std::fs::create_dir_all(dir).unwrap();
     let data = dir.join("data");
     let mut toml = format!("data_dir = {:?}\n", data.to_str().unwrap());
     if let Some(url) = database_url {
         toml.push_str(&format!("database_url = {url:?}\n"));
+    }
+    if let Some(b) = bucket {
+        toml.push_str(&format!(
+            "blob_url = {:?}\n[s3]\nendpoint = {:?}\nregion = {:?}\naccess_key_id = {:?}\nsecret_access_key = {:?}\n",
+            b.url("moved"),
+            b.endpoint,
+            s3::REGION,
+            s3::ACCESS_KEY_ID,
+            s3::SECRET_ACCESS_KEY
+        ));
     }
     let file = dir.join("savesync.toml");
     std::fs::write(&file, toml).unwrap();
@@ -140,13 +156,18 @@ fn export_contents(dir: &Path) -> (BTreeMap<String, BTreeSet<String>>, BTreeMap<
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_install_moves_from_sqlite_to_postgres_and_back_with_every_count_and_hash() {
+async fn an_install_moves_from_sqlite_and_a_dir_to_postgres_and_s3_and_back_with_every_count_and_hash()
+ {
     let Some(pg_url) = savesync_testenv::postgres::fresh_database() else {
         println!("SKIPPED: {}", savesync_testenv::postgres::MISSING);
         return;
     };
+    let Some(bucket) = savesync_testenv::s3::bucket() else {
+        println!("SKIPPED: moto_server (S3) is not installed");
+        return;
+    };
     let root = tempfile::tempdir().unwrap();
-    let (a_file, a_config) = install(&root.path().join("a"), None);
+    let (a_file, a_config) = install(&root.path().join("a"), None, None);
 
     // Two users with history, a conflict version, a tombstone and binary content.
     let a = Running::start(a_config.clone()).await;
@@ -172,11 +193,20 @@ async fn an_install_moves_from_sqlite_to_postgres_and_back_with_every_count_and_
     let dump1 = root.path().join("dump1");
     let out = ok(&cli(&a_file, &["export", dump1.to_str().unwrap()]), "export from SQLite");
     assert!(out.contains("table versions:"), "progress names each table: {out}");
-    let (b_file, b_config) = install(&root.path().join("b"), Some(&pg_url));
-    let out = ok(&cli(&b_file, &["import", dump1.to_str().unwrap()]), "import into Postgres");
+    let (b_file, b_config) = install(&root.path().join("b"), Some(&pg_url), Some(&bucket));
+    let out = ok(&cli(&b_file, &["import", dump1.to_str().unwrap()]), "import into Postgres + S3");
     assert!(out.contains("counts and hashes match"), "{out}");
 
-    // The Postgres server serves the same saves, history and tokens.
+    // The Postgres + S3 server serves the same saves, history and tokens, and the blobs are
+    // in the bucket, not in its data directory.
+    assert!(
+        !root
+            .path()
+            .join("b/data/blobs")
+            .read_dir()
+            .is_ok_and(|mut d| d.any(|e| e.is_ok_and(|e| e.file_name().len() == 2))),
+        "no blob in b's directory"
+    );
     let b = Running::start(b_config).await;
     assert_eq!(snapshot(&b.client(&ann)).await, before_ann);
     assert_eq!(snapshot(&b.client(&bob)).await, before_bob);
@@ -197,8 +227,8 @@ async fn an_install_moves_from_sqlite_to_postgres_and_back_with_every_count_and_
 
     // And back: export Postgres, import into a fresh SQLite + dir.
     let dump2 = root.path().join("dump2");
-    ok(&cli(&b_file, &["export", dump2.to_str().unwrap()]), "export from Postgres");
-    let (c_file, c_config) = install(&root.path().join("c"), None);
+    ok(&cli(&b_file, &["export", dump2.to_str().unwrap()]), "export from Postgres + S3");
+    let (c_file, c_config) = install(&root.path().join("c"), None, None);
     ok(&cli(&c_file, &["import", dump2.to_str().unwrap()]), "import into SQLite");
     let c = Running::start(c_config).await;
     assert_eq!(snapshot(&c.client(&ann)).await, after_ann);

@@ -89,7 +89,7 @@ pub fn remotes(mut config: Config, cmd: &RemotesCommand) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let app = App::open(config)?;
+        let app = App::connect(config).await?;
         run(&app, cmd).await
     })
 }

@@ -1,18 +1,24 @@
 //! Server load benchmark (a benchmark, not a test): a real server on loopback driven by
 //! the real client, printing figures rather than asserting them.
 //!
-//! Run with `cargo bench -p savesync-server --bench server_load` (release build). It
-//! measures:
+//! Run with `cargo bench -p savesync-server --bench server_load` (release build). On each
+//! backend (`backends.rs`: SQLite + blob dir, Postgres + blob dir; a backend whose service
+//! is not installed is skipped with a line saying so) it measures:
 //! 1. negotiate with a 10,000-save manifest, after uploading 10,000 tiny saves (p50/max
 //!    latency over a few runs, for a device in sync and for a fresh device);
 //! 2. 1,000 uploads of 64 KiB by 8 concurrent clients (total time, uploads/s, MiB/s,
 //!    p50/p99 latency);
-//! 3. the same 1,000 x 64 KiB written with fsync to a plain local directory by 8 workers,
-//!    and the ratio of (2) to (3).
+//! 3. on backends several processes can share: the same uploads through two replicas (two
+//!    servers on one database, clients alternating), and the latency of a commit on one
+//!    replica reaching a long-poll on the other.
 //!
-//! Every loop is bounded; on this project's 2-core CI machine it finishes in well under two
-//! minutes. The data dir is a temp dir on the same file system as the baseline directory.
+//! Once: the same 1,000 x 64 KiB written with fsync to a plain local directory by 8
+//! workers, and the ratio of (2) to it. Every loop is bounded.
 
+mod backends;
+mod scale;
+
+use backends::Backend;
 use bytes::Bytes;
 use futures::StreamExt;
 use savesync_client::{Client, RetryPolicy};
@@ -28,46 +34,140 @@ const NEGOTIATE_RUNS: usize = 5;
 const UPLOADS: usize = 1_000;
 const UPLOAD_BYTES: usize = 64 * 1024;
 const CLIENTS: usize = 8;
+const FEED_SAMPLES: usize = 20;
 
 fn main() -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // `cargo bench` passes `--bench`; `-- --scale [USERS] [SAVES_PER_USER]` picks the scale
+    // run (`scale.rs`) instead of the per-backend figures.
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    if args.first().map(String::as_str) == Some("--scale") {
+        let number = |i: usize, default: u64| -> anyhow::Result<u64> {
+            args.get(i).map_or(Ok(default), |a| {
+                a.parse().map_err(|e| anyhow::anyhow!("--scale {a:?}: {e}"))
+            })
+        };
+        let (users, per_user) = (number(1, 1_000)?, number(2, 1_000)?);
+        anyhow::ensure!(users >= 2, "--scale needs at least 2 users");
+        return runtime.block_on(scale::run(users, per_user));
+    }
     runtime.block_on(run())
+}
+
+/// One server on loopback until dropped.
+struct Server {
+    app: App,
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Server {
+    async fn start(config: Config) -> anyhow::Result<Server> {
+        let app = App::connect(config).await?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(launch(app.clone(), listener, async move {
+            let _ = stopped.await;
+        }));
+        Ok(Server { app, url, stop: Some(stop) })
+    }
+
+    /// `n` paired clients of `user`, the i-th talking to `servers[i % len]`.
+    async fn clients(servers: &[&Server], user: &str, n: usize) -> anyhow::Result<Vec<Client>> {
+        let mut out = Vec::with_capacity(n);
+        for i in 0..n {
+            let server = servers[i % servers.len()];
+            let code = server.app.pairing_code(user).await?;
+            let paired = Client::new(&server.url, None)?
+                .pair(&code.code, &format!("dev{i}"), "bench")
+                .await?;
+            out.push(
+                Client::new(&server.url, Some(paired.token))?
+                    .with_retry(RetryPolicy::none())
+                    .with_timeout(Duration::from_secs(60)),
+            );
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
 }
 
 async fn run() -> anyhow::Result<()> {
     let scratch = tempfile::tempdir()?;
-    let data_dir = scratch.path().join("server-data");
-    let app = App::open(Config::with_data_dir(&data_dir))?;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base_url = format!("http://{}", listener.local_addr()?);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(launch(app.clone(), listener, async move {
-        let _ = stopped.await;
-    }));
-
-    let mut clients = Vec::with_capacity(CLIENTS);
-    for i in 0..CLIENTS {
-        let code = app.issue_pairing_code("bench")?;
-        let paired =
-            Client::new(&base_url, None)?.pair(&code.code, &format!("dev{i}"), "bench").await?;
-        clients.push(
-            Client::new(&base_url, Some(paired.token))?
-                .with_retry(RetryPolicy::none())
-                .with_timeout(Duration::from_secs(60)),
-        );
-    }
-    println!("savesync server_load: server on {base_url}, {CLIENTS} paired clients");
-
-    negotiate_benchmark(&clients).await?;
-    let server_time = upload_benchmark(&clients).await?;
     let local_time = local_fsync_baseline(&scratch.path().join("plain-dir")).await?;
-    println!(
-        "ratio: server uploads take {:.2}x the time of plain fsynced local writes",
-        server_time.as_secs_f64() / local_time.as_secs_f64()
-    );
+    for backend in Backend::ALL {
+        let dir = scratch.path().join(backend.name());
+        let config = match backend.config(&dir) {
+            Ok(config) => config,
+            Err(why) => {
+                println!("\n== {}: skipped ({why})", backend.name());
+                continue;
+            }
+        };
+        println!("\n== {}", backend.name());
+        let server = Server::start(config.clone()).await?;
+        let clients = Server::clients(&[&server], "bench", CLIENTS).await?;
+        negotiate_benchmark(&clients).await?;
+        let one = upload_benchmark(&clients, "one server").await?;
+        println!(
+            "ratio: uploads take {:.2}x the time of plain fsynced local writes",
+            one.as_secs_f64() / local_time.as_secs_f64()
+        );
+        if backend.shared() {
+            let second = Server::start(config).await?;
+            let both = Server::clients(&[&server, &second], "replicas", CLIENTS).await?;
+            let two = upload_benchmark(&both, "two replicas").await?;
+            println!(
+                "ratio: two replicas take {:.2}x the time of one",
+                two.as_secs_f64() / one.as_secs_f64()
+            );
+            feed_latency(&both[0], &both[1]).await?;
+        }
+    }
+    Ok(())
+}
 
-    let _ = stop.send(());
-    server.await??;
+/// A commit through `writer` (one replica) reaching the event stream of `reader` (the
+/// other): the server-sent cursor announcement, as a device's feed follower sees it.
+async fn feed_latency(writer: &Client, reader: &Client) -> anyhow::Result<()> {
+    let path = SavePath::parse("bench/feed/ping.sav")?;
+    let mut events = Box::pin(reader.events().await?);
+    // The first event is the current cursor: the stream is connected from here on.
+    let mut seen = events.next().await.ok_or_else(|| anyhow::anyhow!("no first event"))??.cursor;
+    let mut rev = Rev::NONE;
+    let mut latencies = Vec::with_capacity(FEED_SAMPLES);
+    for i in 0..FEED_SAMPLES {
+        let started = Instant::now();
+        let head = writer.upload(&path, rev, Bytes::from(format!("ping {i}"))).await?;
+        rev = head.rev;
+        loop {
+            let next = tokio::time::timeout(Duration::from_secs(30), events.next())
+                .await
+                .map_err(|_| anyhow::anyhow!("no announcement within 30 s"))?
+                .ok_or_else(|| anyhow::anyhow!("the event stream ended"))??;
+            seen = seen.max(next.cursor);
+            if seen >= head.seq {
+                break;
+            }
+        }
+        latencies.push(started.elapsed());
+    }
+    latencies.sort_unstable();
+    println!(
+        "feed across replicas: upload on one -> announced on the other's event stream: \
+         p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {FEED_SAMPLES}",
+        ms(percentile(&latencies, 50)),
+        ms(percentile(&latencies, 99)),
+        ms(latencies.last().copied().unwrap_or_default())
+    );
     Ok(())
 }
 
@@ -122,7 +222,7 @@ async fn negotiate_benchmark(clients: &[Client]) -> anyhow::Result<()> {
 }
 
 /// 1,000 uploads of 64 KiB spread over the clients, each client sequential.
-async fn upload_benchmark(clients: &[Client]) -> anyhow::Result<Duration> {
+async fn upload_benchmark(clients: &[Client], label: &str) -> anyhow::Result<Duration> {
     let per_client = UPLOADS / clients.len();
     let started = Instant::now();
     let tasks: Vec<_> = clients
@@ -152,8 +252,8 @@ async fn upload_benchmark(clients: &[Client]) -> anyhow::Result<Duration> {
     let mib = (count * UPLOAD_BYTES) as f64 / (1024.0 * 1024.0);
     latencies.sort_unstable();
     println!(
-        "uploads: {count} x 64 KiB by {} clients in {:.2} s: {:.0} uploads/s, {:.1} MiB/s, \
-         latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
+        "uploads ({label}): {count} x 64 KiB by {} clients in {:.2} s: {:.0} uploads/s, \
+         {:.1} MiB/s, latency p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms",
         clients.len(),
         total.as_secs_f64(),
         count as f64 / total.as_secs_f64(),
