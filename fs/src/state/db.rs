@@ -83,6 +83,11 @@ fn version_from_db(rev: Option<i64>, hash: Option<String>) -> DbResult<Option<Ve
     Ok(Some(Version { rev: Rev(rev as u64), hash }))
 }
 
+/// A stored content hash (hex); anything else is a damaged row.
+pub(super) fn parse_hash(h: &str) -> DbResult<ContentHash> {
+    h.parse().map_err(|e: savesync_core::ParseHashError| DbError::Corrupt(e.to_string()))
+}
+
 fn parse_path(s: &str) -> DbResult<SavePath> {
     SavePath::parse(s).map_err(|e| DbError::Corrupt(format!("{s:?}: {e}")))
 }

@@ -6,14 +6,10 @@
 //! The hash cache is bookkeeping (the lazy connection): losing it to a power cut only
 //! means hashing those files again.
 
-use super::db::{DbError, StateDb};
+use super::db::{DbError, StateDb, parse_hash};
 use super::rows::{ConflictRow, StatKey};
 use rusqlite::{OptionalExtension, params};
 use savesync_core::{ContentHash, SavePath};
-
-fn parse_hash(h: &str) -> Result<ContentHash, DbError> {
-    h.parse().map_err(|e: savesync_core::ParseHashError| DbError::Corrupt(e.to_string()))
-}
 
 impl StateDb {
     /// The cached hash of the folder file at `path` with its stat when it was hashed.

@@ -13,7 +13,7 @@
 //! lazy connection): losing a note only brings back that spurious conflict copy, never
 //! loses bytes.
 
-use super::db::{DbError, StateDb};
+use super::db::{DbError, StateDb, parse_hash};
 use rusqlite::params;
 use savesync_core::{ContentHash, Rev, SavePath};
 
@@ -53,14 +53,7 @@ impl StateDb {
         let rows = stmt
             .query_map([path.as_str()], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))?
             .collect::<Result<Vec<_>, _>>()?;
-        rows.into_iter()
-            .map(|(hash, rev)| {
-                let hash = hash
-                    .parse()
-                    .map_err(|e: savesync_core::ParseHashError| DbError::Corrupt(e.to_string()))?;
-                Ok((hash, Rev(rev as u64)))
-            })
-            .collect()
+        rows.into_iter().map(|(hash, rev)| Ok((parse_hash(&hash)?, Rev(rev as u64)))).collect()
     }
 
     /// The server refused this attempt: it was not committed.

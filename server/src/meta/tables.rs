@@ -108,6 +108,21 @@ pub fn checked_identifier(name: &str) -> Result<&str, MetaError> {
     if ok { Ok(name) } else { Err(MetaError::Corrupt(format!("not a plain identifier: {name:?}"))) }
 }
 
+/// `columns` as a SQL column list, each checked to be a plain identifier.
+pub fn column_list(columns: &[String]) -> Result<String, MetaError> {
+    let cols: Result<Vec<&str>, MetaError> =
+        columns.iter().map(|c| checked_identifier(c)).collect();
+    Ok(cols?.join(", "))
+}
+
+/// `ORDER BY 1, 2, ..., width`: every column, a total order, so pages read with LIMIT and
+/// OFFSET neither skip nor repeat rows.
+#[must_use]
+pub fn order_by_every_column(width: usize) -> String {
+    let positions: Vec<String> = (1..=width).map(|i| i.to_string()).collect();
+    format!("ORDER BY {}", positions.join(", "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,10 @@
 
 use super::PgMetaStore;
 use crate::meta::MetaError;
-use crate::meta::tables::{Cell, Rows, TableAccess, checked_identifier, dependency_order};
+use crate::meta::tables::{
+    Cell, Rows, TableAccess, checked_identifier, column_list, dependency_order,
+    order_by_every_column,
+};
 use sqlx::postgres::PgRow;
 use sqlx::{AssertSqlSafe, Column, PgConnection, Row, TypeInfo};
 use std::collections::HashMap;
@@ -55,12 +58,6 @@ async fn column_types(
     .fetch_all(&mut *c)
     .await?;
     Ok(cols)
-}
-
-fn plain_list(columns: &[String]) -> Result<String, MetaError> {
-    let cols: Result<Vec<&str>, MetaError> =
-        columns.iter().map(|c| checked_identifier(c)).collect();
-    Ok(cols?.join(", "))
 }
 
 fn cell(row: &PgRow, i: usize) -> Result<Cell, MetaError> {
@@ -136,15 +133,11 @@ impl TableAccess for PgMetaStore {
         limit: u64,
     ) -> Result<Rows, MetaError> {
         let table = checked_identifier(table)?.to_owned();
-        let cols = plain_list(columns)?;
+        let cols = column_list(columns)?;
         let width = columns.len();
         self.run(move |pool| async move {
-            // Ordered by every column: a total order, so pages neither skip nor repeat.
-            let order: Vec<String> = (1..=width).map(|i| i.to_string()).collect();
-            let sql = format!(
-                "SELECT {cols} FROM {table} ORDER BY {} LIMIT $1 OFFSET $2",
-                order.join(", ")
-            );
+            let order = order_by_every_column(width);
+            let sql = format!("SELECT {cols} FROM {table} {order} LIMIT $1 OFFSET $2");
             let rows = sqlx::query(AssertSqlSafe(sql))
                 .bind(limit as i64)
                 .bind(offset as i64)
@@ -162,7 +155,7 @@ impl TableAccess for PgMetaStore {
         rows: &Rows,
     ) -> Result<(), MetaError> {
         let table = checked_identifier(table)?.to_owned();
-        let cols = plain_list(columns)?;
+        let cols = column_list(columns)?;
         let (columns, rows) = (columns.to_vec(), rows.clone());
         self.run(move |pool| async move {
             let mut tx = super::begin(&pool).await?;

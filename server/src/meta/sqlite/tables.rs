@@ -4,7 +4,10 @@
 
 use super::store::SqliteMeta;
 use crate::meta::MetaError;
-use crate::meta::tables::{Cell, Rows, TableAccess, checked_identifier, dependency_order};
+use crate::meta::tables::{
+    Cell, Rows, TableAccess, checked_identifier, column_list, dependency_order,
+    order_by_every_column,
+};
 use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, params_from_iter};
 
@@ -31,12 +34,6 @@ fn column_names(conn: &Connection, table: &str) -> Result<Vec<String>, MetaError
     let mut stmt = conn.prepare("SELECT name FROM pragma_table_info(?1) ORDER BY cid")?;
     let cols = stmt.query_map([table], |r| r.get::<_, String>(0))?.collect::<Result<_, _>>()?;
     Ok(cols)
-}
-
-fn quoted(columns: &[String]) -> Result<String, MetaError> {
-    let cols: Result<Vec<&str>, MetaError> =
-        columns.iter().map(|c| checked_identifier(c)).collect();
-    Ok(cols?.join(", "))
 }
 
 fn cell(v: ValueRef<'_>) -> Result<Cell, MetaError> {
@@ -97,15 +94,12 @@ impl TableAccess for SqliteMeta {
         limit: u64,
     ) -> Result<Rows, MetaError> {
         let table = checked_identifier(table)?.to_owned();
-        let cols = quoted(columns)?;
+        let cols = column_list(columns)?;
         let width = columns.len();
         self.run(move |db| {
             db.read(|conn| {
-                let order: Vec<String> = (1..=width).map(|i| i.to_string()).collect();
-                let sql = format!(
-                    "SELECT {cols} FROM {table} ORDER BY {} LIMIT ?1 OFFSET ?2",
-                    order.join(", ")
-                );
+                let order = order_by_every_column(width);
+                let sql = format!("SELECT {cols} FROM {table} {order} LIMIT ?1 OFFSET ?2");
                 let mut stmt = conn.prepare(&sql)?;
                 let mut rows = stmt.query([limit as i64, offset as i64])?;
                 let mut out = Vec::new();
@@ -127,7 +121,7 @@ impl TableAccess for SqliteMeta {
         rows: &Rows,
     ) -> Result<(), MetaError> {
         let table = checked_identifier(table)?.to_owned();
-        let cols = quoted(columns)?;
+        let cols = column_list(columns)?;
         let marks = vec!["?"; columns.len()].join(", ");
         let rows = rows.clone();
         self.run(move |db| {
