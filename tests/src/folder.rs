@@ -72,6 +72,12 @@ impl FolderDevice {
         self.device.status_json()
     }
 
+    /// Process id of the running `savesync sync`, if any.
+    #[must_use]
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(std::process::Child::id)
+    }
+
     /// True while the daemon runs.
     #[must_use]
     pub fn is_running(&self) -> bool {

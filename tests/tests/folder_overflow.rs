@@ -1,7 +1,8 @@
 //! An inotify queue overflow: the daemon's inotify instance is created while
 //! `/proc/sys/fs/inotify/max_queued_events` is lowered to 16 (restored at once after the
-//! daemon started), then 400 saves are written in a burst. The kernel drops events; the
-//! daemon must notice (IN_Q_OVERFLOW), rescan, and sync every save.
+//! daemon started), then 400 saves are written in a burst while the daemon is stopped
+//! (SIGSTOP), so nobody reads the queue. The kernel drops events; once continued, the daemon
+//! must notice (IN_Q_OVERFLOW), rescan, and sync every save.
 
 use savesync_tests::{FolderDevice, RemoteView, TestServer, poll_until, save_bytes};
 use std::collections::BTreeMap;
@@ -18,6 +19,15 @@ struct Limit(String);
 impl Drop for Limit {
     fn drop(&mut self) {
         let _ = std::fs::write(KNOB, &self.0);
+    }
+}
+
+/// Continues the stopped daemon when dropped (also on a panic).
+struct Cont(nix::unistd::Pid);
+
+impl Drop for Cont {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.0, nix::sys::signal::Signal::SIGCONT);
     }
 }
 
@@ -46,12 +56,17 @@ fn every_change_syncs_after_an_inotify_queue_overflow() {
     for d in 0..4 {
         std::fs::create_dir_all(b.path(&format!("dir{d}"))).unwrap();
     }
+    // Stopped, the daemon reads no events: the burst must overflow its queue of 16.
+    let pid = nix::unistd::Pid::from_raw(b.pid().expect("the daemon runs") as i32);
+    nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGSTOP).expect("SIGSTOP the daemon");
+    let cont = Cont(pid);
     for i in 0..SAVES {
         let rel = format!("dir{}/save-{i:03}.srm", i % 4);
         let bytes = save_bytes(7000 + i as u64, 256);
         std::fs::write(b.path(&rel), &bytes).unwrap();
         want.insert(rel, savesync_core::ContentHash::of(&bytes));
     }
+    drop(cont);
     let done = poll_until(DEADLINE, || (view.try_saves()? == want).then_some(()));
     let have = view.saves();
     let missing = want.keys().filter(|p| have.get(*p) != want.get(*p)).count();

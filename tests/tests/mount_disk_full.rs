@@ -125,7 +125,12 @@ fn a_full_device_disk_gives_enospc_keeps_closed_saves_and_recovers_after_a_delet
     let on_server = poll_until(SERVER_DEADLINE, || {
         closed.iter().all(|(_, rel, bytes)| view.has(rel, bytes)).then_some(())
     });
-    assert!(on_server.is_some(), "every closed save reaches the server");
+    let missing: Vec<&str> = closed
+        .iter()
+        .filter(|(_, rel, bytes)| !view.has(rel, bytes))
+        .map(|(_, rel, _)| rel.as_str())
+        .collect();
+    assert!(on_server.is_some(), "every closed save reaches the server; missing: {missing:?}");
 
     // Free space: drop the failed file and two saves; then a new save works end to end.
     let _ = std::fs::remove_file(dir.join(&failed_name));

@@ -20,6 +20,7 @@
 //! never on an async worker.
 
 mod feed;
+mod held;
 mod moved;
 mod names;
 pub mod plan;

@@ -109,10 +109,14 @@ impl SyncEngine {
         bytes: LocalBytes,
     ) -> Result<SaveMeta, SyncError> {
         if let Some(hash) = hash {
+            // Best effort: on a full disk the note cannot be written, and the save must still
+            // reach the server. Without it a lost answer shows as a conflict copy; nothing is lost.
             let p = path.clone();
-            self.local(move |l| l.db().note_upload_in_flight(&p, &hash, expected))
-                .await
-                .map_err(SyncError::local)?;
+            if let Err(e) =
+                self.local(move |l| l.db().note_upload_in_flight(&p, &hash, expected)).await
+            {
+                tracing::warn!(%path, "noting an upload in flight: {e}");
+            }
         }
         let result = match bytes {
             LocalBytes::Small(b) => self.remote.upload(path.clone(), expected, b).await,
@@ -122,9 +126,11 @@ impl SyncEngine {
             && matches!(result, Err(RemoteError::Conflict(_) | RemoteError::NameCollision { .. }))
         {
             let p = path.clone();
-            self.local(move |l| l.db().clear_upload_in_flight(&p, &hash, expected))
-                .await
-                .map_err(SyncError::local)?;
+            if let Err(e) =
+                self.local(move |l| l.db().clear_upload_in_flight(&p, &hash, expected)).await
+            {
+                tracing::warn!(%path, "clearing a refused upload's note: {e}");
+            }
         }
         result.map_err(SyncError::Remote)
     }

@@ -6,8 +6,10 @@
 //! and the save listed as given up in `status`. The queue survives restarts.
 //! Up to [`PARALLEL`] syncs run at once, never two of the same path. While the server is
 //! unreachable the worker takes no work (reading saves to upload them would be wasted);
-//! the feed follower wakes it when the server is back.
+//! the feed follower wakes it when the server is back. An entry whose queue row cannot be
+//! updated (disk full) is held back in memory (`held`) so it cannot starve the rest.
 
+use super::held::Held;
 use super::policy::{Verdict, entry_backoff, verdict};
 use super::{Outcome, SyncEngine, SyncError, SyncMode};
 use crate::clock::now_ms;
@@ -22,8 +24,8 @@ use tokio::task::JoinSet;
 const PARALLEL: usize = 8;
 /// Longest wait between queue scans when nothing wakes the worker.
 const IDLE_SCAN: Duration = Duration::from_secs(5);
-/// Pause before taking more work after the queue itself could not be updated (the state
-/// DB's disk is full): the entry is still due, and retrying at once would spin.
+/// First hold of an entry whose queue row could not be updated (the state DB's disk is
+/// full): the row is still due, and retrying it at once would spin.
 const QUEUE_FAULT_PAUSE: Duration = Duration::from_secs(1);
 
 fn backoff_ms(fs: &SyncEngine, attempts: i64) -> i64 {
@@ -36,17 +38,14 @@ pub(super) async fn run(fs: Arc<SyncEngine>) {
     // saves one after another, this is what lets the server keep pace with it.
     let mut running: JoinSet<QueueUpdate> = JoinSet::new();
     let mut in_flight: HashMap<tokio::task::Id, PendingRow> = HashMap::new();
-    let mut paused_until: Option<tokio::time::Instant> = None;
+    let mut held = Held::default();
     loop {
-        if let Some(until) = paused_until.take() {
-            tokio::time::sleep_until(until).await;
-        }
         let online = fs.is_online();
         let free = PARALLEL.saturating_sub(running.len());
         if free > 0 && online {
             let busy: HashSet<&SavePath> = in_flight.values().map(|r| &r.path).collect();
             let busy: HashSet<SavePath> = busy.into_iter().cloned().collect();
-            for row in take_due(&fs, busy, free).await {
+            for row in take_due(&fs, busy, &held, free).await {
                 let picked = row.clone();
                 let fs = Arc::clone(&fs);
                 let task = running.spawn(async move { process(&fs, row).await });
@@ -55,7 +54,15 @@ pub(super) async fn run(fs: Arc<SyncEngine>) {
         }
         if running.is_empty() {
             let wait = if online {
-                until_due(&fs, fs.local(|l| l.db().next_due()).await)
+                let due = until_due(&fs, fs.local(|l| l.db().next_due()).await);
+                let now = tokio::time::Instant::now();
+                match held.next_release(now).map(|t| t - now) {
+                    // Something is due yet nothing was taken: all of it is held back.
+                    Some(release) if due <= Duration::from_millis(1) => release,
+                    Some(release) => due.min(release),
+                    None => due,
+                }
+                .min(IDLE_SCAN)
             } else {
                 IDLE_SCAN
             };
@@ -73,9 +80,13 @@ pub(super) async fn run(fs: Arc<SyncEngine>) {
             done = running.join_next_with_id() => {
                 match done {
                     Some(Ok((id, update))) => {
-                        in_flight.remove(&id);
-                        if update == QueueUpdate::Failed {
-                            paused_until = Some(tokio::time::Instant::now() + QUEUE_FAULT_PAUSE);
+                        let row = in_flight.remove(&id);
+                        match (update, row) {
+                            (QueueUpdate::Failed, Some(row)) => {
+                                held.fault(row.path, QUEUE_FAULT_PAUSE, tokio::time::Instant::now());
+                            }
+                            (QueueUpdate::Done, Some(row)) => held.cleared(&row.path),
+                            (_, None) => {}
                         }
                     }
                     Some(Err(e)) => {
@@ -103,11 +114,21 @@ pub(super) async fn run(fs: Arc<SyncEngine>) {
     }
 }
 
-/// Up to `free` due entries that are not already being synced, oldest first.
-async fn take_due(fs: &SyncEngine, in_flight: HashSet<SavePath>, free: usize) -> Vec<PendingRow> {
-    let (now, limit) = (now_ms(), in_flight.len() + free);
+/// Up to `free` due entries that are neither being synced nor held back, oldest first.
+async fn take_due(
+    fs: &SyncEngine,
+    in_flight: HashSet<SavePath>,
+    held: &Held,
+    free: usize,
+) -> Vec<PendingRow> {
+    let instant = tokio::time::Instant::now();
+    let (now, limit) = (now_ms(), in_flight.len() + held.count(instant) + free);
     match fs.local(move |l| l.db().due_pending(now, limit)).await {
-        Ok(due) => due.into_iter().filter(|r| !in_flight.contains(&r.path)).take(free).collect(),
+        Ok(due) => due
+            .into_iter()
+            .filter(|r| !in_flight.contains(&r.path) && !held.is_held(&r.path, instant))
+            .take(free)
+            .collect(),
         Err(e) => {
             tracing::error!("reading the pending queue: {e}");
             fs.status.note_error(&e);
