@@ -18,6 +18,8 @@ struct Shared {
     backend: Mutex<SocketAddr>,
     /// Client-to-server bytes per second; 0 = unthrottled.
     upload_rate: AtomicU64,
+    /// Client-to-server bytes forwarded so far, over all connections.
+    uploaded: AtomicU64,
     stop: AtomicBool,
 }
 
@@ -39,6 +41,7 @@ impl SwitchProxy {
         let shared = Arc::new(Shared {
             backend: Mutex::new(parse(backend)),
             upload_rate: AtomicU64::new(0),
+            uploaded: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
         let accept_shared = shared.clone();
@@ -72,6 +75,12 @@ impl SwitchProxy {
         *self.shared.backend.lock().unwrap_or_else(PoisonError::into_inner) = parse(backend);
     }
 
+    /// Client-to-server bytes forwarded so far (all connections).
+    #[must_use]
+    pub fn bytes_up(&self) -> u64 {
+        self.shared.uploaded.load(Ordering::SeqCst)
+    }
+
     /// Throttle client-to-server bytes of every connection to `bytes_per_sec` (0: off).
     pub fn throttle_uploads(&self, bytes_per_sec: u64) {
         self.shared.upload_rate.store(bytes_per_sec, Ordering::SeqCst);
@@ -103,12 +112,15 @@ fn forward(client: TcpStream, server: TcpStream, shared: Arc<Shared>) {
         _ => return,
     };
     let up_shared = shared;
-    std::thread::spawn(move || copy(client, server, Some(&up_shared.upload_rate)));
+    std::thread::spawn(move || {
+        copy(client, server, Some((&up_shared.upload_rate, &up_shared.uploaded)));
+    });
     std::thread::spawn(move || copy(server2, client2, None));
 }
 
-/// Copy `from` to `to` until either ends, at most `rate` bytes per second if given.
-fn copy(mut from: TcpStream, mut to: TcpStream, rate: Option<&AtomicU64>) {
+/// Copy `from` to `to` until either ends; given `(rate, counter)`, at most `rate` bytes per
+/// second, counting what was forwarded.
+fn copy(mut from: TcpStream, mut to: TcpStream, upload: Option<(&AtomicU64, &AtomicU64)>) {
     let mut buf = vec![0u8; CHUNK];
     loop {
         let n = match from.read(&mut buf) {
@@ -118,7 +130,9 @@ fn copy(mut from: TcpStream, mut to: TcpStream, rate: Option<&AtomicU64>) {
         if to.write_all(&buf[..n]).is_err() {
             break;
         }
-        let limit = rate.map_or(0, |r| r.load(Ordering::SeqCst));
+        let Some((rate, counter)) = upload else { continue };
+        counter.fetch_add(n as u64, Ordering::SeqCst);
+        let limit = rate.load(Ordering::SeqCst);
         if limit > 0 {
             // Pacing (not waiting for a condition): each chunk takes its share of a second.
             std::thread::sleep(Duration::from_secs_f64(n as f64 / limit as f64));

@@ -1,5 +1,5 @@
-//! Two replicas (`savesync-server serve` processes) on one Postgres database and one blob
-//! store behave as one server: device A mounted against replica 1, device B against
+//! Two replicas (`savesync-server serve` processes) on one Postgres database and one S3
+//! bucket (moto on loopback) behave as one server: device A mounted against replica 1, device B against
 //! replica 2, both through the real CLI and real FUSE mounts.
 //!
 //! - a save written on A is readable on B within a second (the feed crosses replicas);
@@ -11,10 +11,10 @@
 use savesync_client::{Client, RetryPolicy};
 use savesync_core::wire::VersionKind;
 use savesync_core::{ContentHash, SavePath};
+use savesync_server::blob::BlobStore;
 use savesync_tests::{
     Device, Replicas, SwitchProxy, poll_until, require_fuse, runtime, save_bytes, wait_for_bytes,
 };
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 const USER: &str = "alice";
@@ -145,14 +145,15 @@ fn kill_9_of_a_replica_mid_upload_the_other_keeps_serving_and_the_save_arrives_w
     // An 8 MiB memory card at 1 MiB/s through the proxy: caught half-way for sure.
     proxy.throttle_uploads(1 << 20);
     let card = save_bytes(8, 8 << 20);
+    let before = proxy.bytes_up();
     std::fs::write(a.path("psx/card1.mcd"), &card).unwrap();
-    let staging = replicas.data_dir().join("blobs/tmp");
-    poll_until(DEADLINE, || (largest_file(&staging) >= 1 << 20).then_some(()))
-        .expect("replica 1 staging A's upload");
+    poll_until(DEADLINE, || (proxy.bytes_up() - before >= 1 << 20).then_some(()))
+        .expect("A uploading the card to replica 1");
     replicas.kill9(0);
     proxy.switch_to(replicas.url(1));
     let killed = Instant::now();
-    assert!(largest_file(&staging) < card.len() as u64, "the upload had finished already");
+    let sent = proxy.bytes_up() - before;
+    assert!(sent < card.len() as u64, "the upload had finished already ({sent} bytes sent)");
 
     // Replica 2 keeps serving: B's writes reach the server at once.
     let during = save_bytes(9, 2048);
@@ -170,17 +171,15 @@ fn kill_9_of_a_replica_mid_upload_the_other_keeps_serving_and_the_save_arrives_w
     );
     let head = rt.block_on(check.download(&sp("psx/card1.mcd"), None)).unwrap();
     assert_eq!(ContentHash::of(&head.bytes), ContentHash::of(&card));
-    // Every stored blob is whole: its bytes hash to its name. The half-written body is
-    // only in staging (swept once older than the GC grace).
-    let blobs = replicas.data_dir().join("blobs");
-    let mut checked = 0;
-    for path in blob_files(&blobs) {
-        let name = path.file_name().unwrap().to_string_lossy().into_owned();
-        let bytes = std::fs::read(&path).unwrap();
-        assert_eq!(ContentHash::of(&bytes).to_hex(), name, "blob {} is corrupt", path.display());
-        checked += 1;
+    // Every stored blob is whole: its bytes hash to its name. The half-sent body is at
+    // most a staging object or an aborted multipart upload, never under a hash key.
+    let blobs = rt.block_on(replicas.blob_store());
+    let stored = rt.block_on(blobs.list()).expect("list the bucket");
+    for blob in &stored {
+        let bytes = rt.block_on(read_blob(blobs.as_ref(), &blob.hash));
+        assert_eq!(ContentHash::of(&bytes), blob.hash, "blob {} is corrupt", blob.hash.to_hex());
     }
-    assert!(checked >= 3, "only {checked} blobs stored");
+    assert!(stored.len() >= 3, "only {} blobs stored", stored.len());
     let saves = rt.block_on(check.list(None, false)).unwrap().saves;
     for save in &saves {
         let got = rt.block_on(check.download(&save.path, None)).unwrap();
@@ -189,27 +188,10 @@ fn kill_9_of_a_replica_mid_upload_the_other_keeps_serving_and_the_save_arrives_w
     assert_eq!(saves.len(), 3, "{saves:?}");
 }
 
-/// Size of the largest file directly in `dir` (0 if none).
-fn largest_file(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries.flatten().filter_map(|e| e.metadata().ok()).map(|m| m.len()).max().unwrap_or(0)
-        })
-        .unwrap_or(0)
-}
-
-/// Every stored blob (`blobs/ab/cd/<hex>`), staging excluded.
-fn blob_files(root: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for level1 in std::fs::read_dir(root).unwrap().flatten() {
-        if level1.file_name() == "tmp" || !level1.path().is_dir() {
-            continue;
-        }
-        for level2 in std::fs::read_dir(level1.path()).unwrap().flatten() {
-            for blob in std::fs::read_dir(level2.path()).unwrap().flatten() {
-                out.push(blob.path());
-            }
-        }
-    }
-    out
+/// The whole content of the blob `hash`.
+async fn read_blob(blobs: &dyn BlobStore, hash: &ContentHash) -> Vec<u8> {
+    let (mut reader, size) = blobs.get(hash).await.expect("read a stored blob");
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut bytes).await.expect("read the blob");
+    bytes
 }
