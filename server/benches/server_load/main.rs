@@ -2,8 +2,8 @@
 //! the real client, printing figures rather than asserting them.
 //!
 //! Run with `cargo bench -p savesync-server --bench server_load` (release build). On each
-//! backend (`backends.rs`: SQLite + blob dir, Postgres + blob dir; a backend whose service
-//! is not installed is skipped with a line saying so) it measures:
+//! backend (`backends.rs`: SQLite + blob dir, Postgres + blob dir, Postgres + S3 on moto; a
+//! backend whose service is not installed is skipped with a line saying so) it measures:
 //! 1. negotiate with a 10,000-save manifest, after uploading 10,000 tiny saves (p50/max
 //!    latency over a few runs, for a device in sync and for a fresh device);
 //! 2. 1,000 uploads of 64 KiB by 8 concurrent clients (total time, uploads/s, MiB/s,
