@@ -101,6 +101,7 @@ pub(super) async fn run(fs: Arc<SyncEngine>) {
                                 .await;
                             if let Err(e) = retried {
                                 tracing::error!(path = %row.path, "updating the pending queue: {e}");
+                                held.fault(row.path, QUEUE_FAULT_PAUSE, tokio::time::Instant::now());
                             }
                         }
                     }
