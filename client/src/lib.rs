@@ -11,6 +11,7 @@
 //! [`ErrorCode`]: savesync_core::ErrorCode
 
 mod account;
+mod bulk;
 mod client;
 mod error;
 mod retry;
@@ -19,6 +20,7 @@ mod sse;
 mod sync;
 mod transfer;
 
+pub use bulk::BulkItem;
 pub use client::Client;
 pub use error::{ClientError, Result};
 pub use retry::RetryPolicy;

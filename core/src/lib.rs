@@ -8,6 +8,7 @@
 //! It has no network, no disk and no async: everything here is a pure function of its
 //! inputs, so the decision table can be tested exhaustively and by property.
 
+pub mod bulk;
 mod counters;
 mod decide;
 mod error_code;
@@ -15,6 +16,7 @@ mod hash;
 mod local_only;
 mod names;
 mod path;
+mod str_visitor;
 pub mod wire;
 
 pub use counters::{Rev, Seq};

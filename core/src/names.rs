@@ -43,6 +43,11 @@ pub fn to_nfc(s: &str) -> Cow<'_, str> {
 /// keys of its components joined by `'/'`.
 #[must_use]
 pub fn fold_key(s: &str) -> String {
+    if s.is_ascii() {
+        // ASCII is its own NFD and NFC, and folds by lowercasing A-Z: the same key,
+        // without the three Unicode passes (a 10,000-entry manifest checks every name).
+        return s.to_ascii_lowercase();
+    }
     s.nfd().default_case_fold().nfc().collect()
 }
 
@@ -72,6 +77,9 @@ const INVISIBLE: &[(char, char)] = &[
 /// The first invisible formatting character in `s`, if any.
 #[must_use]
 pub fn invisible_char(s: &str) -> Option<char> {
+    if s.is_ascii() {
+        return None; // every range above starts past ASCII
+    }
     s.chars().find(|c| INVISIBLE.iter().any(|&(lo, hi)| (lo..=hi).contains(c)))
 }
 
@@ -81,6 +89,13 @@ pub fn invisible_char(s: &str) -> Option<char> {
 #[must_use]
 pub fn is_reserved_conflict_name(component: &str) -> bool {
     let trimmed = component.trim_end_matches(['.', ' ']);
+    if trimmed.is_ascii() {
+        // What folding an ASCII name comes to, without allocating.
+        let n = CONFLICT_SUFFIX.len();
+        return trimmed.len() >= n
+            && trimmed.as_bytes()[trimmed.len() - n..]
+                .eq_ignore_ascii_case(CONFLICT_SUFFIX.as_bytes());
+    }
     // The suffix is ASCII, so a folded name ends with it exactly when the name's last
     // characters fold to it (this also catches ligatures such as U+FB02 "ﬂ").
     fold_key(trimmed).ends_with(CONFLICT_SUFFIX)

@@ -223,8 +223,7 @@ impl Serialize for SavePath {
 
 impl<'de> Deserialize<'de> for SavePath {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        SavePath::parse(&s).map_err(serde::de::Error::custom)
+        crate::str_visitor::deserialize_parsed(d, "a save path", SavePath::parse)
     }
 }
 

@@ -171,3 +171,33 @@ fn paths_read_back_from_a_store_keep_their_spelling_and_only_safety_rules_apply(
     }
     assert_eq!(SavePath::from_stored(&"y".repeat(256)), Err(PathError::ComponentTooLong));
 }
+
+/// The ASCII shortcuts in `fold_key`, `invisible_char` and `is_reserved_conflict_name`
+/// give exactly what the full Unicode pipeline gives, for names built from every ASCII
+/// character.
+#[test]
+fn ascii_fast_paths_agree_with_the_unicode_pipeline() {
+    use caseless::Caseless;
+    use unicode_normalization::UnicodeNormalization;
+    let full_fold = |s: &str| -> String { s.nfd().default_case_fold().nfc().collect() };
+    for byte in 0u8..128 {
+        let c = char::from(byte);
+        for name in [
+            format!("{c}"),
+            format!("Save{c}File.SRM"),
+            format!("x.conflict{c}"),
+            format!("x.CONFLICT{c}"),
+            format!("x{c}CoNfLiCt"),
+            format!("x.conflic{c}"),
+        ] {
+            assert_eq!(fold_key(&name), full_fold(&name), "{name:?}");
+            assert_eq!(invisible_char(&name), None, "{name:?}");
+            let trimmed = name.trim_end_matches(['.', ' ']);
+            assert_eq!(
+                is_reserved_conflict_name(&name),
+                full_fold(trimmed).ends_with(CONFLICT_SUFFIX),
+                "{name:?}"
+            );
+        }
+    }
+}

@@ -129,6 +129,14 @@ pub struct MountArgs {
     /// root. Without this it is hidden from listings but `cd .history` still works.
     #[arg(long, env = "SAVESYNC_SHOW_HISTORY")]
     pub show_history: bool,
+    /// Remote saves up to this size are fetched many at a time in one bulk request (a
+    /// fresh device, a burst of changes); bigger ones one by one.
+    #[arg(long, env = "SAVESYNC_BULK_MAX_SAVE_BYTES", default_value_t = 1024 * 1024)]
+    pub bulk_max_save_bytes: u64,
+    /// Most bytes one bulk fetch brings (and keeps in temp files until each is installed);
+    /// saves past it are downloaded one by one. Lower it on a device with little disk.
+    #[arg(long, env = "SAVESYNC_BULK_BUDGET_BYTES", default_value_t = 128 * 1024 * 1024)]
+    pub bulk_budget_bytes: u64,
 }
 
 #[derive(Debug, Args)]
@@ -164,6 +172,14 @@ pub struct SyncArgs {
     /// attempt, up to 30 s).
     #[arg(long, env = "SAVESYNC_RETRY_BACKOFF_MS", default_value_t = 250)]
     pub retry_backoff_ms: u64,
+    /// Remote saves up to this size are fetched many at a time in one bulk request (a
+    /// fresh device, a burst of changes); bigger ones one by one.
+    #[arg(long, env = "SAVESYNC_BULK_MAX_SAVE_BYTES", default_value_t = 1024 * 1024)]
+    pub bulk_max_save_bytes: u64,
+    /// Most bytes one bulk fetch brings (and keeps in temp files until each is installed);
+    /// saves past it are downloaded one by one. Lower it on a device with little disk.
+    #[arg(long, env = "SAVESYNC_BULK_BUDGET_BYTES", default_value_t = 128 * 1024 * 1024)]
+    pub bulk_budget_bytes: u64,
 }
 
 #[derive(Debug, Args)]

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use savesync_client::BulkItem;
 use savesync_core::wire::{
     ActionKind, ChangesPage, History, HistoryEntry, ManifestEntry, NegotiateResponse,
     PlannedAction, SaveList, SaveMeta, SessionReport, VersionKind,
@@ -46,6 +47,8 @@ struct State {
     sessions_opened: i64,
     completed: Vec<(i64, SessionReport)>,
     probes: u64,
+    /// Saves sent whole by bulk downloads.
+    bulk_saves_sent: u64,
 }
 
 /// An in-memory stand-in for the sync server.
@@ -206,6 +209,12 @@ impl FakeRemote {
     #[must_use]
     pub fn downloads_started(&self) -> u64 {
         self.lock().downloads_started
+    }
+
+    /// Saves sent whole by bulk downloads so far.
+    #[must_use]
+    pub fn bulk_saves_sent(&self) -> u64 {
+        self.lock().bulk_saves_sent
     }
 
     /// Number of accepted uploads so far.
@@ -538,6 +547,34 @@ impl Remote for FakeRemote {
             std::fs::write(&dest, &bytes)
                 .map_err(|e| RemoteError::Refused(format!("fake download write: {e}")))?;
             Ok(Fetched { version, size: bytes.len() as u64 })
+        })
+    }
+
+    fn bulk_download(
+        &self,
+        paths: Vec<SavePath>,
+        max_save_bytes: u64,
+    ) -> BoxFuture<'_, RemoteResult<BoxStream<'static, RemoteResult<BulkItem>>>> {
+        Box::pin(async move {
+            let mut s = self.lock();
+            Self::check_up(&s)?;
+            let items: Vec<RemoteResult<BulkItem>> = paths
+                .into_iter()
+                .map(|path| {
+                    let head = s.heads.get(&path).filter(|h| !h.deleted);
+                    let found = head.and_then(|h| Some((h, s.blobs.get(&h.hash?)?.clone())));
+                    Ok(match found {
+                        None => BulkItem::Missing { path },
+                        Some((h, _)) if h.size > max_save_bytes => {
+                            BulkItem::TooLarge { path, rev: h.rev, size: h.size }
+                        }
+                        Some((h, bytes)) => BulkItem::Save { path, version: h.version(), bytes },
+                    })
+                })
+                .collect();
+            s.bulk_saves_sent +=
+                items.iter().filter(|i| matches!(i, Ok(BulkItem::Save { .. }))).count() as u64;
+            Ok(futures::stream::iter(items).boxed())
         })
     }
 }

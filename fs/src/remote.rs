@@ -9,7 +9,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
-use savesync_client::{Client, ClientError, EventItem};
+use savesync_client::{BulkItem, Client, ClientError, EventItem};
 use savesync_core::wire::{
     ChangesPage, History, ManifestEntry, NegotiateResponse, SaveList, SaveMeta, SessionReport,
 };
@@ -157,6 +157,16 @@ pub trait Remote: Send + Sync + std::fmt::Debug + 'static {
         version_id: i64,
         dest: PathBuf,
     ) -> BoxFuture<'_, RemoteResult<Fetched>>;
+    /// The heads of `paths` (at most `MAX_BULK_PATHS`) in one stream, each hash verified
+    /// and at most `max_save_bytes` (bigger ones come as `TooLarge`). A remote without it
+    /// refuses, and the engine downloads one by one.
+    fn bulk_download(
+        &self,
+        _paths: Vec<SavePath>,
+        _max_save_bytes: u64,
+    ) -> BoxFuture<'_, RemoteResult<BoxStream<'static, RemoteResult<BulkItem>>>> {
+        Box::pin(async { Err(RemoteError::Refused("no bulk download here".into())) })
+    }
 }
 
 /// [`Remote`] over the real HTTP client.
@@ -286,6 +296,17 @@ impl Remote for ClientRemote {
                 .await
                 .map_err(|e| RemoteError::Transient(format!("writing {}: {e}", dest.display())))?;
             Ok(Fetched { version: got.version(), size: got.bytes.len() as u64 })
+        })
+    }
+
+    fn bulk_download(
+        &self,
+        paths: Vec<SavePath>,
+        max_save_bytes: u64,
+    ) -> BoxFuture<'_, RemoteResult<BoxStream<'static, RemoteResult<BulkItem>>>> {
+        Box::pin(async move {
+            let items = self.client.bulk_download(&paths, max_save_bytes).await?;
+            Ok(items.map(|item| item.map_err(RemoteError::from)).boxed())
         })
     }
 }

@@ -31,18 +31,11 @@ pub async fn commit_and_publish(
 ) -> Result<CommitOutcome, PublishError> {
     let user = request.actor.user_id;
     let shared = app.gc_lock().read().await;
+    let mut md5 = None;
     match (staged, request.content) {
         (Some(staged), NewContent::Bytes { hash, .. }) => {
-            let md5 = staged.md5();
+            md5 = staged.md5();
             staged.publish(&hash).await?;
-            if let Some(md5) = md5 {
-                // For the WebDAV manifest (`crate::dav`). Under the shared GC lock, so GC
-                // never prunes it before the commit. A failure costs nothing but a
-                // recomputation when a manifest needs it.
-                if let Err(e) = app.meta().record_content_md5(&hash, &md5).await {
-                    tracing::debug!(error = %e, "could not record the content's MD5");
-                }
-            }
         }
         (None, NewContent::Bytes { hash, .. }) => {
             if !app.blobs().contains(&hash).await? {
@@ -51,7 +44,10 @@ pub async fn commit_and_publish(
         }
         (_, NewContent::Tombstone) => {}
     }
-    let outcome = app.meta().commit(request, app.retention()).await?;
+    // The MD5 is for the WebDAV manifest (`crate::dav`). It is recorded with the commit,
+    // under the shared GC lock, so GC never prunes it before the commit; failing to record
+    // it costs nothing but a recomputation when a manifest needs it.
+    let outcome = app.meta().commit_with_md5(request, app.retention(), md5).await?;
     drop(shared);
     let metrics = app.metrics();
     match &outcome {

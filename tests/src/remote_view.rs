@@ -56,6 +56,24 @@ impl RemoteView {
         )
     }
 
+    /// Wait up to `deadline` for the server to hold every `(path, bytes)` of `expected`;
+    /// return the paths still missing or wrong then (empty = nothing lost).
+    #[must_use]
+    pub fn missing_after(&self, deadline: Duration, expected: &[(String, Vec<u8>)]) -> Vec<String> {
+        let holds_all = |saves: &BTreeMap<String, ContentHash>| {
+            expected.iter().all(|(p, b)| saves.get(p) == Some(&ContentHash::of(b)))
+        };
+        if crate::poll_until(deadline, || self.try_saves().filter(holds_all)).is_some() {
+            return Vec::new();
+        }
+        let saves = self.try_saves().unwrap_or_default();
+        expected
+            .iter()
+            .filter(|(p, b)| saves.get(p) != Some(&ContentHash::of(b)))
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+
     /// Every live save: path -> content hash; panics if the server cannot be reached.
     #[must_use]
     pub fn saves(&self) -> BTreeMap<String, ContentHash> {

@@ -16,25 +16,9 @@ fn name(i: u64) -> String {
     format!("gba/slot-{i:02}.sav")
 }
 
-/// Wait until every expected save is on the server; return the paths still missing or
-/// wrong when the deadline passes (empty = nothing lost).
+/// The expected saves the server does not hold by the recovery deadline (empty = none lost).
 fn lost_saves(view: &RemoteView, expected: &[(String, Vec<u8>)]) -> Vec<String> {
-    let all_there = poll_until(RECOVERY_DEADLINE, || {
-        let saves = view.try_saves()?;
-        expected
-            .iter()
-            .all(|(p, b)| saves.get(p) == Some(&savesync_core::ContentHash::of(b)))
-            .then_some(())
-    });
-    if all_there.is_some() {
-        return Vec::new();
-    }
-    let saves = view.try_saves().unwrap_or_default();
-    expected
-        .iter()
-        .filter(|(p, b)| saves.get(p) != Some(&savesync_core::ContentHash::of(b)))
-        .map(|(p, _)| p.clone())
-        .collect()
+    view.missing_after(RECOVERY_DEADLINE, expected)
 }
 
 fn write_saves(a: &Device, seed: u64) -> Vec<(String, Vec<u8>)> {

@@ -32,7 +32,7 @@ pub(crate) use crate::tree::{cache_stat, lock};
 
 use crate::error::{FsError, FsResult};
 use crate::remote::Remote;
-use crate::sync::{EngineConfig, SyncEngine};
+use crate::sync::{BulkLimits, EngineConfig, SyncEngine};
 use crate::tree::{LocalTree, TreeConfig};
 use handles::Handles;
 use savesync_core::SavePath;
@@ -63,6 +63,8 @@ pub struct FsConfig {
     pub retry_backoff: Duration,
     /// List `.history` in the root directory (it is always reachable by name).
     pub show_history: bool,
+    /// Limits of the bulk prefetch of many remote saves at once.
+    pub bulk: BulkLimits,
 }
 
 impl FsConfig {
@@ -81,6 +83,7 @@ impl FsConfig {
             offline_backoff_max: Duration::from_secs(5 * 60),
             retry_backoff: Duration::from_millis(250),
             show_history: false,
+            bulk: BulkLimits::default(),
         }
     }
 }
@@ -120,6 +123,7 @@ impl FsConfig {
             event_silence: self.event_silence,
             offline_backoff_max: self.offline_backoff_max,
             retry_backoff: self.retry_backoff,
+            bulk: self.bulk,
         }
     }
 }

@@ -2,9 +2,10 @@
 //! modes), flush, fsync, release.
 //!
 //! Durability rule: a flush (every close(2)) or fsync of a handle that wrote makes the
-//! bytes durable (fdatasync of the cache file) and records the new size and the queue entry
-//! in one DB transaction *before* replying, so a kill -9 right after close loses nothing.
-//! The upload itself happens later in the background.
+//! bytes durable (fdatasync of the cache file, the only disk sync) and records the new size
+//! and the queue entry in one DB transaction *before* replying, so a kill -9 right after
+//! close loses nothing, and after a power cut the next start finds the bytes again
+//! (`tree::power_cut`). The upload itself happens later in the background.
 
 use super::attr::{Attr, SetAttr, TimeSet};
 use super::handles::OpenFile;
@@ -66,7 +67,14 @@ impl SaveFs {
             ((row, dir), file)
         };
         let rows: Vec<_> = std::iter::once(row.clone()).chain(dir).collect();
-        self.tree.db.put_created(&rows).map_err(|e| FsError::db(format!("create {name}"), &e))?;
+        // Tagged with its origin, a created file whose row a power cut takes back is put
+        // back at the next start; untagged, the create itself must be durable.
+        let stored = if crate::tree::power_cut::note_origin(&file, parent, name) {
+            self.tree.db.put_created(&rows)
+        } else {
+            self.tree.db.put_inodes(&rows, &[])
+        };
+        stored.map_err(|e| FsError::db(format!("create {name}"), &e))?;
         let fh = lock(&self.handles).add_file(OpenFile {
             ino: row.ino,
             file,
@@ -285,7 +293,7 @@ impl SaveFs {
     }
 
     /// fdatasync the cache file, then record size, cache stat and the queue entry in one
-    /// transaction.
+    /// transaction (not synced itself: see the module doc).
     pub(crate) fn durable_flush(&self, ino: u64, file: &File) -> FsResult<()> {
         file.sync_data().map_err(|e| FsError::io(format!("fdatasync inode {ino}"), &e))?;
         let meta = file.metadata().map_err(|e| FsError::io(format!("stat inode {ino}"), &e))?;

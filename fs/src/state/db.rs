@@ -19,6 +19,8 @@ pub enum DbError {
     Migration(#[from] rusqlite_migration::Error),
     #[error("corrupt value in state db: {0}")]
     Corrupt(String),
+    #[error("state db busy: {0}")]
+    Busy(&'static str),
 }
 
 impl DbError {
@@ -57,10 +59,12 @@ const STATEMENT_CACHE: usize = 64;
 /// The mount's state DB.
 ///
 /// Two connections to the same file: `conn` commits with `synchronous=FULL` and carries
-/// everything a power cut must not lose (the tree, and "this closed save is not on the
-/// server yet"); `lazy` commits with `synchronous=NORMAL` and carries the engine's
-/// bookkeeping (bases, heads, queue removals, cursor, status), which a power cut may roll
-/// back harmlessly: the next decision redoes the work (uploads are idempotent).
+/// tree changes a power cut must not lose (renames, deletes, new directories); `lazy`
+/// commits with `synchronous=NORMAL` and carries closes and creates, which a power cut may
+/// take back because the bytes are synced and the next start finds them again
+/// (`tree::power_cut`), and the engine's bookkeeping (bases, heads, queue removals,
+/// cursor, status), which a power cut may roll back harmlessly: the next decision redoes
+/// the work (uploads are idempotent).
 #[derive(Debug)]
 pub struct StateDb {
     conn: Mutex<Connection>,
@@ -201,6 +205,17 @@ impl StateDb {
         Ok(StateDb { conn: Mutex::new(conn), lazy: Mutex::new(lazy) })
     }
 
+    /// Make every commit durable, the lazy ones too (a clean stop): a full checkpoint syncs
+    /// the WAL before copying it into the DB file and syncs the DB file after.
+    pub fn checkpoint(&self) -> DbResult<()> {
+        let conn = self.conn();
+        let busy: i64 = conn.query_row("PRAGMA wal_checkpoint(FULL)", [], |r| r.get(0))?;
+        if busy != 0 {
+            return Err(DbError::Busy("a reader kept the checkpoint from finishing"));
+        }
+        Ok(())
+    }
+
     /// Open an existing DB for reading from another process (the status CLI).
     pub fn open_existing(path: &Path) -> DbResult<StateDb> {
         let conn = Connection::open_with_flags(
@@ -253,11 +268,11 @@ impl StateDb {
     /// Persist a newly created file (and its parent's new times) on the lazy connection.
     ///
     /// Why not durable: a process crash cannot lose it (WAL commits survive a kill -9 at any
-    /// `synchronous` level), and the bytes only need to survive a power cut once they are
-    /// flushed or fsynced, which goes through [`StateDb::flush_file`]: that transaction
-    /// writes the inode row again and its WAL sync covers every earlier commit. Only an
-    /// empty file created and never closed can vanish on power loss, which POSIX allows
-    /// without an fsync of the directory. This saves one disk sync per created save.
+    /// `synchronous` level), and after a power cut the next start puts a created file that
+    /// lost its row back by the origin tag on its cache file (`tree::power_cut`). Where the
+    /// file system cannot keep that tag, the caller uses [`StateDb::put_inodes`] instead.
+    /// Only an empty file created and never closed can vanish on power loss, which POSIX
+    /// allows without an fsync of the directory.
     pub fn put_created(&self, rows: &[InodeRow]) -> DbResult<()> {
         let mut conn = self.lazy();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
@@ -289,10 +304,13 @@ impl StateDb {
         Ok(())
     }
 
-    /// Durable close/fsync of a written save: the inode row (size, times, cache stat) and
-    /// the queue entry land in one transaction.
+    /// Close/fsync of a written save: the inode row (size, times, cache stat) and the queue
+    /// entry land in one transaction, on the lazy connection. The caller has fdatasynced the
+    /// cache file: that is the one disk sync a closed save costs. A kill -9 cannot lose
+    /// this commit; a power cut can, and the next start finds the bytes again
+    /// (`tree::power_cut`).
     pub fn flush_file(&self, row: &InodeRow, enqueue: Option<(&SavePath, i64)>) -> DbResult<()> {
-        let mut conn = self.conn();
+        let mut conn = self.lazy();
         let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
         upsert_inode(&tx, row)?;
         if let Some((path, due_ms)) = enqueue {

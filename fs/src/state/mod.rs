@@ -1,7 +1,8 @@
-//! The mount's durable state: one SQLite file (`data_dir/state.db`, WAL,
-//! `synchronous=FULL` because a closed save must survive a power cut, not only a crash).
-//! Everything the daemon must remember across kill -9 and reboots lives here; the cache
-//! files hold only bytes.
+//! The mount's durable state: one SQLite file (`data_dir/state.db`, WAL). Everything the
+//! daemon must remember across kill -9 and reboots lives here; the cache files hold only
+//! bytes. Two connections: one commits with `synchronous=FULL` (renames, deletes, mkdir),
+//! the other with `NORMAL` (closes, creates, the engine's bookkeeping); what a power cut
+//! takes back from the second is found again at the next start (`tree::power_cut`).
 
 mod db;
 mod folder;

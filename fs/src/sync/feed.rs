@@ -15,6 +15,7 @@
 
 use super::SyncEngine;
 use super::policy::{FIRST_OFFLINE_WAIT, next_offline_wait};
+use super::prefetch::{BulkLimits, Prefetch, select};
 use crate::clock::now_ms;
 use crate::local::{EntryKind, LocalError, LocalStore};
 use crate::remote::{FeedItem, RemoteError};
@@ -173,16 +174,43 @@ async fn negotiate(fs: &SyncEngine) -> Result<(), RemoteError> {
     let report = session_report(&resp.actions);
     let cursor = resp.cursor;
     let actions = resp.actions;
-    let queued = fs.local(move |l| record_plan(l, &actions, cursor)).await.map_err(local_fault)?;
+    // Slots for the bulk prefetch exist before the queue entries, so no worker starts a
+    // single download of a save the bulk stream brings.
+    let wanted = select(download_candidates(&actions), bulk_limits(fs));
+    let (round, taken) = fs.prefetch.register(&wanted);
+    let queued = match fs.local(move |l| record_plan(l, &actions, cursor)).await {
+        Ok(queued) => queued,
+        Err(e) => {
+            fs.prefetch.end_round(round);
+            return Err(local_fault(e));
+        }
+    };
     fs.wake.notify_one();
-    tracing::info!(actions = queued, cursor = %cursor, "negotiated with the server");
+    tracing::info!(actions = queued, bulk = taken.len(), cursor = %cursor, "negotiated with the server");
     // The plan is in the durable queue, which carries it out: close the session with
     // what was queued. A lost report only leaves the session open on the server.
     if let Err(e) = fs.remote.complete_session(resp.session_id, report).await {
         tracing::debug!(session = resp.session_id, "completing the sync session: {e}");
     }
+    fs.prefetch_round(round, taken).await;
     fs.status.clear_error();
     Ok(())
+}
+
+/// The bulk limits in force: a mount prefetches nothing above `prefetch_max_bytes`.
+fn bulk_limits(fs: &SyncEngine) -> BulkLimits {
+    let b = fs.cfg.bulk;
+    BulkLimits { max_save_bytes: b.max_save_bytes.min(fs.cfg.prefetch_max_bytes), ..b }
+}
+
+/// The saves of a negotiated plan to download, in plan order.
+fn download_candidates(actions: &[PlannedAction]) -> Vec<(SavePath, Version, u64)> {
+    actions
+        .iter()
+        .filter(|a| a.action == ActionKind::Download)
+        .filter_map(|a| a.head.as_ref().filter(|h| !h.deleted && h.hash.is_some()))
+        .map(|h| (h.path.clone(), h.version(), h.size))
+        .collect()
 }
 
 /// The counts of a negotiated plan, by what the queue will do with each save.
@@ -207,10 +235,15 @@ async fn pull_changes(fs: &SyncEngine) -> Result<(), RemoteError> {
         let since = fs.local(|l| l.db().cursor()).await.unwrap_or_default();
         let page = fs.remote.changes(since, 1000).await?;
         let more = page.more;
-        let queued = fs.local(move |l| record_changes(l, &page)).await.map_err(local_fault)?;
+        let (prefetch, limits) = (Arc::clone(&fs.prefetch), bulk_limits(fs));
+        let (queued, round, taken) = fs
+            .local(move |l| record_changes(l, &page, &prefetch, limits))
+            .await
+            .map_err(local_fault)?;
         if queued > 0 {
             fs.wake.notify_one();
         }
+        fs.prefetch_round(round, taken).await;
         if !more {
             break;
         }
@@ -219,22 +252,34 @@ async fn pull_changes(fs: &SyncEngine) -> Result<(), RemoteError> {
 }
 
 /// Note every new head of `page`, queue the saves that need a decision (not our own
-/// commits), and move the cursor. Returns how many were queued.
+/// commits), and move the cursor. The saves worth a bulk prefetch get their slots before
+/// they are queued. Returns how many were queued, and the prefetch round with its saves.
 fn record_changes(
     l: &dyn LocalStore,
     page: &savesync_core::wire::ChangesPage,
-) -> Result<usize, DbError> {
-    let mut queue = Vec::new();
+    prefetch: &Prefetch,
+    limits: BulkLimits,
+) -> Result<(usize, u64, Vec<SavePath>), DbError> {
+    let mut queue: BTreeMap<SavePath, &SaveMeta> = BTreeMap::new();
     for meta in &page.changes {
         if let Some(path) = note_change(l, meta)? {
-            queue.push(path);
+            queue.insert(path, meta);
         }
     }
-    queue.sort();
-    queue.dedup();
-    l.db().enqueue_many(&queue, now_ms())?;
-    l.db().set_cursor(page.cursor)?;
-    Ok(queue.len())
+    let candidates = queue
+        .values()
+        .filter(|m| !m.deleted)
+        .map(|m| (m.path.clone(), m.version(), m.size))
+        .collect();
+    let (round, taken) = prefetch.register(&select(candidates, limits));
+    let paths: Vec<SavePath> = queue.into_keys().collect();
+    let recorded =
+        l.db().enqueue_many(&paths, now_ms()).and_then(|()| l.db().set_cursor(page.cursor));
+    if let Err(e) = recorded {
+        prefetch.end_round(round);
+        return Err(e);
+    }
+    Ok((paths.len(), round, taken))
 }
 
 /// Record a new head; returns the path if it needs a decision (not our own commit).

@@ -15,6 +15,8 @@
 //! - `moved`: fetching the bytes of saves moved before they were downloaded.
 //! - `names`: case-only renames against the server's name-collision rule.
 //! - `policy`: the retry and backoff rules as pure functions.
+//! - `prefetch`: many queued downloads fetched in one bulk stream, handed to `reconcile`'s
+//!   download step.
 //!
 //! State DB and local-store calls run on tokio's blocking pool ([`SyncEngine::local`]),
 //! never on an async worker.
@@ -25,11 +27,13 @@ mod moved;
 mod names;
 pub mod plan;
 mod policy;
+mod prefetch;
 mod reconcile;
 mod status;
 mod uploader;
 
 pub use plan::SyncMode;
+pub use prefetch::BulkLimits;
 pub use reconcile::{Outcome, SyncError};
 pub use status::SyncStatus;
 
@@ -57,6 +61,8 @@ pub struct EngineConfig {
     pub offline_backoff_max: Duration,
     /// First retry delay of a queue entry that failed; doubles per attempt up to 30 s.
     pub retry_backoff: Duration,
+    /// Limits of the bulk prefetch (`prefetch`).
+    pub bulk: BulkLimits,
 }
 
 impl Default for EngineConfig {
@@ -67,6 +73,7 @@ impl Default for EngineConfig {
             event_silence: Duration::from_secs(45),
             offline_backoff_max: Duration::from_secs(5 * 60),
             retry_backoff: Duration::from_millis(250),
+            bulk: BulkLimits::default(),
         }
     }
 }
@@ -85,6 +92,8 @@ pub struct SyncEngine {
     feed_wake: tokio::sync::Notify,
     /// One sync at a time per save path.
     path_locks: Mutex<HashMap<SavePath, Arc<tokio::sync::Mutex<()>>>>,
+    /// Saves being fetched in bulk, parked until their sync installs them.
+    prefetch: Arc<prefetch::Prefetch>,
 }
 
 /// The running tasks of an engine.
@@ -110,6 +119,7 @@ impl SyncEngine {
             wake: tokio::sync::Notify::new(),
             feed_wake: tokio::sync::Notify::new(),
             path_locks: Mutex::new(HashMap::new()),
+            prefetch: Arc::default(),
         })
     }
 
@@ -145,6 +155,12 @@ impl SyncEngine {
     #[must_use]
     pub fn last_error(&self) -> Option<String> {
         self.status.last_error()
+    }
+
+    /// Saves installed from a bulk prefetch since the engine started.
+    #[must_use]
+    pub fn bulk_installed(&self) -> u64 {
+        self.prefetch.used()
     }
 
     /// Bytes of saves the local store read to hash or upload.

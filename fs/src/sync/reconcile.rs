@@ -11,8 +11,9 @@
 
 use super::SyncEngine;
 use super::plan::{Action, PlanConfig, PlanInput, SyncMode, plan};
+use super::prefetch::Parked;
 use crate::local::{Entry, EntryKind, Installed, LocalBytes, LocalError};
-use crate::remote::RemoteError;
+use crate::remote::{Fetched, RemoteError};
 use crate::state::{ConflictRow, Record};
 use savesync_core::wire::SaveMeta;
 use savesync_core::{ContentHash, SavePath, Version, decide};
@@ -159,8 +160,19 @@ impl SyncEngine {
         self.local(move |l| l.db().agree(&p, v, size)).await.map_err(SyncError::local)
     }
 
-    /// Decide `path` and act. Bounded: a handful of compare-and-swap rounds at most.
+    /// Decide `path` and act. Bounded: a handful of compare-and-swap rounds at most. A
+    /// bulk-prefetched copy of the path not used by this sync is dropped when it ends.
     pub async fn sync_path(&self, path: &SavePath, mode: SyncMode) -> Result<Outcome, SyncError> {
+        let result = self.sync_path_locked(path, mode).await;
+        self.prefetch.forget(path);
+        result
+    }
+
+    async fn sync_path_locked(
+        &self,
+        path: &SavePath,
+        mode: SyncMode,
+    ) -> Result<Outcome, SyncError> {
         let path_lock = self.path_lock(path);
         let _guard = path_lock.lock().await;
         let cfg = PlanConfig {
@@ -336,13 +348,21 @@ impl SyncEngine {
         seen: &Entry,
         mode: SyncMode,
     ) -> Result<Outcome, SyncError> {
-        let tmp = self.local.download_tmp(path);
-        let fetched = self.remote.download_to_file(path.clone(), Some(v.rev), tmp.clone()).await;
-        let fetched = match fetched {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = tokio::fs::remove_file(&tmp).await;
-                return Err(e.into());
+        // A bulk prefetch may have (or be bringing) exactly these bytes: take them
+        // instead of fetching; they are installed below like any download.
+        let (tmp, fetched, bulk) = match self.prefetch.take(path, v).await {
+            Parked::File { tmp, size } => (tmp, Fetched { version: v, size }, true),
+            Parked::None => {
+                let tmp = self.local.download_tmp(path);
+                let fetched =
+                    self.remote.download_to_file(path.clone(), Some(v.rev), tmp.clone()).await;
+                match fetched {
+                    Ok(f) => (tmp, f, false),
+                    Err(e) => {
+                        let _ = tokio::fs::remove_file(&tmp).await;
+                        return Err(e.into());
+                    }
+                }
             }
         };
         self.status.set_online(true);
@@ -354,7 +374,10 @@ impl SyncEngine {
             tracing::debug!(%path, ?mode, "download discarded: local file changed meanwhile");
             return Ok(Outcome::Busy);
         }
-        tracing::debug!(%path, rev = %fetched.version.rev, "downloaded");
+        if bulk {
+            self.prefetch.note_used();
+        }
+        tracing::debug!(%path, rev = %fetched.version.rev, bulk, "downloaded");
         Ok(Outcome::Done)
     }
 

@@ -13,6 +13,7 @@ mod hash_cache;
 pub mod inode_table;
 mod install;
 mod moved;
+pub(crate) mod power_cut;
 mod space;
 mod store;
 
@@ -72,7 +73,8 @@ pub(crate) fn cache_stat(meta: &std::fs::Metadata) -> (u64, i64) {
 impl LocalTree {
     /// Open the tree in `cfg.data_dir` and check the cache against the DB: a crash between
     /// a write and its close leaves a cache file newer than its row, and that save is
-    /// queued as changed.
+    /// queued as changed. After a run that did not stop cleanly the cache is also rescanned
+    /// by hash (`power_cut`).
     pub fn load(cfg: TreeConfig) -> anyhow::Result<LocalTree> {
         for sub in ["cache", "conflicts", "tmp"] {
             std::fs::create_dir_all(cfg.data_dir.join(sub))?;
@@ -82,6 +84,12 @@ impl LocalTree {
             let _ = std::fs::remove_file(entry.path());
         }
         let db = StateDb::open(&cfg.data_dir.join("state.db"))?;
+        // A full disk must not keep the mount from starting (the user needs it to free
+        // space): without its marker this run is simply not rescanned after a crash.
+        let unclean = power_cut::begin(&cfg.data_dir).unwrap_or_else(|e| {
+            tracing::warn!("cannot note this run as started ({e}): a crash will not be rescanned");
+            false
+        });
         let now = now_ns();
         let root = InodeRow {
             ino: ROOT_INO,
@@ -121,6 +129,9 @@ impl LocalTree {
             save_bytes_read: AtomicU64::new(0),
         };
         tree.recover_after_crash()?;
+        if unclean {
+            tree.recover_after_power_cut()?;
+        }
         tree.ensure_reserve();
         Ok(tree)
     }

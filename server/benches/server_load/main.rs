@@ -14,6 +14,9 @@
 //!
 //! Once: the same 1,000 x 64 KiB written with fsync to a plain local directory by 8
 //! workers, and the ratio of (2) to it. Every loop is bounded.
+//!
+//! `-- --backend NAME` (repeatable: `sqlite+dir`, `postgres+dir`, `postgres+s3`) measures
+//! only the named backends.
 
 mod backends;
 mod scale;
@@ -51,7 +54,24 @@ fn main() -> anyhow::Result<()> {
         anyhow::ensure!(users >= 2, "--scale needs at least 2 users");
         return runtime.block_on(scale::run(users, per_user));
     }
-    runtime.block_on(run())
+    let only = backend_filter(&args)?;
+    runtime.block_on(run(&only))
+}
+
+/// The backends named by `--backend NAME` arguments (all of them when none is named).
+fn backend_filter(args: &[String]) -> anyhow::Result<Vec<Backend>> {
+    let mut only = Vec::new();
+    let mut args = args.iter();
+    while let Some(arg) = args.next() {
+        anyhow::ensure!(arg == "--backend", "unknown argument {arg:?}");
+        let name = args.next().ok_or_else(|| anyhow::anyhow!("--backend needs a name"))?;
+        let backend = Backend::ALL
+            .into_iter()
+            .find(|b| b.name() == name)
+            .ok_or_else(|| anyhow::anyhow!("no backend named {name:?}"))?;
+        only.push(backend);
+    }
+    Ok(if only.is_empty() { Backend::ALL.to_vec() } else { only })
 }
 
 /// One server on loopback until dropped.
@@ -100,10 +120,10 @@ impl Drop for Server {
     }
 }
 
-async fn run() -> anyhow::Result<()> {
+async fn run(backends: &[Backend]) -> anyhow::Result<()> {
     let scratch = tempfile::tempdir()?;
     let local_time = local_fsync_baseline(&scratch.path().join("plain-dir")).await?;
-    for backend in Backend::ALL {
+    for &backend in backends {
         let dir = scratch.path().join(backend.name());
         let config = match backend.config(&dir) {
             Ok(config) => config,

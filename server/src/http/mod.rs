@@ -5,6 +5,7 @@
 //! off the executor), map outcomes to wire types. Every error is an [`crate::error::ApiError`].
 
 mod audit;
+mod bulk;
 mod changes;
 pub(crate) mod content;
 mod devices;
@@ -59,6 +60,7 @@ pub fn router(state: ServerState) -> Router {
             "/saves/content",
             get(content::download).put(content::upload).delete(content::delete),
         )
+        .route("/saves/bulk", post(bulk::bulk).layer(DefaultBodyLimit::max(bulk::MAX_BODY)))
         .route("/saves/history", get(saves::history))
         .route("/saves/restore", post(saves::restore))
         .route("/changes", get(changes::changes))

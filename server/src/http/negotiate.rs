@@ -77,6 +77,8 @@ pub fn plan(
     heads: Vec<SaveMeta>,
     untracked: &[SavePath],
 ) -> Vec<PlannedAction> {
+    // Each head is moved out of the map when its entry is decided (no copy per entry), so
+    // what is left at the end is exactly the saves the manifest does not name.
     let mut heads: HashMap<SavePath, SaveMeta> =
         heads.into_iter().map(|h| (h.path.clone(), h)).collect();
     let untracked: HashSet<&SavePath> = untracked.iter().collect();
@@ -86,21 +88,21 @@ pub fn plan(
         if !named.insert(&entry.path) {
             continue; // a duplicate entry would only repeat the first answer
         }
-        let head = heads.get(&entry.path).cloned();
+        let head = heads.remove(&entry.path);
         if untracked.contains(&entry.path) {
             actions.push(untracked_action(entry.path.clone(), head));
         } else {
-            actions.extend(action_for(entry.path.clone(), entry.local, entry.base, head));
+            actions.extend(action_for(&entry.path, entry.local, entry.base, head));
         }
     }
-    heads.retain(|path, head| !head.deleted && !named.contains(path));
-    let mut rest: Vec<SaveMeta> = heads.into_values().collect();
+    let mut rest: Vec<SaveMeta> = heads.into_values().filter(|head| !head.deleted).collect();
     rest.sort_by(|a, b| a.path.cmp(&b.path));
     for head in rest {
         if untracked.contains(&head.path) {
             actions.push(untracked_action(head.path.clone(), Some(head)));
         } else {
-            actions.extend(action_for(head.path.clone(), None, None, Some(head)));
+            let path = head.path.clone();
+            actions.extend(action_for(&path, None, None, Some(head)));
         }
     }
     actions
@@ -111,14 +113,16 @@ fn untracked_action(path: SavePath, head: Option<SaveMeta>) -> PlannedAction {
 }
 
 fn action_for(
-    path: SavePath,
+    path: &SavePath,
     local: Option<ContentHash>,
     base: Option<Version>,
     head: Option<SaveMeta>,
 ) -> Option<PlannedAction> {
     match ActionKind::of(decide(local, base, head.as_ref().map(SaveMeta::version))) {
         (ActionKind::NoOp, _) => None,
-        (action, expected_rev) => Some(PlannedAction { path, action, expected_rev, head }),
+        (action, expected_rev) => {
+            Some(PlannedAction { path: path.clone(), action, expected_rev, head })
+        }
     }
 }
 

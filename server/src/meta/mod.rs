@@ -472,6 +472,23 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug {
     /// Remember the MD5 of a content (a no-op when already known).
     async fn record_content_md5(&self, hash: &ContentHash, md5: &[u8; 16])
     -> Result<(), MetaError>;
+    /// [`commit`](MetaStore::commit), remembering on the way the MD5 of the bytes it stores
+    /// (as [`record_content_md5`](MetaStore::record_content_md5), best effort: failing to
+    /// remember it never fails the commit). A store may do both in one transaction, so an
+    /// upload waits for one durable write instead of two.
+    async fn commit_with_md5(
+        &self,
+        request: &CommitRequest,
+        retention: Retention,
+        md5: Option<[u8; 16]>,
+    ) -> Result<CommitOutcome, MetaError> {
+        if let (Some(md5), NewContent::Bytes { hash, .. }) = (md5, request.content)
+            && let Err(e) = self.record_content_md5(&hash, &md5).await
+        {
+            tracing::debug!(error = %e, "could not record the content's MD5");
+        }
+        self.commit(request, retention).await
+    }
     /// Forget the MD5 of contents no version references; returns how many went.
     async fn prune_content_md5(&self) -> Result<u64, MetaError>;
     // --- SSH remotes ---

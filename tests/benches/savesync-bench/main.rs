@@ -1,12 +1,18 @@
-//! savesync benchmark (not a test): every file workload runs on a plain local directory and
-//! on a real savesync mount in the same run, and prints absolute times and the ratio, then
-//! the figures that only the mount has (time until the server holds the saves, propagation
-//! between two devices, peak memory). The table it prints is what docs/performance.md holds.
+//! savesync benchmark (not a test): every file workload runs in the same run on a plain
+//! local directory, on bindfs (a FUSE passthrough: the floor for any FUSE filesystem), on
+//! rclone mount (`--vfs-cache-mode full` over `rclone serve webdav` on loopback) and on a
+//! real savesync mount, and prints absolute times and savesync's ratio to the row's
+//! reference; then the figures that only savesync has (time until the server holds the
+//! saves, device A to device B, propagation, peak memory, negotiate, mount start with many
+//! saves). A peer that is not installed gets a "not installed" line and an empty column.
+//! The table it prints is what docs/performance.md holds.
 //!
 //! Run: `cargo bench -p savesync-tests --bench savesync-bench` (as root, FUSE available).
-//! Smaller runs: `... -- --saves 200 --big-mib 16 --rounds 20 --many 2000`.
-//! Only the first workloads: `... -- --up-to 2` (workloads 1 and 2; each builds on the
-//! ones before it, so a prefix is what can run alone).
+//! Smaller runs: `... -- --saves 200 --big-mib 16 --rounds 20 --many 2000 --start-saves 10000`.
+//! Only the first workloads: `... -- --up-to 2` (workloads 1 and 2; each of 1-8 builds on
+//! the ones before it, so a prefix is what can run alone). Workloads 9 (negotiate) and 10
+//! (mount start with `--start-saves N` saves, default 100,000; 0 skips it) stand alone:
+//! `... -- --only 9`.
 //!
 //! The server is the harness's in-process `TestServer`, the mounts are real `savesync`
 //! processes (`Device`), both built in the bench (release) profile. The server's own peak
@@ -15,15 +21,20 @@
 
 mod external_server;
 mod measure;
+mod negotiate;
+mod peers;
 mod report;
+mod seed;
+mod start;
 mod workloads;
 
 use measure::{fmt_duration, fmt_mib, peak_rss_bytes, percentile, timed};
-use report::Report;
+use peers::{Bindfs, RcloneMount, Webdav};
+use report::{BINDFS, PLAIN, RCLONE, Report, SAVESYNC, Target};
 use savesync_core::{ContentHash, Rev, SavePath};
 use savesync_tests::{Device, RemoteView, TestServer, require_fuse};
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use workloads::{
     expected_hashes, read_saves, save_bytes, stat_all, write_big, write_one, write_saves,
@@ -36,6 +47,9 @@ const SMALL_SAVE_LEN: usize = 1024;
 const SERVER_DEADLINE: Duration = Duration::from_secs(300);
 /// Deadline for one propagation round.
 const PROPAGATION_DEADLINE: Duration = Duration::from_secs(30);
+/// Saves of the negotiate workload's device, and how many negotiate calls are timed.
+const NEGOTIATE_SAVES: usize = 10_000;
+const NEGOTIATE_RUNS: usize = 50;
 
 /// Workload sizes; the defaults are the issue's.
 struct Params {
@@ -43,8 +57,12 @@ struct Params {
     big_mib: usize,
     rounds: usize,
     many: usize,
-    /// Last workload to run (1-7).
+    /// Last workload to run (1-10).
     up_to: usize,
+    /// Run only this stand-alone workload (9 or 10).
+    only: Option<usize>,
+    /// Saves in the state DB for the mount-start workload (0: skip it).
+    start_saves: usize,
 }
 
 fn main() {
@@ -89,7 +107,9 @@ fn parse_params(args: &[String]) -> Params {
         big_mib: value("--big-mib", 64),
         rounds: value("--rounds", 100),
         many: value("--many", 10_000),
-        up_to: value("--up-to", 7),
+        up_to: value("--up-to", 10),
+        only: args.iter().any(|a| a == "--only").then(|| value("--only", 0)),
+        start_saves: value("--start-saves", 100_000),
     }
 }
 
@@ -99,31 +119,97 @@ fn print_machine() {
     eprintln!("savesync-bench on {cpus} CPUs, Linux {}", kernel.trim());
 }
 
+/// The peers that are installed, mounted for the whole run; dropping them unmounts.
+struct Peers {
+    bindfs: Option<Bindfs>,
+    webdav: Option<Webdav>,
+    rclone: Option<RcloneMount>,
+}
+
+impl Peers {
+    fn start() -> Peers {
+        let bindfs = peers::installed("bindfs").then(Bindfs::mount);
+        let webdav = peers::installed("rclone").then(Webdav::start);
+        let rclone = webdav.as_ref().map(RcloneMount::mount);
+        Peers { bindfs, webdav, rclone }
+    }
+
+    /// Root of each column's filesystem: plain dir, bindfs, rclone, savesync.
+    fn roots(&self, plain: &Path, device: &Device) -> [Option<PathBuf>; 4] {
+        [
+            Some(plain.to_owned()),
+            self.bindfs.as_ref().map(|b| b.root().to_owned()),
+            self.rclone.as_ref().map(|r| r.root().to_owned()),
+            Some(device.mountpoint().to_owned()),
+        ]
+    }
+}
+
+/// Runs `f` on `rel` under each root that exists, in `order`; the result per column.
+fn on_each(
+    roots: &[Option<PathBuf>; 4],
+    order: &[usize],
+    rel: &str,
+    mut f: impl FnMut(usize, &Path) -> Duration,
+) -> [Option<Duration>; 4] {
+    let mut out = [None; 4];
+    for &column in order {
+        if let Some(root) = &roots[column] {
+            out[column] = Some(f(column, &root.join(rel)));
+        }
+    }
+    out
+}
+
 fn run(p: &Params, report: &mut Report) {
+    let server = TestServer::start_blocking();
+    if let Some(only) = p.only {
+        match only {
+            9 => negotiate_figures(&server, report),
+            10 => start_figures(&server, p, report),
+            _ => panic!("--only takes 9 or 10 (the workloads that stand alone)"),
+        }
+        return;
+    }
     let plain =
         tempfile::Builder::new().prefix("savesync-bench-plain-").tempdir().expect("plain dir");
-    let server = TestServer::start_blocking();
+    let mut peers = Peers::start();
     let remote = RemoteView::new(&server, "bench");
     let mut a = Device::pair(&server, "bench", "bench-a");
     a.mount();
+    let roots = peers.roots(plain.path(), &a);
+    let all = [PLAIN, BINDFS, RCLONE, SAVESYNC];
 
-    // 1. write + fsync + close N x 64 KiB; then until all are committed on the server.
+    // 1. write + fsync + close N x 64 KiB. savesync first, and until the server holds them
+    // all; then the others, and until rclone's webdav dir holds them all.
     eprintln!("1. write {} x {} KiB (fsync + close each)", p.saves, SAVE_LEN / 1024);
-    let plain_write = write_saves(&plain.path().join("w"), p.saves, SAVE_LEN);
     let expected = expected_hashes("w", p.saves, SAVE_LEN);
-    let first_write = Instant::now();
-    let mount_write = write_saves(&a.path("w"), p.saves, SAVE_LEN);
-    report.compared(
+    let mut first_writes = [None; 4];
+    let mut server_times_1 = None;
+    let writes = on_each(&roots, &[SAVESYNC, PLAIN, BINDFS, RCLONE], "w", |column, dir| {
+        let (started, took) = write_saves(dir, p.saves, SAVE_LEN);
+        first_writes[column] = Some(started);
+        if column == SAVESYNC {
+            server_times_1 = Some(wait_for_server(&remote, &expected, started));
+        }
+        took
+    });
+    report.times(
         &format!("write+fsync+close {} x 64 KiB", p.saves),
-        plain_write,
-        mount_write,
-        Some(2.0),
+        writes,
+        Some(BINDFS),
+        Some(Target::Ratio(1.2)),
     );
-    let all_committed = wait_for_server(&remote, &expected, first_write);
-    report.absolute(
-        &format!("all {} saves committed on the server, from the first write", p.saves),
-        fmt_duration(all_committed),
-        Some("≤ 3 s"),
+    let rclone_served = peers.webdav.as_ref().zip(first_writes[RCLONE]).map(|(w, started)| {
+        workloads::wait_for_bytes(&w.served().join("w"), p.saves, SAVE_LEN, SERVER_DEADLINE)
+            .map(|done| done - started)
+    });
+    on_server_row(
+        report,
+        &format!("all {} saves on the server, from the first write", p.saves),
+        rclone_served,
+        server_times_1.expect("savesync wrote"),
+        writes[SAVESYNC].expect("savesync wrote"),
     );
 
     if p.up_to < 2 {
@@ -131,24 +217,34 @@ fn run(p: &Params, report: &mut Report) {
     }
     // 2. read back warm (cached) and cold (after remount, cache on disk).
     eprintln!("2. read back warm and cold");
-    let plain_read = read_saves(&plain.path().join("w"), p.saves, SAVE_LEN);
-    let mount_warm = read_saves(&a.path("w"), p.saves, SAVE_LEN);
-    report.compared(&format!("read {} saves, warm", p.saves), plain_read, mount_warm, Some(1.5));
+    let warm = on_each(&roots, &all, "w", |_, dir| read_saves(dir, p.saves, SAVE_LEN));
+    report.times(
+        &format!("read {} saves, warm", p.saves),
+        warm,
+        Some(BINDFS),
+        Some(Target::Ratio(0.5)),
+    );
     a.unmount();
     let (_, remount) = timed(|| a.mount());
     let mount_cold = read_saves(&a.path("w"), p.saves, SAVE_LEN);
-    report.compared(
-        &format!("read {} saves, cold (after remount; plain: page cache)", p.saves),
-        plain_read,
-        mount_cold,
+    report.times(
+        &format!("read {} saves, cold (savesync after remount; plain: page cache)", p.saves),
+        [warm[PLAIN], None, None, Some(mount_cold)],
+        Some(PLAIN),
         None,
     );
-    report.absolute("remount (until the kernel lists the mount)", fmt_duration(remount), None);
+    report.times(
+        "remount (until the kernel lists the mount)",
+        [None, None, None, Some(remount)],
+        None,
+        None,
+    );
 
     if p.up_to < 3 {
         return;
     }
-    // 3. a fresh device mounting and reading everything (download).
+    // 3. a fresh device mounting, listing and reading everything; rclone: a fresh mount of
+    // the same webdav remote with an empty cache dir.
     eprintln!("3. fresh device reads all {}", p.saves);
     let mut b = Device::pair(&server, "bench", "bench-b");
     let fresh_start = Instant::now();
@@ -158,122 +254,263 @@ fn run(p: &Params, report: &mut Report) {
     let listed = wait_for_entries(&b.path("w"), p.saves);
     let fresh_read = read_saves(&b.path("w"), p.saves, SAVE_LEN);
     let fresh_total = fresh_start.elapsed();
-    report.compared(
-        &format!("fresh device: mount, list, read {} saves (download)", p.saves),
-        plain_read,
-        fresh_total,
+    let rclone_fresh = peers.webdav.as_ref().map(|webdav| {
+        let started = Instant::now();
+        let fresh = RcloneMount::mount(webdav);
+        wait_for_entries(&fresh.root().join("w"), p.saves);
+        read_saves(&fresh.root().join("w"), p.saves, SAVE_LEN);
+        started.elapsed()
+    });
+    report.times(
+        &format!("fresh device: mount, list, read {} saves", p.saves),
+        [None, None, rclone_fresh, Some(fresh_total)],
+        Some(RCLONE),
+        Some(Target::WithinAndFaster(Duration::from_millis(500), 20.0)),
+    );
+    report.times(
+        "fresh device: from mount to all saves listed",
+        [None, None, None, Some(listed)],
+        None,
         None,
     );
-    report.absolute("fresh device: from mount to all saves listed", fmt_duration(listed), None);
-    report.absolute(
-        "fresh device: reading them (downloads on open)",
-        fmt_duration(fresh_read),
-        None,
-    );
+    report.times("fresh device: reading them", [None, None, None, Some(fresh_read)], None, None);
 
     if p.up_to < 4 {
         return;
     }
     // 4. stat every entry of the folder.
     eprintln!("4. stat every entry");
-    let (plain_n, plain_stat) = stat_all(&plain.path().join("w"));
-    let (mount_n, mount_stat) = stat_all(&a.path("w"));
-    assert_eq!(plain_n, mount_n, "the mount lists as many entries as the plain dir");
-    report.compared(&format!("readdir + stat {} entries", mount_n), plain_stat, mount_stat, None);
+    let mut counts = Vec::new();
+    let stats = on_each(&roots, &all, "w", |_, dir| {
+        let (n, took) = stat_all(dir);
+        counts.push(n);
+        took
+    });
+    assert!(counts.iter().all(|&n| n == p.saves), "every peer lists every save: {counts:?}");
+    report.times(&format!("readdir + stat {} entries", p.saves), stats, Some(BINDFS), None);
 
     if p.up_to < 5 {
         return;
     }
-    // 5. one big save state, then until it is on the server.
-    eprintln!("5. one {} MiB save", p.big_mib);
-    let big = save_bytes(424_242, p.big_mib * 1024 * 1024);
-    let plain_big = write_big(&plain.path().join("big.state"), &big);
-    let big_start = Instant::now();
-    let mount_big = write_big(&a.path("big.state"), &big);
-    report.compared(
-        &format!("write+fsync+close one {} MiB save", p.big_mib),
-        plain_big,
-        mount_big,
+    // 5. N x 64 KiB written on A while B is mounted: until B reads them all.
+    eprintln!("5. {} x 64 KiB written on A, read on B", p.saves);
+    let _ = peers::installed("syncthing");
+    let b_dir = b.path("ab");
+    let count = p.saves;
+    let reader = std::thread::spawn(move || {
+        workloads::wait_for_bytes(&b_dir, count, SAVE_LEN, SERVER_DEADLINE)
+    });
+    let (a_started, a_write) = write_saves(&a.path("ab"), p.saves, SAVE_LEN);
+    let b_done = reader.join().expect("reader on B").expect("B read every save in time");
+    report.times(
+        &format!(
+            "{} x 64 KiB written on A (took {}), all read on B",
+            p.saves,
+            fmt_duration(a_write)
+        ),
+        [None, None, None, Some(b_done - a_started)],
         None,
+        Some(Target::Within(Duration::from_millis(1250))),
     );
-    let big_expected = BTreeMap::from([("big.state".to_owned(), ContentHash::of(&big))]);
-    let big_on_server = wait_for_server(&remote, &big_expected, big_start);
-    report.absolute(
-        &format!("{} MiB save on the server, from the start of the write", p.big_mib),
-        fmt_duration(big_on_server),
-        None,
-    );
-    drop(big);
 
     if p.up_to < 6 {
         return;
     }
-    // 6. propagation A -> B.
-    eprintln!("6. propagation A -> B x {}", p.rounds);
-    let samples = propagation(&a, &b, p.rounds);
-    report.absolute(
-        &format!("propagation A -> B, p50 of {}", samples.len()),
-        fmt_duration(percentile(&samples, 50)),
-        Some("< 0.5 s"),
+    // 6. one big save state, then until it is on the server (rclone left out: its upload
+    // would run in the background of the next workloads).
+    eprintln!("6. one {} MiB save", p.big_mib);
+    let big = save_bytes(424_242, p.big_mib * 1024 * 1024);
+    let mut big_started = None;
+    let big_writes = on_each(&roots, &[PLAIN, BINDFS, SAVESYNC], "big.state", |column, path| {
+        if column == SAVESYNC {
+            big_started = Some(Instant::now());
+        }
+        write_big(path, &big)
+    });
+    report.times(
+        &format!("write+fsync+close one {} MiB save", p.big_mib),
+        big_writes,
+        Some(BINDFS),
+        None,
     );
-    report.absolute(
-        &format!("propagation A -> B, p99 of {}", samples.len()),
-        fmt_duration(percentile(&samples, 99)),
-        Some("< 1 s"),
+    let big_expected = BTreeMap::from([("big.state".to_owned(), ContentHash::of(&big))]);
+    let big_on_server =
+        wait_for_server(&remote, &big_expected, big_started.expect("savesync wrote"));
+    report.times(
+        &format!("{} MiB save on the server, from the start of the write", p.big_mib),
+        [None, None, None, Some(big_on_server)],
+        None,
+        None,
     );
-    b.unmount();
+    drop(big);
 
     if p.up_to < 7 {
         return;
     }
-    // 7. peak RSS of the mount with many saves, and of a server holding as many.
-    eprintln!("7. {} small saves and peak memory", p.many);
-    let plain_many = write_saves(&plain.path().join("many"), p.many, SMALL_SAVE_LEN);
-    let many_expected = expected_hashes("many", p.many, SMALL_SAVE_LEN);
-    let many_start = Instant::now();
-    let many_write = write_saves(&a.path("many"), p.many, SMALL_SAVE_LEN);
-    report.compared(
-        &format!("write+fsync+close {} x 1 KiB", p.many),
-        plain_many,
-        many_write,
-        Some(2.0),
-    );
-    let many_committed = wait_for_server(&remote, &many_expected, many_start);
-    report.absolute(
-        &format!("all {} small saves committed on the server, from the first write", p.many),
-        fmt_duration(many_committed),
+    // 7. propagation A -> B.
+    eprintln!("7. propagation A -> B x {}", p.rounds);
+    let samples = propagation(&a, &b, p.rounds);
+    report.times(
+        &format!("propagation A -> B, p50 of {}", samples.len()),
+        [None, None, None, Some(percentile(&samples, 50))],
         None,
+        Some(Target::Within(Duration::from_millis(50))),
     );
+    report.times(
+        &format!("propagation A -> B, p99 of {}", samples.len()),
+        [None, None, None, Some(percentile(&samples, 99))],
+        None,
+        Some(Target::Within(Duration::from_millis(150))),
+    );
+    b.unmount();
+
+    if p.up_to < 8 {
+        return;
+    }
+    // 8. many small saves, then peak memory.
+    eprintln!("8. {} small saves and peak memory", p.many);
+    let many_expected = expected_hashes("many", p.many, SMALL_SAVE_LEN);
+    let mut many_on_server = None;
+    let many = on_each(&roots, &[SAVESYNC, PLAIN, BINDFS, RCLONE], "many", |column, dir| {
+        let (started, took) = write_saves(dir, p.many, SMALL_SAVE_LEN);
+        if column == SAVESYNC {
+            many_on_server = Some(wait_for_server(&remote, &many_expected, started));
+        }
+        took
+    });
+    report.times(
+        &format!("write+fsync+close {} x 1 KiB", p.many),
+        many,
+        Some(BINDFS),
+        Some(Target::Ratio(1.2)),
+    );
+    on_server_row(
+        report,
+        &format!("all {} small saves on the server, from the first write", p.many),
+        None,
+        many_on_server.expect("savesync wrote"),
+        many[SAVESYNC].expect("savesync wrote"),
+    );
+    // rclone's uploads of the small saves would run behind the rest: stop it here.
+    peers.rclone = None;
+    peers.webdav = None;
     let run_peak = peak_rss_bytes(a.mount_pid().expect("device A is mounted")).expect("VmHWM");
-    report.absolute(
+    report.text(
         &format!(
-            "peak RSS of the mount daemon over workloads 1-7 (incl. uploading the {} MiB save)",
+            "peak RSS of the mount daemon over workloads 1-8 (incl. uploading the {} MiB save)",
             p.big_mib
         ),
-        fmt_mib(run_peak),
-        None,
+        [None, None, None, Some(fmt_mib(run_peak))],
+        "-",
+        "",
     );
     // A fresh daemon process, so the peak reflects holding and serving the saves rather
     // than an earlier upload of the big save.
     a.unmount();
     a.mount();
-    let total = p.many + p.saves + 1;
+    let total = p.many + 2 * p.saves + 2;
     let _ = stat_all(&a.path("many"));
     let _ = read_saves(&a.path("many"), p.many, SMALL_SAVE_LEN);
     let _ = stat_all(&a.path("w"));
     let _ = read_saves(&a.path("w"), p.saves, SAVE_LEN);
     let serving_peak = peak_rss_bytes(a.mount_pid().expect("device A is mounted")).expect("VmHWM");
-    report.absolute(
+    report.text(
         &format!("peak RSS of the mount daemon with {total} saves (start, stat and read all)"),
-        fmt_mib(serving_peak),
-        Some("< 30 MiB"),
+        [None, None, None, Some(fmt_mib(serving_peak))],
+        "-",
+        "< 30 MiB",
     );
     a.unmount();
+    drop(peers);
     let server_rss = server_peak_rss(p.many);
-    report.absolute(
+    report.text(
         &format!("peak RSS of savesync-server (upload, list, download {} saves)", p.many),
-        fmt_mib(server_rss),
+        [None, None, None, Some(fmt_mib(server_rss))],
+        "-",
+        "",
+    );
+
+    if p.up_to < 9 {
+        return;
+    }
+    negotiate_figures(&server, report);
+    if p.up_to < 10 {
+        return;
+    }
+    start_figures(&server, p, report);
+}
+
+/// "All saves on the server" row: rclone's time until its webdav dir holds them (None:
+/// not measured), savesync's, and savesync's ratio to its own write time.
+fn on_server_row(
+    report: &mut Report,
+    workload: &str,
+    rclone: Option<Option<Duration>>,
+    savesync: Duration,
+    savesync_write: Duration,
+) {
+    let rclone = rclone
+        .map(|r| r.map_or_else(|| format!("> {}", fmt_duration(SERVER_DEADLINE)), fmt_duration));
+    let x = report::ratio(savesync, savesync_write);
+    report.text(
+        workload,
+        [None, None, rclone, Some(fmt_duration(savesync))],
+        &format!("{x:.2}x its write"),
+        &report::verdict("≤ 1.3x the write time", Some(x <= 1.3)),
+    );
+}
+
+/// 9. negotiate with a 10,000-save manifest.
+fn negotiate_figures(server: &TestServer, report: &mut Report) {
+    eprintln!("9. negotiate, {NEGOTIATE_SAVES}-save manifest, x {NEGOTIATE_RUNS}");
+    let samples = negotiate::negotiate_latencies(server, NEGOTIATE_SAVES, NEGOTIATE_RUNS);
+    report.times(
+        &format!(
+            "server negotiate, {NEGOTIATE_SAVES}-save manifest in sync, p50 of {NEGOTIATE_RUNS}"
+        ),
+        [None, None, None, Some(percentile(&samples, 50))],
         None,
+        Some(Target::Within(Duration::from_millis(15))),
+    );
+    report.times(
+        &format!(
+            "server negotiate, {NEGOTIATE_SAVES}-save manifest in sync, p99 of {NEGOTIATE_RUNS}"
+        ),
+        [None, None, None, Some(percentile(&samples, 99))],
+        None,
+        None,
+    );
+}
+
+/// 10. mount start with `--start-saves` saves in the state DB.
+fn start_figures(server: &TestServer, p: &Params, report: &mut Report) {
+    if p.start_saves == 0 {
+        eprintln!("10. mount start: skipped (--start-saves 0)");
+        return;
+    }
+    eprintln!("10. mount start with {} saves in the state DB", p.start_saves);
+    let f = start::mount_start(server, p.start_saves);
+    report.times(
+        &format!(
+            "mount start with {} saves: spawn until the kernel lists the mount",
+            p.start_saves
+        ),
+        [None, None, None, Some(f.mounted)],
+        None,
+        Some(Target::Within(Duration::from_secs(1))),
+    );
+    report.times(
+        &format!("mount start with {} saves: spawn until the folder lists", p.start_saves),
+        [None, None, None, Some(f.listed)],
+        None,
+        Some(Target::Within(Duration::from_secs(1))),
+    );
+    let mib = f.rss as f64 / (1024.0 * 1024.0);
+    report.text(
+        &format!("mount start with {} saves: RSS after start (peak)", p.start_saves),
+        [None, None, None, Some(format!("{} ({})", fmt_mib(f.rss), fmt_mib(f.peak)))],
+        "-",
+        &report::verdict("≤ 40 MiB", Some(mib <= 40.0)),
     );
 }
 

@@ -25,6 +25,11 @@ pub fn peak_rss_bytes(pid: u32) -> Option<u64> {
     status_field_kib(pid, "VmHWM:").map(|kib| kib * 1024)
 }
 
+/// Current resident set size (`VmRSS`) of a live process, in bytes.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    status_field_kib(pid, "VmRSS:").map(|kib| kib * 1024)
+}
+
 fn status_field_kib(pid: u32, field: &str) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let line = status.lines().find(|l| l.starts_with(field))?;

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::measure::timed;
 
@@ -33,15 +33,33 @@ pub fn expected_hashes(rel_dir: &str, count: usize, len: usize) -> BTreeMap<Stri
 }
 
 /// Writes `count` saves of `len` bytes into `dir` (created), each with fsync + close.
-pub fn write_saves(dir: &Path, count: usize, len: usize) -> Duration {
+/// Returns when the first write started and how long all of them took.
+pub fn write_saves(dir: &Path, count: usize, len: usize) -> (Instant, Duration) {
     std::fs::create_dir_all(dir).expect("create the workload dir");
     let payloads: Vec<Vec<u8>> = (0..count).map(|i| save_bytes(i, len)).collect();
-    timed(|| {
-        for (i, bytes) in payloads.iter().enumerate() {
-            write_one(&dir.join(save_name(i)), bytes);
+    let started = Instant::now();
+    for (i, bytes) in payloads.iter().enumerate() {
+        write_one(&dir.join(save_name(i)), bytes);
+    }
+    (started, started.elapsed())
+}
+
+/// Polls `dir` until it holds saves `0..count` of `len` bytes with the right bytes (in
+/// order: each poll waits for the first one not seen yet). Returns when the last one was
+/// read, or None after `deadline`.
+pub fn wait_for_bytes(dir: &Path, count: usize, len: usize, deadline: Duration) -> Option<Instant> {
+    let start = Instant::now();
+    for i in 0..count {
+        let path = dir.join(save_name(i));
+        let expected = save_bytes(i, len);
+        while !std::fs::read(&path).is_ok_and(|got| got == expected) {
+            if start.elapsed() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(2));
         }
-    })
-    .1
+    }
+    Some(Instant::now())
 }
 
 /// create/truncate + write + fsync + close of one file.

@@ -339,4 +339,78 @@ mod tests {
         let conflicts = history.versions.iter().filter(|v| v.kind == VersionKind::Conflict).count();
         assert_eq!(conflicts, 7);
     }
+
+    #[test]
+    fn commits_that_arrive_together_each_get_their_own_answer() {
+        // Threads released at once share group-commit batches: a revoked device's commit
+        // fails inside the batch without failing or undoing the others, and a race on one
+        // save still has exactly one winner.
+        let f = fixture();
+        let prefix = SavePath::parse("dav").unwrap();
+        let revoked = f
+            .store
+            .create_dav_device(&crate::meta::NewDavDevice {
+                user: "alice",
+                name: "old handheld",
+                kind: "retroarch",
+                token_hash: "h",
+                prefix: &prefix,
+                now: 0,
+            })
+            .unwrap()
+            .device_id;
+        assert!(f.store.revoke_device(None, revoked, 1).unwrap());
+        committed(f.store.commit(&upload(0, b"v1", 1), KEEP_ALL).unwrap());
+        let store = std::sync::Arc::new(f.store);
+        let start = std::sync::Barrier::new(24);
+        let outcomes: Vec<(usize, Result<CommitOutcome, crate::meta::MetaError>)> =
+            std::thread::scope(|scope| {
+                let handles: Vec<_> = (0..24)
+                    .map(|i| {
+                        let (store, start) = (&store, &start);
+                        scope.spawn(move || {
+                            let bytes = format!("thread {i}");
+                            let mut request = upload(1, bytes.as_bytes(), 2);
+                            match i % 3 {
+                                0 => {} // racing on snes/zelda.srm
+                                1 => {
+                                    request.path = SavePath::parse(&format!("own/{i}")).unwrap();
+                                    request.base_rev = Rev::NONE;
+                                }
+                                _ => {
+                                    request.path = SavePath::parse(&format!("rev/{i}")).unwrap();
+                                    request.base_rev = Rev::NONE;
+                                    request.actor.device_id = Some(revoked);
+                                }
+                            }
+                            start.wait();
+                            (i, store.commit(&request, KEEP_ALL))
+                        })
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().unwrap()).collect()
+            });
+        let mut wins = 0;
+        for (i, outcome) in &outcomes {
+            match (i % 3, outcome) {
+                (0, Ok(CommitOutcome::Committed(m))) if m.rev == Rev(2) => wins += 1,
+                (0, Ok(CommitOutcome::Conflict(Some(h)))) if h.rev == Rev(2) => {}
+                (1, Ok(CommitOutcome::Committed(m))) if m.rev == Rev(1) => {}
+                (2, Err(crate::meta::MetaError::DeviceRevoked)) => {}
+                _ => panic!("thread {i}: {outcome:?}"),
+            }
+        }
+        assert_eq!(wins, 1);
+        // Everything answered as committed is in the database for any other reader; the
+        // refused commits left nothing.
+        let (all, cursor) = store.list_saves(1, None, true).unwrap();
+        let mut paths: Vec<String> = all.iter().map(|m| m.path.to_string()).collect();
+        paths.sort();
+        let mut expected: Vec<String> =
+            (0..24).filter(|i| i % 3 == 1).map(|i| format!("own/{i}")).collect();
+        expected.push("snes/zelda.srm".to_owned());
+        expected.sort();
+        assert_eq!(paths, expected);
+        assert_eq!(cursor, Seq(1 + 1 + 8));
+    }
 }

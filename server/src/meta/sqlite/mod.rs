@@ -6,7 +6,9 @@
 //! connections, which WAL lets run alongside the writer. Other processes (the `pair` CLI
 //! while `serve` runs) are covered by `busy_timeout`. Every write transaction is
 //! `BEGIN IMMEDIATE`, so it takes the write lock up front instead of failing to upgrade a
-//! read lock half way through a compare-and-swap.
+//! read lock half way through a compare-and-swap. Writes that arrive together share one
+//! transaction and one WAL fsync, each in its own savepoint (group commit, see
+//! `group_commit`); none is acknowledged before that transaction is committed.
 
 mod accounts;
 mod activity;
@@ -14,6 +16,7 @@ mod commit;
 pub(crate) mod conflict_versions;
 mod dav;
 mod errors;
+mod group_commit;
 mod names;
 mod quota;
 mod remotes;
@@ -31,7 +34,8 @@ use super::{
     NewDavDevice, NewDevice, NewDeviceInfo, OpenConflict, Retention, SessionRecord, SessionStart,
     StoredBytes, StoredVersion, UserId, UserPassword, UserSummary, WebSession,
 };
-use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
+use group_commit::GroupWriter;
+use rusqlite::{Connection, OpenFlags};
 use savesync_core::wire::{AuditEntry, DeviceInfo, History, SaveMeta, SessionReport};
 use savesync_core::{ContentHash, Rev, SavePath, Seq};
 use std::collections::{HashMap, HashSet};
@@ -48,7 +52,7 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 #[derive(Debug)]
 pub struct SqliteDb {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    writer: GroupWriter,
     readers: Mutex<Vec<Connection>>,
 }
 
@@ -72,7 +76,7 @@ impl SqliteDb {
         configure(&writer)?;
         schema::MIGRATIONS.to_latest(&mut writer)?;
         names::fill_missing_fold_keys(&writer)?;
-        Ok(SqliteDb { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) })
+        Ok(SqliteDb { path, writer: GroupWriter::new(writer), readers: Mutex::new(Vec::new()) })
     }
 
     /// The database file.
@@ -102,16 +106,22 @@ impl SqliteDb {
         result
     }
 
-    /// Run `f` in one IMMEDIATE transaction; it commits only if `f` returns `Ok` and asks to.
+    /// Run `f` in an IMMEDIATE transaction, possibly shared with writes that arrive at the
+    /// same time (group commit, see `group_commit`): `f`'s changes are kept only if it
+    /// returns `Ok`, and this returns only once they are committed.
     fn write<T>(
         &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, MetaError>,
+        f: impl FnOnce(&Connection) -> Result<T, MetaError>,
     ) -> Result<T, MetaError> {
-        let mut conn = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        let out = f(&tx)?;
-        tx.commit()?;
-        Ok(out)
+        self.writer.write(f)
+    }
+
+    /// Run `f` in an IMMEDIATE transaction of its own (bulk imports).
+    fn write_alone<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, MetaError>,
+    ) -> Result<T, MetaError> {
+        self.writer.write_alone(f)
     }
 
     /// A read snapshot: several queries that must agree (heads and cursor).
@@ -223,6 +233,26 @@ impl SqliteDb {
         retention: Retention,
     ) -> Result<CommitOutcome, MetaError> {
         self.write(|tx| commit::commit(tx, request, retention))
+    }
+
+    /// The MD5 row and the commit in one write (see `MetaStore::commit_with_md5`).
+    pub fn commit_with_md5(
+        &self,
+        request: &CommitRequest,
+        retention: Retention,
+        md5: Option<[u8; 16]>,
+    ) -> Result<CommitOutcome, MetaError> {
+        self.write(|tx| {
+            if let (Some(md5), super::NewContent::Bytes { hash, .. }) = (md5, request.content)
+                && let Err(e) = dav::record_content_md5(tx, &hash, &md5)
+            {
+                if tx.is_autocommit() {
+                    return Err(e); // SQLite rolled the transaction back: nothing to build on
+                }
+                tracing::debug!(error = %e, "could not record the content's MD5");
+            }
+            commit::commit(tx, request, retention)
+        })
     }
 
     pub fn version_by_id(
@@ -415,6 +445,6 @@ impl SqliteDb {
     }
 
     pub fn prune_content_md5(&self) -> Result<u64, MetaError> {
-        self.write(|tx| dav::prune_content_md5(tx))
+        self.write(dav::prune_content_md5)
     }
 }

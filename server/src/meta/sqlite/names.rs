@@ -40,9 +40,13 @@ fn live_with_fold(
 ) -> Result<Option<SaveMeta>, MetaError> {
     let path: Option<String> = conn
         .prepare_cached(
-            "SELECT path FROM saves
-             WHERE user_id = ?1 AND deleted = 0
-               AND (fold = ?2 OR (fold >= ?3 AND fold < ?4))
+            // Two index searches, not one `OR`: without `ANALYZE` statistics SQLite
+            // plans the `OR` as a pass over all of the user's saves, which made every new
+            // save's commit cost time in proportion to the library (issue 12).
+            "SELECT path FROM saves WHERE user_id = ?1 AND fold = ?2 AND deleted = 0
+             UNION ALL
+             SELECT path FROM saves WHERE user_id = ?1 AND fold >= ?3 AND fold < ?4
+                                      AND deleted = 0
              LIMIT 1",
         )?
         .query_row(params![user, key, format!("{key}/"), format!("{key}0")], |r| r.get(0))

@@ -20,13 +20,14 @@ fn conversion(idx: usize, e: impl std::error::Error + Send + Sync + 'static) -> 
 
 /// Parse a stored path column.
 pub fn path_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<SavePath> {
-    let s: String = row.get(idx)?;
-    SavePath::from_stored(&s).map_err(|e| conversion(idx, e))
+    // Borrowed from the row: one allocation per path, for the `SavePath` itself.
+    let s = row.get_ref(idx)?.as_str().map_err(|e| conversion(idx, e))?;
+    SavePath::from_stored(s).map_err(|e| conversion(idx, e))
 }
 
 /// Parse a stored nullable hash column.
 pub fn hash_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<Option<ContentHash>> {
-    let s: Option<String> = row.get(idx)?;
+    let s = row.get_ref(idx)?.as_str_or_null().map_err(|e| conversion(idx, e))?;
     s.map(|s| s.parse().map_err(|e| conversion(idx, e))).transpose()
 }
 

@@ -157,6 +157,16 @@ impl MetaStore for SqliteMeta {
         self.run(move |db| db.commit(&request, retention)).await
     }
 
+    async fn commit_with_md5(
+        &self,
+        request: &CommitRequest,
+        retention: Retention,
+        md5: Option<[u8; 16]>,
+    ) -> Result<CommitOutcome, MetaError> {
+        let request = request.clone();
+        self.run(move |db| db.commit_with_md5(&request, retention, md5)).await
+    }
+
     async fn version_by_id(
         &self,
         user: UserId,

@@ -125,7 +125,7 @@ impl TableAccess for SqliteMeta {
         let marks = vec!["?"; columns.len()].join(", ");
         let rows = rows.clone();
         self.run(move |db| {
-            db.write(|tx| {
+            db.write_alone(|tx| {
                 tx.pragma_update(None, "defer_foreign_keys", "ON")?;
                 let mut stmt =
                     tx.prepare(&format!("INSERT INTO {table} ({cols}) VALUES ({marks})"))?;
