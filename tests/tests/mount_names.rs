@@ -83,8 +83,10 @@ fn a_second_name_differing_only_in_case_is_eexist_and_a_case_only_rename_works()
     // Replacing the exact name is no second name (the temp-file-then-rename pattern).
     std::fs::write(t.a.path("snes/Zelda.srm.tmp"), b"zelda v2").unwrap();
     std::fs::rename(t.a.path("snes/Zelda.srm.tmp"), t.a.path("snes/Zelda.srm")).unwrap();
-    wait_until(UPLOAD_DEADLINE, "the replaced save", || {
-        t.view.has("snes/Zelda.srm", b"zelda v2").then_some(())
+    // The two saves upload concurrently: wait for both, then check nothing else arrived.
+    wait_until(UPLOAD_DEADLINE, "the replaced save and other.srm", || {
+        (t.view.has("snes/Zelda.srm", b"zelda v2") && t.view.has("snes/other.srm", b"other"))
+            .then_some(())
     });
     assert_eq!(
         t.view.saves().keys().cloned().collect::<Vec<_>>(),
