@@ -14,6 +14,8 @@ pub struct OpenFile {
     pub ino: u64,
     pub file: File,
     pub writable: bool,
+    /// Opened by an execve (see `Inode::open_execs`).
+    pub exec: bool,
     pub append: bool,
     /// Written (or truncated) through this handle since its last flush.
     pub written: AtomicBool,

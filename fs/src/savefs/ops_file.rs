@@ -23,6 +23,10 @@ use std::sync::atomic::Ordering;
 /// a save never downloaded).
 const OPEN_FETCH_LIMIT: std::time::Duration = std::time::Duration::from_secs(30);
 
+/// The kernel's `__FMODE_EXEC` (0x20 on every Linux architecture): set in the flags of the
+/// open an execve makes, and passed on to FUSE.
+const FMODE_EXEC: i32 = 0x20;
+
 fn open_cache(path: &std::path::Path, writable: bool, create: bool) -> std::io::Result<File> {
     OpenOptions::new().read(true).write(writable || create).create(create).open(path)
 }
@@ -79,6 +83,7 @@ impl SaveFs {
             ino: row.ino,
             file,
             writable: true,
+            exec: false,
             append: flags & libc::O_APPEND != 0,
             // A new file is a change even if nothing is written into it.
             written: true.into(),
@@ -126,6 +131,16 @@ impl SaveFs {
         }
         let mut t = lock(&self.tree.table);
         let inode = t.get_mut(ino).ok_or_else(|| FsError::not_found(format!("inode {ino}")))?;
+        // With atomic_o_trunc the kernel treats a successful O_TRUNC open as done and drops
+        // the file's size and page cache at once, before its own ETXTBSY check of an
+        // O_RDONLY|O_TRUNC open: a program running from this file would lose the pages
+        // it still has to map and die with SIGSEGV mid-exec. So the refusal is ours.
+        if flags & libc::O_TRUNC != 0 && inode.open_execs > 0 {
+            return Err(FsError::new(
+                libc::ETXTBSY,
+                format!("inode {ino}: a program is running from this file"),
+            ));
+        }
         if !inode.row.cached {
             return Err(FsError::new(
                 libc::EIO,
@@ -149,12 +164,17 @@ impl SaveFs {
         if writable {
             inode.open_writers += 1;
         }
+        let exec = flags & FMODE_EXEC != 0;
+        if exec {
+            inode.open_execs += 1;
+        }
         let keep_cache = !std::mem::replace(&mut inode.replaced, false);
         drop(t);
         let fh = lock(&self.handles).add_file(OpenFile {
             ino,
             file,
             writable,
+            exec,
             append: flags & libc::O_APPEND != 0,
             written: truncated.into(),
         });
@@ -286,6 +306,9 @@ impl SaveFs {
             inode.open_handles = inode.open_handles.saturating_sub(1);
             if h.writable {
                 inode.open_writers = inode.open_writers.saturating_sub(1);
+            }
+            if h.exec {
+                inode.open_execs = inode.open_execs.saturating_sub(1);
             }
         }
         t.forget_if_orphan(h.ino);

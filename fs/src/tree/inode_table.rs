@@ -37,6 +37,9 @@ pub struct Inode {
     pub open_handles: u32,
     /// Open handles that may write.
     pub open_writers: u32,
+    /// Open handles an execve made (the program runs from this file): while there are
+    /// some, an open that would truncate it is refused with ETXTBSY.
+    pub open_execs: u32,
     /// Written or truncated since the last durable flush: its bytes are in motion, so the
     /// uploader waits for the close or fsync that follows.
     pub unflushed: bool,
@@ -97,16 +100,21 @@ impl InodeTable {
             self.children.entry(ino).or_default();
         }
         let prev = self.inodes.remove(&ino);
-        let (open_handles, open_writers, unflushed, special, extra_names) = prev.map_or_else(
-            || (0, 0, false, SpecialData::default(), Vec::new()),
-            |p| (p.open_handles, p.open_writers, p.unflushed, p.special, p.extra_names),
-        );
+        let (open_handles, open_writers, open_execs, unflushed, special, extra_names) = prev
+            .map_or_else(
+                || (0, 0, 0, false, SpecialData::default(), Vec::new()),
+                |p| {
+                    let counts = (p.open_handles, p.open_writers, p.open_execs);
+                    (counts.0, counts.1, counts.2, p.unflushed, p.special, p.extra_names)
+                },
+            );
         self.inodes.insert(
             ino,
             Inode {
                 row,
                 open_handles,
                 open_writers,
+                open_execs,
                 unflushed,
                 linked: true,
                 replaced: true,

@@ -72,6 +72,8 @@ impl SaveFs {
             ino,
             file,
             writable: false,
+            // Versions are read-only: there is nothing an execve has to protect.
+            exec: false,
             append: false,
             written: false.into(),
         });
