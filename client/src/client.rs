@@ -56,6 +56,8 @@ impl Client {
         let base = parse_base_url(base_url)?;
         let http = reqwest::Client::builder()
             .connect_timeout(CONNECT_TIMEOUT)
+            // Requests go out in several writes too (headers, then the body): no Nagle.
+            .tcp_nodelay(true)
             .user_agent(concat!("savesync-client/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(ClientError::Setup)?;
