@@ -19,7 +19,7 @@ use savesync_core::wire::{
     SessionReport,
 };
 use savesync_core::{ContentHash, ErrorCode, SavePath, Version, decide};
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 pub async fn negotiate(
     State(state): State<ServerState>,
@@ -71,16 +71,19 @@ pub async fn complete(
 
 /// Decide every manifest entry, then every live server save the manifest does not name
 /// (as if the device had nothing there). Tombstones the device never saw need no action.
+///
+/// The heads are sorted once and found by binary search, and a head is copied only into
+/// an action: in a device's steady state (everything in sync) nothing is copied at all.
+/// A map keyed by path cost a copy of every path and every head per negotiate, a sixth of
+/// a 10,000-entry negotiate in a profile.
 #[must_use]
 pub fn plan(
     entries: &[ManifestEntry],
-    heads: Vec<SaveMeta>,
+    mut heads: Vec<SaveMeta>,
     untracked: &[SavePath],
 ) -> Vec<PlannedAction> {
-    // Each head is moved out of the map when its entry is decided (no copy per entry), so
-    // what is left at the end is exactly the saves the manifest does not name.
-    let mut heads: HashMap<SavePath, SaveMeta> =
-        heads.into_iter().map(|h| (h.path.clone(), h)).collect();
+    heads.sort_unstable_by(|a, b| a.path.cmp(&b.path));
+    let mut named_by_entry = vec![false; heads.len()];
     let untracked: HashSet<&SavePath> = untracked.iter().collect();
     let mut actions = Vec::new();
     let mut named = HashSet::with_capacity(entries.len());
@@ -88,21 +91,23 @@ pub fn plan(
         if !named.insert(&entry.path) {
             continue; // a duplicate entry would only repeat the first answer
         }
-        let head = heads.remove(&entry.path);
+        let at = heads.binary_search_by(|h| h.path.cmp(&entry.path)).ok();
+        if let Some(i) = at {
+            named_by_entry[i] = true;
+        }
+        let head = at.map(|i| &heads[i]);
         if untracked.contains(&entry.path) {
-            actions.push(untracked_action(entry.path.clone(), head));
+            actions.push(untracked_action(entry.path.clone(), head.cloned()));
         } else {
             actions.extend(action_for(&entry.path, entry.local, entry.base, head));
         }
     }
-    let mut rest: Vec<SaveMeta> = heads.into_values().filter(|head| !head.deleted).collect();
-    rest.sort_by(|a, b| a.path.cmp(&b.path));
-    for head in rest {
+    // What is left, in path order: the saves the manifest does not name.
+    for (head, _) in heads.iter().zip(named_by_entry).filter(|(h, named)| !named && !h.deleted) {
         if untracked.contains(&head.path) {
-            actions.push(untracked_action(head.path.clone(), Some(head)));
+            actions.push(untracked_action(head.path.clone(), Some(head.clone())));
         } else {
-            let path = head.path.clone();
-            actions.extend(action_for(&path, None, None, Some(head)));
+            actions.extend(action_for(&head.path, None, None, Some(head)));
         }
     }
     actions
@@ -116,12 +121,12 @@ fn action_for(
     path: &SavePath,
     local: Option<ContentHash>,
     base: Option<Version>,
-    head: Option<SaveMeta>,
+    head: Option<&SaveMeta>,
 ) -> Option<PlannedAction> {
-    match ActionKind::of(decide(local, base, head.as_ref().map(SaveMeta::version))) {
+    match ActionKind::of(decide(local, base, head.map(SaveMeta::version))) {
         (ActionKind::NoOp, _) => None,
         (action, expected_rev) => {
-            Some(PlannedAction { path: path.clone(), action, expected_rev, head })
+            Some(PlannedAction { path: path.clone(), action, expected_rev, head: head.cloned() })
         }
     }
 }
