@@ -129,14 +129,8 @@ pub struct MountArgs {
     /// root. Without this it is hidden from listings but `cd .history` still works.
     #[arg(long, env = "SAVESYNC_SHOW_HISTORY")]
     pub show_history: bool,
-    /// Remote saves up to this size are fetched many at a time in one bulk request (a
-    /// fresh device, a burst of changes); bigger ones one by one.
-    #[arg(long, env = "SAVESYNC_BULK_MAX_SAVE_BYTES", default_value_t = 1024 * 1024)]
-    pub bulk_max_save_bytes: u64,
-    /// Most bytes one bulk fetch brings (and keeps in temp files until each is installed);
-    /// saves past it are downloaded one by one. Lower it on a device with little disk.
-    #[arg(long, env = "SAVESYNC_BULK_BUDGET_BYTES", default_value_t = 128 * 1024 * 1024)]
-    pub bulk_budget_bytes: u64,
+    #[command(flatten)]
+    pub bulk: BulkArgs,
 }
 
 #[derive(Debug, Args)]
@@ -172,6 +166,13 @@ pub struct SyncArgs {
     /// attempt, up to 30 s).
     #[arg(long, env = "SAVESYNC_RETRY_BACKOFF_MS", default_value_t = 250)]
     pub retry_backoff_ms: u64,
+    #[command(flatten)]
+    pub bulk: BulkArgs,
+}
+
+/// The bulk prefetch's limits, the same for `mount` and `sync`.
+#[derive(Debug, Args)]
+pub struct BulkArgs {
     /// Remote saves up to this size are fetched many at a time in one bulk request (a
     /// fresh device, a burst of changes); bigger ones one by one.
     #[arg(long, env = "SAVESYNC_BULK_MAX_SAVE_BYTES", default_value_t = 1024 * 1024)]
@@ -180,6 +181,17 @@ pub struct SyncArgs {
     /// saves past it are downloaded one by one. Lower it on a device with little disk.
     #[arg(long, env = "SAVESYNC_BULK_BUDGET_BYTES", default_value_t = 128 * 1024 * 1024)]
     pub bulk_budget_bytes: u64,
+}
+
+impl BulkArgs {
+    /// The engine's limits from these flags.
+    #[must_use]
+    pub fn limits(&self) -> crate::sync::BulkLimits {
+        crate::sync::BulkLimits {
+            max_save_bytes: self.bulk_max_save_bytes,
+            budget_bytes: self.bulk_budget_bytes,
+        }
+    }
 }
 
 #[derive(Debug, Args)]

@@ -14,7 +14,6 @@ use crate::profile::Profile;
 use crate::remote::ClientRemote;
 use crate::savefs::{FsConfig, Invalidation, SaveFs, now_ms};
 use crate::state::StatusRow;
-use crate::sync::BulkLimits;
 use anyhow::Context;
 use fuser::{Config, INodeNo, MountOption, SessionACL};
 use std::ffi::OsStr;
@@ -123,10 +122,7 @@ fn run_foreground(args: &MountArgs, profile: &Profile) -> anyhow::Result<()> {
     cfg.offline_backoff_max = Duration::from_millis(args.offline_backoff_max_ms.max(1));
     cfg.retry_backoff = Duration::from_millis(args.retry_backoff_ms.max(1));
     cfg.show_history = args.show_history;
-    cfg.bulk = BulkLimits {
-        max_save_bytes: args.bulk_max_save_bytes,
-        budget_bytes: args.bulk_budget_bytes,
-    };
+    cfg.bulk = args.bulk.limits();
     let fs = SaveFs::load(cfg, Arc::new(ClientRemote::new(client)), rt.handle().clone())
         .with_context(|| format!("opening state in {}", profile.data_dir.display()))?;
 

@@ -23,7 +23,7 @@ use crate::local::{LocalError, LocalStore};
 use crate::profile::Profile;
 use crate::remote::ClientRemote;
 use crate::state::{StateDb, StatusRow};
-use crate::sync::{BulkLimits, EngineConfig, SyncEngine};
+use crate::sync::{EngineConfig, SyncEngine};
 use anyhow::Context;
 use savesync_core::SavePath;
 use std::path::{Path, PathBuf};
@@ -131,10 +131,7 @@ fn run_foreground(args: &SyncArgs, profile: &Profile, root: &Path) -> anyhow::Re
         event_silence: Duration::from_millis(args.event_silence_ms),
         offline_backoff_max: Duration::from_millis(args.offline_backoff_max_ms),
         retry_backoff: Duration::from_millis(args.retry_backoff_ms),
-        bulk: BulkLimits {
-            max_save_bytes: args.bulk_max_save_bytes,
-            budget_bytes: args.bulk_budget_bytes,
-        },
+        bulk: args.bulk.limits(),
     };
     let engine = SyncEngine::new(
         Arc::clone(&store) as Arc<dyn LocalStore>,

@@ -3,8 +3,8 @@
 //!
 //! The prefetch only delivers bytes; it never decides or installs. Each save wanted gets a
 //! slot (registered before its queue entry exists, so no worker can start a single download
-//! first); a delivered save is written to a temp file beside the store's other downloads
-//! (fsynced, like a single download) and parked in its slot. The save is then synced by
+//! first); a delivered save is written to a temp file beside the store's other downloads,
+//! fsynced, and parked in its slot. The save is then synced by
 //! the ordinary path (`sync_path`: `decide`, `plan`, conflicts, "a locally changed save is
 //! never overwritten"), whose download step takes the parked file instead of fetching, when
 //! it is the version it decided on, and waits for the slot when it is still on its way (so

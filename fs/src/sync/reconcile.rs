@@ -163,16 +163,12 @@ impl SyncEngine {
     /// Decide `path` and act. Bounded: a handful of compare-and-swap rounds at most. A
     /// bulk-prefetched copy of the path not used by this sync is dropped when it ends.
     pub async fn sync_path(&self, path: &SavePath, mode: SyncMode) -> Result<Outcome, SyncError> {
-        let result = self.sync_path_locked(path, mode).await;
+        let result = self.decide_and_act(path, mode).await;
         self.prefetch.forget(path);
         result
     }
 
-    async fn sync_path_locked(
-        &self,
-        path: &SavePath,
-        mode: SyncMode,
-    ) -> Result<Outcome, SyncError> {
+    async fn decide_and_act(&self, path: &SavePath, mode: SyncMode) -> Result<Outcome, SyncError> {
         let path_lock = self.path_lock(path);
         let _guard = path_lock.lock().await;
         let cfg = PlanConfig {

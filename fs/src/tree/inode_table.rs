@@ -99,29 +99,23 @@ impl InodeTable {
         if row.kind == InodeKind::Dir {
             self.children.entry(ino).or_default();
         }
-        let prev = self.inodes.remove(&ino);
-        let (open_handles, open_writers, open_execs, unflushed, special, extra_names) = prev
-            .map_or_else(
-                || (0, 0, 0, false, SpecialData::default(), Vec::new()),
-                |p| {
-                    let counts = (p.open_handles, p.open_writers, p.open_execs);
-                    (counts.0, counts.1, counts.2, p.unflushed, p.special, p.extra_names)
-                },
-            );
-        self.inodes.insert(
-            ino,
-            Inode {
+        // A row replacing one of the same inode keeps the runtime state (open handles,
+        // unflushed bytes, special data, extra names) of the one before it.
+        let inode = match self.inodes.remove(&ino) {
+            Some(prev) => Inode { row, linked: true, replaced: true, ..prev },
+            None => Inode {
                 row,
-                open_handles,
-                open_writers,
-                open_execs,
-                unflushed,
+                open_handles: 0,
+                open_writers: 0,
+                open_execs: 0,
+                unflushed: false,
                 linked: true,
                 replaced: true,
-                special,
-                extra_names,
+                special: SpecialData::default(),
+                extra_names: Vec::new(),
             },
-        );
+        };
+        self.inodes.insert(ino, inode);
     }
 
     /// Give `ino` one more name (a hard link); the caller checked the name is free.
