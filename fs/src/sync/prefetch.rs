@@ -3,9 +3,9 @@
 //!
 //! The prefetch only delivers bytes; it never decides or installs. Each save wanted gets a
 //! slot (registered before its queue entry exists, so no worker can start a single download
-//! first); a delivered save is written to a temp file beside the store's other downloads,
-//! fsynced, and parked in its slot. The save is then synced by
-//! the ordinary path (`sync_path`: `decide`, `plan`, conflicts, "a locally changed save is
+//! first); a delivered save is written to a temp file beside the store's other downloads
+//! and parked in its slot (the install that takes it syncs it to disk first, as it does a
+//! single download). The save is then synced by the ordinary path (`sync_path`: `decide`, `plan`, conflicts, "a locally changed save is
 //! never overwritten"), whose download step takes the parked file instead of fetching, when
 //! it is the version it decided on, and waits for the slot when it is still on its way (so
 //! opening a save being prefetched neither fetches it twice nor sees half-written bytes:
@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::task::JoinSet;
 
-/// Temp files written (and fsynced) at once.
+/// Temp files written at once.
 const WRITERS: usize = 8;
 /// Longest a sync waits for a save still on its way before fetching it itself.
 const WAIT_LIMIT: Duration = Duration::from_secs(60);
@@ -216,13 +216,11 @@ impl Drop for RoundGuard<'_> {
     }
 }
 
-/// Write `bytes` to a fresh download temp file of `path` and fsync it.
+/// Write `bytes` to a fresh download temp file of `path`.
 fn write_tmp(l: &dyn LocalStore, path: &SavePath, bytes: &[u8]) -> std::io::Result<PathBuf> {
     let tmp = l.download_tmp(path);
-    let written = std::fs::File::create(&tmp).and_then(|mut f| {
-        f.write_all(bytes)?;
-        f.sync_data()
-    });
+    // Not synced here: both front-ends' `install` sync the file before renaming it.
+    let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes));
     match written {
         Ok(()) => Ok(tmp),
         Err(e) => {

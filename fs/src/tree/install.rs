@@ -4,6 +4,11 @@
 //! install re-checks under the table lock that the file did not change since the engine
 //! looked, and tells the kernel through the invalidation queue.
 //!
+//! Every downloaded file is synced to disk before its rename ([`sync_download`]): the row
+//! that records it as this device's cached copy may become durable with any later commit,
+//! and after a power cut the start-up rescan must find the downloaded bytes behind it, not
+//! an empty or zero-filled file it would take for a local change and upload.
+//!
 //! Directories this module creates (parents of saves from the server) are marked in the
 //! state DB's kv table (`synced_dir/<ino>`); when a remote delete or rename empties such a
 //! directory, it goes too, up the tree. Directories made locally (mkdir) carry no mark and
@@ -16,6 +21,14 @@ use crate::local::{Entry, Installed, LocalError, LocalResult};
 use crate::state::{ConflictRow, InodeKind, InodeRow};
 use savesync_core::{CONFLICT_SUFFIX, SavePath, Version};
 use std::path::Path;
+
+/// Make the downloaded temp file's bytes durable before it is renamed into the cache (see
+/// the module doc). Runs before the table lock is taken.
+pub(super) fn sync_download(tmp: &Path) -> LocalResult<()> {
+    std::fs::File::open(tmp)
+        .and_then(|f| f.sync_data())
+        .map_err(|e| LocalError(format!("syncing the download {}: {e}", tmp.display())))
+}
 
 /// Key of the kv mark saying directory `ino` was created to hold saves from the server.
 fn synced_dir_key(ino: u64) -> String {
@@ -161,6 +174,7 @@ pub(super) fn install(
     size: u64,
     seen: &Entry,
 ) -> LocalResult<Installed> {
+    sync_download(tmp)?;
     let installed = {
         let mut t = lock(&tree.table);
         if unchanged(&t, path, seen) {
@@ -295,6 +309,7 @@ pub(super) fn put_conflict(
     c: &ConflictRow,
 ) -> LocalResult<()> {
     let cname = format!("{}{CONFLICT_SUFFIX}", path.file_name());
+    sync_download(tmp)?;
     let mut t = lock(&tree.table);
     let (parent, _) = ensure_parents(tree, &mut t, path)?;
     let (cino, new) = match t.child(parent, &cname) {

@@ -27,6 +27,7 @@ impl LocalTree {
     /// Put the fetched bytes (`tmp`, version `v` of the origin) in place, unless the inode
     /// was removed or written meanwhile (those bytes win).
     pub(super) fn install_moved(&self, path: &SavePath, tmp: &Path, v: Version) -> LocalResult<()> {
+        super::install::sync_download(tmp)?;
         let Some(ino) = lock(&self.table).lookup_path(path) else {
             let _ = std::fs::remove_file(tmp);
             return Ok(());
