@@ -47,9 +47,9 @@ impl Attr {
             nlink: match (r.kind, inode.linked) {
                 (_, false) => 0,
                 (InodeKind::Dir, true) => 2 + subdirs,
-                _ => 1 + inode.extra_names.len() as u32,
+                _ => 1 + inode.extra_names().len() as u32,
             },
-            rdev: inode.special.rdev,
+            rdev: inode.special().rdev,
         }
     }
 }

@@ -53,7 +53,7 @@ impl SaveFs {
         if inode.row.kind != InodeKind::Symlink {
             return Err(FsError::new(libc::EINVAL, format!("inode {ino}: not a symlink")));
         }
-        Ok(inode.special.target.clone())
+        Ok(inode.special().target.clone())
     }
 
     /// Create a FIFO, socket or device node (`mode` carries the `S_IFMT` type bits).

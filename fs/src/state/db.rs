@@ -241,13 +241,23 @@ impl StateDb {
     // ---- inodes ----
 
     pub fn load_inodes(&self) -> DbResult<Vec<InodeRow>> {
+        let mut rows = Vec::new();
+        self.for_each_inode(|row| rows.push(row))?;
+        Ok(rows)
+    }
+
+    /// Hand every inode row to `f` in inode order, one at a time: the mount builds its
+    /// table from them at start without holding all rows in memory besides it.
+    pub fn for_each_inode(&self, mut f: impl FnMut(InodeRow)) -> DbResult<()> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
             "SELECT ino, parent, name, kind, mode, uid, gid, size, atime_ns, mtime_ns, ctime_ns,
                     cached, cache_size, cache_mtime_ns FROM inodes ORDER BY ino",
         )?;
-        let rows = stmt.query_map([], inode_from_row)?.collect::<Result<Vec<_>, _>>()?;
-        Ok(rows)
+        for row in stmt.query_map([], inode_from_row)? {
+            f(row?);
+        }
+        Ok(())
     }
 
     pub fn put_inode(&self, row: &InodeRow) -> DbResult<()> {

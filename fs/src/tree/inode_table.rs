@@ -22,9 +22,10 @@
 //! new name that a case-insensitive re-export would merge with an existing sibling
 //! ([`InodeTable::fold_siblings`]) without scanning the directory.
 
+use super::fold_index::FoldIndex;
 use crate::state::{InodeKind, InodeRow, SpecialData};
-use savesync_core::{MAX_PATH_COMPONENTS, SavePath, fold_key, is_local_only_name};
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use savesync_core::{MAX_PATH_COMPONENTS, SavePath, is_local_only_name};
+use std::collections::{BTreeMap, HashMap};
 
 /// Root inode number (FUSE's convention).
 pub const ROOT_INO: u64 = 1;
@@ -48,31 +49,58 @@ pub struct Inode {
     /// The bytes were replaced from the server since the last open reply: the next open
     /// must not keep the kernel's page cache (the invalidation is asynchronous).
     pub replaced: bool,
-    /// Symlink target or device number of a special kind (empty for the others).
-    pub special: SpecialData,
+    /// What only special inodes have (symlink target, device number, hard links): boxed
+    /// and absent for saves and directories, which keeps the table of 100,000 saves small.
+    extras: Option<Box<InodeExtras>>,
+}
+
+/// The rarely present parts of an inode.
+#[derive(Debug, Clone, Default)]
+struct InodeExtras {
+    /// Symlink target or device number of a special kind.
+    special: SpecialData,
     /// Names besides the row's `(parent, name)` (hard links), as (parent, name).
-    pub extra_names: Vec<(u64, String)>,
+    extra_names: Vec<(u64, String)>,
+}
+
+/// No special data: what [`Inode::special`] shows for an inode without any.
+static NO_SPECIAL: SpecialData = SpecialData { target: Vec::new(), rdev: 0 };
+
+impl Inode {
+    /// Symlink target or device number of a special kind (empty for the others).
+    #[must_use]
+    pub fn special(&self) -> &SpecialData {
+        self.extras.as_ref().map_or(&NO_SPECIAL, |e| &e.special)
+    }
+
+    /// Names besides the row's `(parent, name)` (hard links), as (parent, name).
+    #[must_use]
+    pub fn extra_names(&self) -> &[(u64, String)] {
+        self.extras.as_ref().map_or(&[], |e| &e.extra_names)
+    }
+
+    fn extras_mut(&mut self) -> &mut InodeExtras {
+        self.extras.get_or_insert_with(Box::default)
+    }
 }
 
 /// The tree.
 #[derive(Debug, Default)]
 pub struct InodeTable {
     inodes: HashMap<u64, Inode>,
-    children: HashMap<u64, BTreeMap<String, u64>>,
-    /// `(directory, fold_key(name))` -> the names in `children` with that key.
-    folds: HashMap<(u64, String), BTreeSet<String>>,
+    children: HashMap<u64, BTreeMap<Box<str>, u64>>,
+    /// The names in `children`, grouped by caseless key.
+    folds: FoldIndex,
     next_ino: u64,
 }
 
 impl InodeTable {
-    /// Build the tree from persisted rows; `root` is used when the DB has no root yet.
+    /// A tree of only `root`; persisted rows are added with [`InodeTable::insert`] (a stored
+    /// root row replaces this one).
     #[must_use]
-    pub fn from_rows(rows: Vec<InodeRow>, root: InodeRow) -> InodeTable {
+    pub fn with_root(root: InodeRow) -> InodeTable {
         let mut t = InodeTable { next_ino: ROOT_INO + 1, ..InodeTable::default() };
         t.insert(root);
-        for row in rows {
-            t.insert(row);
-        }
         t
     }
 
@@ -111,8 +139,7 @@ impl InodeTable {
                 unflushed: false,
                 linked: true,
                 replaced: true,
-                special: SpecialData::default(),
-                extra_names: Vec::new(),
+                extras: None,
             },
         };
         self.inodes.insert(ino, inode);
@@ -121,7 +148,7 @@ impl InodeTable {
     /// Give `ino` one more name (a hard link); the caller checked the name is free.
     pub fn add_name(&mut self, ino: u64, parent: u64, name: &str) {
         if let Some(inode) = self.inodes.get_mut(&ino) {
-            inode.extra_names.push((parent, name.to_owned()));
+            inode.extras_mut().extra_names.push((parent, name.to_owned()));
             self.link_child(parent, name, ino);
         }
     }
@@ -129,7 +156,7 @@ impl InodeTable {
     /// True when `ino` has more than one name.
     #[must_use]
     pub fn has_extra_names(&self, ino: u64) -> bool {
-        self.inodes.get(&ino).is_some_and(|i| !i.extra_names.is_empty())
+        self.inodes.get(&ino).is_some_and(|i| !i.extra_names().is_empty())
     }
 
     /// Drop the name `(parent, name)` of an inode that has others. Returns the extra name
@@ -138,17 +165,17 @@ impl InodeTable {
     pub fn drop_name(&mut self, ino: u64, parent: u64, name: &str) -> Option<(u64, String)> {
         let inode = self.inodes.get_mut(&ino)?;
         let gone = if (inode.row.parent, inode.row.name.as_str()) == (parent, name) {
-            if inode.extra_names.is_empty() {
+            if inode.extra_names().is_empty() {
                 return None;
             }
-            let (p, n) = inode.extra_names.remove(0);
+            let (p, n) = inode.extras_mut().extra_names.remove(0);
             inode.row.parent = p;
             inode.row.name = n.clone();
             (p, n)
         } else {
-            let at =
-                inode.extra_names.iter().position(|(p, n)| (*p, n.as_str()) == (parent, name))?;
-            inode.extra_names.remove(at)
+            let extra = &mut inode.extras_mut().extra_names;
+            let at = extra.iter().position(|(p, n)| (*p, n.as_str()) == (parent, name))?;
+            extra.remove(at)
         };
         self.unlink_child(parent, name, ino);
         Some(gone)
@@ -168,8 +195,12 @@ impl InodeTable {
             self.relink(ino, new_parent, new_name);
             return None;
         }
-        let at = inode.extra_names.iter().position(|(p, n)| (*p, n.as_str()) == (parent, name))?;
-        let old = std::mem::replace(&mut inode.extra_names[at], (new_parent, new_name.to_owned()));
+        let at =
+            inode.extra_names().iter().position(|(p, n)| (*p, n.as_str()) == (parent, name))?;
+        let old = std::mem::replace(
+            &mut inode.extras_mut().extra_names[at],
+            (new_parent, new_name.to_owned()),
+        );
         self.unlink_child(parent, name, ino);
         self.link_child(new_parent, new_name, ino);
         Some((old, (new_parent, new_name.to_owned())))
@@ -177,8 +208,8 @@ impl InodeTable {
 
     /// Enter `name` -> `ino` in directory `parent` (and in its caseless index).
     fn link_child(&mut self, parent: u64, name: &str, ino: u64) {
-        self.children.entry(parent).or_default().insert(name.to_owned(), ino);
-        self.folds.entry((parent, fold_key(name))).or_default().insert(name.to_owned());
+        self.children.entry(parent).or_default().insert(name.into(), ino);
+        self.folds.insert(parent, name);
     }
 
     /// Remove `name` from directory `parent` if it still points at `ino`.
@@ -188,13 +219,7 @@ impl InodeTable {
             return;
         }
         c.remove(name);
-        let key = (parent, fold_key(name));
-        if let Some(names) = self.folds.get_mut(&key) {
-            names.remove(name);
-            if names.is_empty() {
-                self.folds.remove(&key);
-            }
-        }
+        self.folds.remove(parent, name);
     }
 
     /// Entries of `parent` whose names differ from `name` but case-fold to the same key:
@@ -202,18 +227,16 @@ impl InodeTable {
     #[must_use]
     pub fn fold_siblings(&self, parent: u64, name: &str) -> Vec<(String, u64)> {
         self.folds
-            .get(&(parent, fold_key(name)))
+            .siblings(parent, name)
             .into_iter()
-            .flatten()
-            .filter(|n| n.as_str() != name)
-            .filter_map(|n| Some((n.clone(), self.child(parent, n)?)))
+            .filter_map(|n| Some((n.to_owned(), self.child(parent, n)?)))
             .collect()
     }
 
     /// Attach the target or device number of a special inode.
     pub fn set_special(&mut self, ino: u64, data: SpecialData) {
         if let Some(inode) = self.inodes.get_mut(&ino) {
-            inode.special = data;
+            inode.extras_mut().special = data;
         }
     }
 
@@ -236,7 +259,7 @@ impl InodeTable {
     pub fn children(&self, parent: u64) -> Vec<(String, u64)> {
         self.children
             .get(&parent)
-            .map(|c| c.iter().map(|(n, i)| (n.clone(), *i)).collect())
+            .map(|c| c.iter().map(|(n, i)| (n.to_string(), *i)).collect())
             .unwrap_or_default()
     }
 

@@ -9,6 +9,7 @@
 //! Locking: `table` is a short-held std mutex, never held across disk syncs of other files
 //! or any network I/O.
 
+mod fold_index;
 mod hash_cache;
 pub mod inode_table;
 mod install;
@@ -107,11 +108,15 @@ impl LocalTree {
             cache_size: 0,
             cache_mtime_ns: 0,
         };
-        let rows = db.load_inodes()?;
-        if !rows.iter().any(|r| r.ino == ROOT_INO) {
+        let mut table = InodeTable::with_root(root.clone());
+        let mut stored_root = false;
+        db.for_each_inode(|row| {
+            stored_root |= row.ino == ROOT_INO;
+            table.insert(row);
+        })?;
+        if !stored_root {
             db.put_inode(&root)?;
         }
-        let mut table = InodeTable::from_rows(rows, root);
         // Numbers of deleted inodes are never handed out again (NFS, Samba and rsync key
         // on them): the DB keeps the high-water mark.
         table.raise_next_ino(db.next_ino()?);
