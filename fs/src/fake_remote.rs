@@ -35,6 +35,8 @@ struct State {
     uploads: u64,
     /// Every download takes at least this long (a slow link).
     download_delay: std::time::Duration,
+    /// How long a negotiate answer takes to arrive after its plan was made.
+    negotiate_delay: std::time::Duration,
     downloads_started: u64,
     /// Calls refused by injected failures.
     refused: std::sync::atomic::AtomicU64,
@@ -135,6 +137,52 @@ impl FakeRemote {
     /// Make every download take at least `delay` (a slow link).
     pub fn set_download_delay(&self, delay: std::time::Duration) {
         self.lock().download_delay = delay;
+    }
+
+    /// Make every negotiate answer arrive `delay` after its plan was made (a slow link, or
+    /// a big manifest): what the device does meanwhile is newer than the plan.
+    pub fn set_negotiate_delay(&self, delay: std::time::Duration) {
+        self.lock().negotiate_delay = delay;
+    }
+
+    /// The negotiate plan for `entries` against the current heads, and how long its
+    /// answer is to take.
+    fn plan(
+        &self,
+        entries: &[ManifestEntry],
+    ) -> RemoteResult<(NegotiateResponse, std::time::Duration)> {
+        let mut s = self.lock();
+        Self::check_up(&s)?;
+        s.sessions_opened += 1;
+        let session_id = s.sessions_opened;
+        let mut actions = Vec::new();
+        let mut named = std::collections::HashSet::new();
+        for e in entries {
+            named.insert(e.path.clone());
+            let head = s.heads.get(&e.path);
+            let (action, expected_rev) =
+                ActionKind::of(decide(e.local, e.base, head.map(SaveMeta::version)));
+            if action != ActionKind::NoOp {
+                actions.push(PlannedAction {
+                    path: e.path.clone(),
+                    action,
+                    expected_rev,
+                    head: head.cloned(),
+                });
+            }
+        }
+        for (path, head) in &s.heads {
+            if !named.contains(path) && !head.deleted {
+                actions.push(PlannedAction {
+                    path: path.clone(),
+                    action: ActionKind::Download,
+                    expected_rev: None,
+                    head: Some(head.clone()),
+                });
+            }
+        }
+        let answer = NegotiateResponse { session_id, cursor: Seq(s.seq), actions };
+        Ok((answer, s.negotiate_delay))
     }
 
     /// Commit `bytes` at `path` as another device would (on top of the current head).
@@ -448,37 +496,9 @@ impl Remote for FakeRemote {
         entries: Vec<ManifestEntry>,
     ) -> BoxFuture<'_, RemoteResult<NegotiateResponse>> {
         Box::pin(async move {
-            let mut s = self.lock();
-            Self::check_up(&s)?;
-            s.sessions_opened += 1;
-            let session_id = s.sessions_opened;
-            let mut actions = Vec::new();
-            let mut named = std::collections::HashSet::new();
-            for e in &entries {
-                named.insert(e.path.clone());
-                let head = s.heads.get(&e.path);
-                let (action, expected_rev) =
-                    ActionKind::of(decide(e.local, e.base, head.map(SaveMeta::version)));
-                if action != ActionKind::NoOp {
-                    actions.push(PlannedAction {
-                        path: e.path.clone(),
-                        action,
-                        expected_rev,
-                        head: head.cloned(),
-                    });
-                }
-            }
-            for (path, head) in &s.heads {
-                if !named.contains(path) && !head.deleted {
-                    actions.push(PlannedAction {
-                        path: path.clone(),
-                        action: ActionKind::Download,
-                        expected_rev: None,
-                        head: Some(head.clone()),
-                    });
-                }
-            }
-            Ok(NegotiateResponse { session_id, cursor: Seq(s.seq), actions })
+            let (answer, delay) = self.plan(&entries)?;
+            tokio::time::sleep(delay).await;
+            Ok(answer)
         })
     }
 

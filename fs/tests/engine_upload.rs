@@ -173,3 +173,34 @@ fn rewriting_a_save_during_its_upload_never_commits_bytes_nobody_closed() {
         );
     }
 }
+
+/// Back online, the device negotiates while its queue uploads what was written offline.
+/// The plan, made before the upload, says the server has no such save; recorded after the
+/// upload agreed, it used to wipe the agreed head, so the save looked never synced and
+/// deleting it here never reached the server (which kept it, and would have brought it
+/// back to this device at the next negotiation).
+#[test]
+fn a_save_deleted_after_its_upload_agreed_during_a_negotiation_is_deleted_on_the_server() {
+    let remote = FakeRemote::new();
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::start(&remote, dir.path());
+    remote.set_offline(true);
+    dev.write_file("gb/offline.sav", b"written offline");
+    remote.set_negotiate_delay(Duration::from_millis(600));
+    remote.set_offline(false);
+    wait_until(DEADLINE, "the upload of the offline save", || remote.head("gb/offline.sav"));
+    // No second upload may mend a wiped head before the delete is decided.
+    remote.set_refusing_uploads(true);
+    assert!(
+        remote.completed_sessions().is_empty(),
+        "the upload was meant to land while the negotiation's answer was on its way"
+    );
+    wait_until(DEADLINE, "the negotiation recorded", || {
+        (!remote.completed_sessions().is_empty()).then_some(())
+    });
+    dev.unlink("gb/offline.sav").unwrap();
+    wait_until(DEADLINE, "the delete on the server", || {
+        remote.head("gb/offline.sav").filter(|h| h.deleted)
+    });
+    assert_eq!(remote.live_paths(), Vec::<String>::new());
+}

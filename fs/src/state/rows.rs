@@ -94,7 +94,7 @@ pub struct InodeRow {
 }
 
 /// Sync bookkeeping of one save path.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct Record {
     /// The version this device last agreed on with the server.
     pub base: Option<Version>,

@@ -20,10 +20,12 @@ use crate::clock::now_ms;
 use crate::local::{EntryKind, LocalError, LocalStore};
 use crate::remote::{FeedItem, RemoteError};
 use crate::state::DbError;
+use crate::state::Record;
 use futures::StreamExt;
 use savesync_core::wire::{ActionKind, ManifestEntry, PlannedAction, SaveMeta, SessionReport};
 use savesync_core::{SavePath, Version, is_local_only_name};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::hash::{BuildHasher, BuildHasherDefault, DefaultHasher};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -107,12 +109,16 @@ async fn follow_once(fs: &SyncEngine) -> Result<(), RemoteError> {
 /// The manifest of everything the device knows: every record with its base, and every
 /// save file with the hash of what it has (its base if never downloaded). Blocking:
 /// unchanged saves come from the hash cache, changed ones are read.
-fn manifest(l: &dyn LocalStore) -> Result<Vec<ManifestEntry>, LocalError> {
+fn manifest(l: &dyn LocalStore) -> Result<(Vec<ManifestEntry>, RecordsSent), LocalError> {
+    let mut sent = RecordsSent::default();
     let mut manifest: BTreeMap<SavePath, ManifestEntry> = l
         .db()
         .all_records()?
         .into_iter()
-        .map(|(path, rec)| (path.clone(), ManifestEntry { path, local: None, base: rec.base }))
+        .map(|(path, rec)| {
+            sent.note(&path, &rec);
+            (path.clone(), ManifestEntry { path, local: None, base: rec.base })
+        })
         .collect();
     for (path, entry) in l.saves()? {
         if entry.kind != EntryKind::File {
@@ -130,15 +136,42 @@ fn manifest(l: &dyn LocalStore) -> Result<Vec<ManifestEntry>, LocalError> {
             e.base.and_then(|b| b.hash)
         };
     }
-    Ok(manifest.into_values().collect())
+    Ok((manifest.into_values().collect(), sent))
+}
+
+/// The sync records as the manifest was built, by fingerprint: a plan is made against
+/// them, and the engine goes on syncing while the answer travels. A record changed since
+/// (an upload agreed on, a head heard from the feed) is newer than what the plan says.
+#[derive(Debug, Default)]
+struct RecordsSent(HashSet<u64>);
+
+impl RecordsSent {
+    fn fingerprint(path: &SavePath, record: &Record) -> u64 {
+        BuildHasherDefault::<DefaultHasher>::default().hash_one((path, record))
+    }
+
+    fn note(&mut self, path: &SavePath, record: &Record) {
+        self.0.insert(Self::fingerprint(path, record));
+    }
+
+    /// True when `path`'s record is still what the manifest was built from.
+    fn unchanged(&self, path: &SavePath, record: &Record) -> bool {
+        self.0.contains(&Self::fingerprint(path, record))
+    }
 }
 
 /// Record the negotiated plan: heads noted, unseen saves shown (stores that can), the
 /// saves to act on queued, the cursor moved. One blocking step.
+///
+/// A head is only ever moved forward (`note_head`). "The server has no such save" clears
+/// the known head only where the record is unchanged since the manifest: cleared after
+/// this device's own upload of a new save agreed meanwhile, it made the save look never
+/// synced, so deleting it here never reached the server.
 fn record_plan(
     l: &dyn LocalStore,
     actions: &[PlannedAction],
     cursor: savesync_core::Seq,
+    sent: &RecordsSent,
 ) -> Result<usize, LocalError> {
     let mut queue = Vec::new();
     let mut unseen: Vec<(SavePath, Version, u64)> = Vec::new();
@@ -156,7 +189,11 @@ fn record_plan(
         }
         match &action.head {
             Some(h) => l.db().note_head(&action.path, h.version(), h.size)?,
-            None => l.db().clear_head(&action.path)?,
+            None => {
+                if sent.unchanged(&action.path, &l.db().record(&action.path)?) {
+                    l.db().clear_head(&action.path)?;
+                }
+            }
         }
         queue.push(action.path.clone());
     }
@@ -169,7 +206,7 @@ fn record_plan(
 }
 
 async fn negotiate(fs: &SyncEngine) -> Result<(), RemoteError> {
-    let manifest = fs.local(manifest).await.map_err(local_fault)?;
+    let (manifest, sent) = fs.local(manifest).await.map_err(local_fault)?;
     let resp = fs.remote.negotiate(manifest).await?;
     let report = session_report(&resp.actions);
     let cursor = resp.cursor;
@@ -178,7 +215,7 @@ async fn negotiate(fs: &SyncEngine) -> Result<(), RemoteError> {
     // single download of a save the bulk stream brings.
     let wanted = select(download_candidates(&actions), bulk_limits(fs));
     let (round, taken) = fs.prefetch.register(&wanted);
-    let queued = match fs.local(move |l| record_plan(l, &actions, cursor)).await {
+    let queued = match fs.local(move |l| record_plan(l, &actions, cursor, &sent)).await {
         Ok(queued) => queued,
         Err(e) => {
             fs.prefetch.end_round(round);
