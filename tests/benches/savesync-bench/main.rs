@@ -162,7 +162,7 @@ fn on_each(
 }
 
 fn run(p: &Params, report: &mut Report) {
-    let server = TestServer::start_blocking();
+    let mut server = TestServer::start_blocking();
     if let Some(only) = p.only {
         match only {
             9 => negotiate_figures(&server, report),
@@ -211,6 +211,41 @@ fn run(p: &Params, report: &mut Report) {
         server_times_1.expect("savesync wrote"),
         writes[SAVESYNC].expect("savesync wrote"),
     );
+
+    // 1b. The same writes with the server stopped: the mount's own write path, with no
+    // uploads (the engine's and the in-process server's) sharing the CPUs with the writer;
+    // bindfs again right after, as the reference. Then the time the mount takes to catch
+    // up once the server is back (it notices within its 1 s harness probe backoff).
+    eprintln!("1b. the same writes with the server stopped, then the catch-up");
+    server.stop_blocking();
+    let offline = on_each(&roots, &[SAVESYNC, BINDFS], "wo", |_, dir| {
+        // Each column starts with nothing of the other's left to write back, which would
+        // slow its fsyncs.
+        nix::unistd::sync();
+        write_saves(dir, p.saves, SAVE_LEN).1
+    });
+    report.times(
+        &format!("write+fsync+close {} x 64 KiB, server stopped (nothing uploads)", p.saves),
+        offline,
+        Some(BINDFS),
+        None,
+    );
+    let restarted = Instant::now();
+    server.restart_blocking();
+    let caught_up = wait_for_server(&remote, &expected_hashes("wo", p.saves, SAVE_LEN), restarted);
+    report.times(
+        &format!("those {} saves on the server, from the server's restart", p.saves),
+        [None, None, None, Some(caught_up)],
+        None,
+        None,
+    );
+    // Deleted again, so the later workloads (a fresh device above all) see only "w".
+    for column in [SAVESYNC, BINDFS] {
+        if let Some(root) = &roots[column] {
+            std::fs::remove_dir_all(root.join("wo")).expect("remove the server-stopped writes");
+        }
+    }
+    wait_until_gone(&remote, "wo/");
 
     if p.up_to < 2 {
         return;
@@ -530,6 +565,18 @@ fn wait_for_server(
         assert!(
             since.elapsed() < SERVER_DEADLINE,
             "the server did not get all saves in {SERVER_DEADLINE:?}"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+/// Waits until the server lists no live save under `prefix`.
+fn wait_until_gone(remote: &RemoteView, prefix: &str) {
+    let since = Instant::now();
+    while remote.try_saves().is_none_or(|saves| saves.keys().any(|p| p.starts_with(prefix))) {
+        assert!(
+            since.elapsed() < SERVER_DEADLINE,
+            "the server still lists saves under {prefix} after {SERVER_DEADLINE:?}"
         );
         std::thread::sleep(Duration::from_millis(5));
     }
