@@ -213,7 +213,7 @@ async fn negotiate(fs: &SyncEngine) -> Result<(), RemoteError> {
     let actions = resp.actions;
     // Slots for the bulk prefetch exist before the queue entries, so no worker starts a
     // single download of a save the bulk stream brings.
-    let wanted = select(download_candidates(&actions), bulk_limits(fs));
+    let wanted = select(download_candidates(&actions), fs.bulk_limits());
     let (round, taken) = fs.prefetch.register(&wanted);
     let queued = match fs.local(move |l| record_plan(l, &actions, cursor, &sent)).await {
         Ok(queued) => queued,
@@ -232,12 +232,6 @@ async fn negotiate(fs: &SyncEngine) -> Result<(), RemoteError> {
     fs.prefetch_round(round, taken).await;
     fs.status.clear_error();
     Ok(())
-}
-
-/// The bulk limits in force: a mount prefetches nothing above `prefetch_max_bytes`.
-fn bulk_limits(fs: &SyncEngine) -> BulkLimits {
-    let b = fs.cfg.bulk;
-    BulkLimits { max_save_bytes: b.max_save_bytes.min(fs.cfg.prefetch_max_bytes), ..b }
 }
 
 /// The saves of a negotiated plan to download, in plan order.
@@ -272,7 +266,7 @@ async fn pull_changes(fs: &SyncEngine) -> Result<(), RemoteError> {
         let since = fs.local(|l| l.db().cursor()).await.unwrap_or_default();
         let page = fs.remote.changes(since, 1000).await?;
         let more = page.more;
-        let (prefetch, limits) = (Arc::clone(&fs.prefetch), bulk_limits(fs));
+        let (prefetch, limits) = (Arc::clone(&fs.prefetch), fs.bulk_limits());
         let (queued, round, taken) = fs
             .local(move |l| record_changes(l, &page, &prefetch, limits))
             .await

@@ -231,6 +231,12 @@ fn write_tmp(l: &dyn LocalStore, path: &SavePath, bytes: &[u8]) -> std::io::Resu
 }
 
 impl SyncEngine {
+    /// The bulk limits in force: a mount prefetches nothing above `prefetch_max_bytes`.
+    pub(super) fn bulk_limits(&self) -> BulkLimits {
+        let b = self.cfg.bulk;
+        BulkLimits { max_save_bytes: b.max_save_bytes.min(self.cfg.prefetch_max_bytes), ..b }
+    }
+
     /// Fetch `wanted` (already registered as `round`) in bulk and park each save in its
     /// slot. Failures only end the round early: the saves left are downloaded one by one.
     pub(super) async fn prefetch_round(&self, round: u64, wanted: Vec<SavePath>) {
@@ -238,7 +244,8 @@ impl SyncEngine {
             return;
         }
         let _guard = RoundGuard { prefetch: &self.prefetch, round };
-        let max = self.cfg.bulk.max_save_bytes;
+        // The same limit the saves were selected with.
+        let max = self.bulk_limits().max_save_bytes;
         for batch in wanted.chunks(MAX_BULK_PATHS) {
             if let Err(e) = self.prefetch_batch(round, batch, max).await {
                 tracing::debug!("bulk prefetch ended early: {e}");
