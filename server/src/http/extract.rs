@@ -7,17 +7,50 @@ use crate::error::ApiError;
 use crate::meta::{Actor, DeviceId, UserId};
 use crate::secrets::{hash_token, hashes_match};
 use crate::timestamps::now_unix;
-use axum::extract::{ConnectInfo, FromRequest, FromRequestParts};
-use axum::http::header::AUTHORIZATION;
+use axum::body::Bytes;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::HeaderMap;
+use axum::http::header::{AUTHORIZATION, CONTENT_TYPE};
 use axum::http::request::Parts;
 use savesync_core::{ErrorCode, SavePath};
+use serde::de::DeserializeOwned;
 use std::convert::Infallible;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-/// `axum::Json` whose rejection is `bad_json` (or `body_too_large`).
-#[derive(Debug, FromRequest)]
-#[from_request(via(axum::Json), rejection(ApiError))]
+/// `axum::Json` whose rejection is `bad_json` (or `body_too_large`), with the same
+/// messages. A body sent as exactly `application/json` is parsed by plain `serde_json`
+/// first; only when that fails is it parsed again by `axum::Json`, whose message names the
+/// failing field (`serde_path_to_error`). In a profile of a 10,000-entry negotiate, tracking
+/// that path was 2 of the parse's 5 ms. Other content types go to `axum::Json` as is.
+#[derive(Debug)]
 pub struct ApiJson<T>(pub T);
+
+impl<T, S> FromRequest<S> for ApiJson<T>
+where
+    T: DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        if !is_plain_json(req.headers()) {
+            let axum::Json(value) = axum::Json::<T>::from_request(req, state).await?;
+            return Ok(ApiJson(value));
+        }
+        let bytes = Bytes::from_request(req, state).await.map_err(JsonRejection::from)?;
+        match serde_json::from_slice(&bytes) {
+            Ok(value) => Ok(ApiJson(value)),
+            Err(_) => Ok(ApiJson(axum::Json::<T>::from_bytes(&bytes)?.0)),
+        }
+    }
+}
+
+/// Whether the content type is exactly `application/json`, which `axum::Json` accepts too.
+/// Anything it might refuse (or accept only after parsing the type) returns false.
+fn is_plain_json(headers: &HeaderMap) -> bool {
+    headers.get(CONTENT_TYPE).is_some_and(|v| v.as_bytes() == b"application/json")
+}
 
 /// `axum::extract::Query` whose rejection is `bad_request`. Unlike it, a query whose
 /// percent-decoded bytes are not UTF-8 is refused instead of decoded lossily: two different
@@ -177,8 +210,63 @@ fn forwarded_for(headers: &axum::http::HeaderMap) -> Option<IpAddr> {
 
 #[cfg(test)]
 mod tests {
-    use super::{decodes_to_utf8, forwarded_for};
+    use super::{ApiJson, decodes_to_utf8, forwarded_for, is_plain_json};
+    use crate::error::ApiError;
+    use axum::extract::{FromRequest, Request};
     use axum::http::{HeaderMap, HeaderValue};
+    use savesync_core::wire::NegotiateRequest;
+
+    #[test]
+    fn only_an_exact_json_content_type_takes_the_plain_parse() {
+        let cases: [(Option<&'static str>, bool); 7] = [
+            (Some("application/json"), true),
+            (Some("application/json; charset=utf-8"), false),
+            (Some("Application/JSON"), false),
+            (Some("application/vnd.api+json"), false),
+            (Some("application/jsonx"), false),
+            (Some("text/plain"), false),
+            (None, false),
+        ];
+        for (content_type, plain) in cases {
+            let mut headers = HeaderMap::new();
+            if let Some(v) = content_type {
+                headers.insert("content-type", HeaderValue::from_static(v));
+            }
+            assert_eq!(is_plain_json(&headers), plain, "{content_type:?}");
+        }
+    }
+
+    async fn both_ways(content_type: &str, body: &'static str) -> (String, String) {
+        let request =
+            || Request::builder().header("content-type", content_type).body(body.into()).unwrap();
+        let ours = ApiJson::<NegotiateRequest>::from_request(request(), &()).await;
+        let axums = axum::Json::<NegotiateRequest>::from_request(request(), &()).await;
+        let ours = ours.map(|_| "ok".to_owned()).unwrap_or_else(|e| e.message);
+        let axums = axums.map(|_| "ok".to_owned()).unwrap_or_else(|e| ApiError::from(e).message);
+        (ours, axums)
+    }
+
+    #[tokio::test]
+    async fn bodies_are_accepted_and_refused_with_axum_json_messages() {
+        let valid = r#"{"entries": [{"path": "a/b.srm", "local": null, "base": null}]}"#;
+        let bodies = [
+            valid,
+            "{\"entries\": [ not json",
+            r#"{"entries": [{"path": "../x", "local": null, "base": null}]}"#,
+            r#"{"entries": [{"path": "a/b.srm", "local": "zz", "base": null}]}"#,
+            r#"{"entries": []} trailing"#,
+            "",
+        ];
+        for content_type in ["application/json", "application/json; charset=utf-8", "text/plain"] {
+            for body in bodies {
+                let (ours, axums) = both_ways(content_type, body).await;
+                assert_eq!(ours, axums, "{content_type}: {body}");
+            }
+        }
+        assert_eq!(both_ways("application/json", valid).await.0, "ok");
+        // The message still names the field, from the second (path-tracking) parse.
+        assert!(both_ways("application/json", bodies[2]).await.0.contains("entries[0].path"));
+    }
 
     #[test]
     fn queries_that_decode_to_invalid_utf8_are_detected() {

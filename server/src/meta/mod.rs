@@ -16,8 +16,9 @@ pub mod tables;
 
 pub use open::{open_from_config, pg_settings};
 
+use crate::timestamps::rfc3339;
 use savesync_core::wire::{AuditEntry, DeviceInfo, History, SaveMeta, SessionReport};
-use savesync_core::{ContentHash, Rev, SavePath, Seq};
+use savesync_core::{ContentHash, Rev, SavePath, Seq, Version};
 
 /// Database row ids.
 pub type UserId = i64;
@@ -158,6 +159,48 @@ pub struct StoredVersion {
     pub rev: Rev,
     pub hash: Option<ContentHash>,
     pub size: u64,
+}
+
+/// A save's head as negotiate plans with it: a [`SaveMeta`] whose commit time is still
+/// Unix seconds. A plan formats it (RFC 3339) only for the heads its actions carry; for
+/// every head read, that formatting cost negotiate 1.4 ms per 10,000 saves in a profile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    pub path: SavePath,
+    pub rev: Rev,
+    pub seq: Seq,
+    /// `None` for a tombstone.
+    pub hash: Option<ContentHash>,
+    pub size: u64,
+    pub deleted: bool,
+    /// Unix seconds.
+    pub committed_at: i64,
+    /// Name of the device that committed it, if still known.
+    pub device: Option<String>,
+}
+
+impl Head {
+    /// The `(rev, hash)` pair the decision table works on.
+    #[must_use]
+    pub fn version(&self) -> Version {
+        Version { rev: self.rev, hash: self.hash }
+    }
+
+    /// The wire form, with the commit time as RFC 3339.
+    #[must_use]
+    pub fn into_wire(self) -> SaveMeta {
+        let Head { path, rev, seq, hash, size, deleted, committed_at, device } = self;
+        SaveMeta {
+            path,
+            rev,
+            seq,
+            hash,
+            size,
+            deleted,
+            committed_at: rfc3339(committed_at),
+            device,
+        }
+    }
 }
 
 /// A sync session being opened by negotiate.
@@ -347,7 +390,7 @@ pub trait MetaStore: Send + Sync + std::fmt::Debug {
         limit: u32,
     ) -> Result<(Vec<SaveMeta>, bool), MetaError>;
     /// Every head of the user (including tombstones) and the cursor, in one snapshot.
-    async fn all_heads(&self, user: UserId) -> Result<(Vec<SaveMeta>, Seq), MetaError>;
+    async fn all_heads(&self, user: UserId) -> Result<(Vec<Head>, Seq), MetaError>;
 
     // --- per-device state ---
     async fn untracked(&self, device: DeviceId) -> Result<Vec<SavePath>, MetaError>;

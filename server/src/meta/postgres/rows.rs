@@ -1,15 +1,15 @@
-//! Mapping Postgres rows to wire types. Stored text (paths, hashes) was validated on the
-//! way in; a row that no longer parses is `MetaError::Corrupt`, never a panic.
+//! Mapping Postgres rows to wire types (and to [`Head`], negotiate's form of a head).
+//! Stored text (paths, hashes) was validated on the way in; a row that no longer parses is
+//! `MetaError::Corrupt`, never a panic.
 
 use super::errors::classify;
-use crate::meta::MetaError;
-use crate::timestamps::rfc3339;
+use crate::meta::{Head, MetaError};
 use savesync_core::wire::SaveMeta;
 use savesync_core::{ContentHash, Rev, SavePath, Seq};
 use sqlx::Row;
 use sqlx::postgres::PgRow;
 
-/// Columns a head query selects (`s` = saves, `d` = devices), in [`save_meta`]'s order.
+/// Columns a head query selects (`s` = saves, `d` = devices), in [`head`]'s order.
 pub const HEAD_COLUMNS: &str =
     "s.path, s.rev, s.seq, s.hash, s.size, s.deleted, s.committed_at, d.name";
 /// Columns a feed query selects (`v` = commit versions, `d` = devices), same order.
@@ -46,18 +46,23 @@ pub fn u64_at(row: &PgRow, idx: usize) -> Result<u64, MetaError> {
     u64::try_from(v).map_err(|e| corrupt(idx, e))
 }
 
-/// A row selected with [`HEAD_COLUMNS`] or [`FEED_COLUMNS`].
-pub fn save_meta(row: &PgRow) -> Result<SaveMeta, MetaError> {
-    Ok(SaveMeta {
+/// A row selected with [`HEAD_COLUMNS`] or [`FEED_COLUMNS`], its time left as stored.
+pub fn head(row: &PgRow) -> Result<Head, MetaError> {
+    Ok(Head {
         path: path_at(row, 0)?,
         rev: Rev(u64_at(row, 1)?),
         seq: Seq(u64_at(row, 2)?),
         hash: hash_at(row, 3)?,
         size: u64_at(row, 4)?,
         deleted: get(row, 5)?,
-        committed_at: rfc3339(get(row, 6)?),
+        committed_at: get(row, 6)?,
         device: get(row, 7)?,
     })
+}
+
+/// A row selected with [`HEAD_COLUMNS`] or [`FEED_COLUMNS`], in its wire form.
+pub fn save_meta(row: &PgRow) -> Result<SaveMeta, MetaError> {
+    head(row).map(Head::into_wire)
 }
 
 /// Store a counter.

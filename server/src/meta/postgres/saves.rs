@@ -1,8 +1,10 @@
 //! Reading saves on Postgres: heads, listings, versions, history and the changes feed (see
 //! `sqlite::saves`). Paths are `COLLATE "C"`, so `[P/, P0)` is exactly "below P" here too.
 
-use super::rows::{FEED_COLUMNS, HEAD_COLUMNS, get, hash_at, save_meta, sql_u64, u64_at};
-use crate::meta::{MetaError, StoredVersion, UserId};
+use super::rows::{
+    FEED_COLUMNS, HEAD_COLUMNS, get, hash_at, head as head_row, save_meta, sql_u64, u64_at,
+};
+use crate::meta::{Head, MetaError, StoredVersion, UserId};
 use crate::timestamps::rfc3339;
 use savesync_core::wire::{History, HistoryEntry, SaveMeta, VersionKind};
 use savesync_core::{ContentHash, Rev, SavePath, Seq};
@@ -45,6 +47,17 @@ pub async fn list(
         .fetch_all(conn)
         .await?;
     rows.iter().map(save_meta).collect()
+}
+
+/// Every head of `user`, tombstones included, by path: what negotiate plans with.
+pub async fn all_heads(conn: &mut PgConnection, user: UserId) -> Result<Vec<Head>, MetaError> {
+    let sql = format!(
+        "SELECT {HEAD_COLUMNS} FROM saves s LEFT JOIN devices d ON d.id = s.device_id
+         WHERE s.user_id = $1
+         ORDER BY s.path"
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql)).bind(user).fetch_all(conn).await?;
+    rows.iter().map(head_row).collect()
 }
 
 pub async fn head(

@@ -7,9 +7,9 @@ use super::{
     saves, web,
 };
 use crate::meta::{
-    Actor, AdminDevice, CommitOutcome, CommitRequest, DeviceAuth, DeviceId, MetaError, MetaStore,
-    NewDavDevice, NewDevice, NewDeviceInfo, OpenConflict, Retention, SessionRecord, SessionStart,
-    StoredBytes, StoredVersion, UserId, UserPassword, UserSummary, WebSession,
+    Actor, AdminDevice, CommitOutcome, CommitRequest, DeviceAuth, DeviceId, Head, MetaError,
+    MetaStore, NewDavDevice, NewDevice, NewDeviceInfo, OpenConflict, Retention, SessionRecord,
+    SessionStart, StoredBytes, StoredVersion, UserId, UserPassword, UserSummary, WebSession,
 };
 use savesync_core::wire::{AuditEntry, DeviceInfo, History, SaveMeta, SessionReport};
 use savesync_core::{ContentHash, Rev, SavePath, Seq};
@@ -223,10 +223,10 @@ impl MetaStore for PgMetaStore {
         read!(self, |c| saves::changes(c, user, since, limit))
     }
 
-    async fn all_heads(&self, user: UserId) -> Result<(Vec<SaveMeta>, Seq), MetaError> {
+    async fn all_heads(&self, user: UserId) -> Result<(Vec<Head>, Seq), MetaError> {
         snapshot!(self, |c| async {
-            let saves = saves::list(c, user, None, true).await?;
-            Ok::<_, MetaError>((saves, saves::current_seq(c, user).await?))
+            let heads = saves::all_heads(c, user).await?;
+            Ok::<_, MetaError>((heads, saves::current_seq(c, user).await?))
         })
     }
 

@@ -30,7 +30,7 @@ mod web;
 pub use store::SqliteMeta;
 
 use super::{
-    Actor, AdminDevice, CommitOutcome, CommitRequest, DeviceAuth, DeviceId, MetaError,
+    Actor, AdminDevice, CommitOutcome, CommitRequest, DeviceAuth, DeviceId, Head, MetaError,
     NewDavDevice, NewDevice, NewDeviceInfo, OpenConflict, Retention, SessionRecord, SessionStart,
     StoredBytes, StoredVersion, UserId, UserPassword, UserSummary, WebSession,
 };
@@ -285,11 +285,8 @@ impl SqliteDb {
         self.read(|c| saves::changes(c, user, since, limit))
     }
 
-    pub fn all_heads(&self, user: UserId) -> Result<(Vec<SaveMeta>, Seq), MetaError> {
-        self.snapshot(|c| {
-            let saves = saves::list(c, user, None, true)?;
-            Ok((saves, saves::current_seq(c, user)?))
-        })
+    pub fn all_heads(&self, user: UserId) -> Result<(Vec<Head>, Seq), MetaError> {
+        self.snapshot(|c| Ok((saves::all_heads(c, user)?, saves::current_seq(c, user)?)))
     }
 
     pub fn untracked(&self, device: DeviceId) -> Result<Vec<SavePath>, MetaError> {

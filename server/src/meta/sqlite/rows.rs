@@ -1,13 +1,14 @@
-//! Mapping SQLite rows to wire types. Stored text (paths, hashes) was validated on the way
-//! in; a row that no longer parses is reported as a conversion error, never a panic.
+//! Mapping SQLite rows to wire types (and to [`Head`], negotiate's form of a head). Stored
+//! text (paths, hashes) was validated on the way in; a row that no longer parses is
+//! reported as a conversion error, never a panic.
 
-use crate::timestamps::rfc3339;
+use crate::meta::Head;
 use rusqlite::Row;
 use rusqlite::types::Type;
 use savesync_core::wire::SaveMeta;
 use savesync_core::{ContentHash, Rev, SavePath, Seq};
 
-/// Columns a head query selects (`s` = saves, `d` = devices), in [`save_meta`]'s order.
+/// Columns a head query selects (`s` = saves, `d` = devices), in [`head`]'s order.
 pub const HEAD_COLUMNS: &str =
     "s.path, s.rev, s.seq, s.hash, s.size, s.deleted, s.committed_at, d.name";
 /// Columns a feed query selects (`v` = commit versions, `d` = devices), same order.
@@ -37,18 +38,23 @@ pub fn u64_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
     u64::try_from(v).map_err(|e| conversion(idx, e))
 }
 
-/// A row selected with [`HEAD_COLUMNS`] or [`FEED_COLUMNS`].
-pub fn save_meta(row: &Row<'_>) -> rusqlite::Result<SaveMeta> {
-    Ok(SaveMeta {
+/// A row selected with [`HEAD_COLUMNS`] or [`FEED_COLUMNS`], its time left as stored.
+pub fn head(row: &Row<'_>) -> rusqlite::Result<Head> {
+    Ok(Head {
         path: path_at(row, 0)?,
         rev: Rev(u64_at(row, 1)?),
         seq: Seq(u64_at(row, 2)?),
         hash: hash_at(row, 3)?,
         size: u64_at(row, 4)?,
         deleted: row.get(5)?,
-        committed_at: rfc3339(row.get(6)?),
+        committed_at: row.get(6)?,
         device: row.get(7)?,
     })
+}
+
+/// A row selected with [`HEAD_COLUMNS`] or [`FEED_COLUMNS`], in its wire form.
+pub fn save_meta(row: &Row<'_>) -> rusqlite::Result<SaveMeta> {
+    head(row).map(Head::into_wire)
 }
 
 /// Store a counter.

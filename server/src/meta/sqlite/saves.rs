@@ -1,7 +1,9 @@
 //! Reading saves: heads, listings, versions, history and the changes feed.
 
-use super::rows::{FEED_COLUMNS, HEAD_COLUMNS, hash_at, save_meta, sql_u64, u64_at};
-use crate::meta::{MetaError, StoredVersion, UserId};
+use super::rows::{
+    FEED_COLUMNS, HEAD_COLUMNS, hash_at, head as head_row, save_meta, sql_u64, u64_at,
+};
+use crate::meta::{Head, MetaError, StoredVersion, UserId};
 use crate::timestamps::rfc3339;
 use rusqlite::{Connection, OptionalExtension, params};
 use savesync_core::wire::{History, HistoryEntry, SaveMeta, VersionKind};
@@ -34,6 +36,17 @@ pub fn list(
          ORDER BY s.path"
     ))?;
     let rows = stmt.query_map(params![user, exact, low, high, include_deleted], save_meta)?;
+    Ok(rows.collect::<Result<_, _>>()?)
+}
+
+/// Every head of `user`, tombstones included, by path: what negotiate plans with.
+pub fn all_heads(conn: &Connection, user: UserId) -> Result<Vec<Head>, MetaError> {
+    let mut stmt = conn.prepare_cached(&format!(
+        "SELECT {HEAD_COLUMNS} FROM saves s LEFT JOIN devices d ON d.id = s.device_id
+         WHERE s.user_id = ?1
+         ORDER BY s.path"
+    ))?;
+    let rows = stmt.query_map(params![user], head_row)?;
     Ok(rows.collect::<Result<_, _>>()?)
 }
 

@@ -4,9 +4,9 @@
 
 use super::SqliteDb;
 use crate::meta::{
-    Actor, AdminDevice, CommitOutcome, CommitRequest, DeviceAuth, DeviceId, MetaError, MetaStore,
-    NewDavDevice, NewDevice, NewDeviceInfo, OpenConflict, Retention, SessionRecord, SessionStart,
-    StoredBytes, StoredVersion, UserId, UserPassword, UserSummary, WebSession,
+    Actor, AdminDevice, CommitOutcome, CommitRequest, DeviceAuth, DeviceId, Head, MetaError,
+    MetaStore, NewDavDevice, NewDevice, NewDeviceInfo, OpenConflict, Retention, SessionRecord,
+    SessionStart, StoredBytes, StoredVersion, UserId, UserPassword, UserSummary, WebSession,
 };
 use savesync_core::wire::{AuditEntry, DeviceInfo, History, SaveMeta, SessionReport};
 use savesync_core::{ContentHash, Rev, SavePath, Seq};
@@ -205,7 +205,7 @@ impl MetaStore for SqliteMeta {
         self.run(move |db| db.changes(user, since, limit)).await
     }
 
-    async fn all_heads(&self, user: UserId) -> Result<(Vec<SaveMeta>, Seq), MetaError> {
+    async fn all_heads(&self, user: UserId) -> Result<(Vec<Head>, Seq), MetaError> {
         self.run(move |db| db.all_heads(user)).await
     }
 
