@@ -3,9 +3,9 @@
 //!
 //! The prefetch only delivers bytes; it never decides or installs. Each save wanted gets a
 //! slot (registered before its queue entry exists, so no worker can start a single download
-//! first); a delivered save is written to a temp file beside the store's other downloads
-//! and parked in its slot (the install that takes it syncs it to disk first, as it does a
-//! single download). The save is then synced by the ordinary path (`sync_path`: `decide`, `plan`, conflicts, "a locally changed save is
+//! first); a delivered save is written to a temp file beside the store's other downloads,
+//! synced, and parked in its slot (the install that takes it syncs it again, as it does
+//! every download, at no cost then). The save is then synced by the ordinary path (`sync_path`: `decide`, `plan`, conflicts, "a locally changed save is
 //! never overwritten"), whose download step takes the parked file instead of fetching, when
 //! it is the version it decided on, and waits for the slot when it is still on its way (so
 //! opening a save being prefetched neither fetches it twice nor sees half-written bytes:
@@ -30,7 +30,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::task::JoinSet;
 
-/// Temp files written at once.
+/// Temp files written (and synced) at once.
 const WRITERS: usize = 8;
 /// Longest a sync waits for a save still on its way before fetching it itself.
 const WAIT_LIMIT: Duration = Duration::from_secs(60);
@@ -216,11 +216,16 @@ impl Drop for RoundGuard<'_> {
     }
 }
 
-/// Write `bytes` to a fresh download temp file of `path`.
+/// Write `bytes` to a fresh download temp file of `path` and sync it.
 fn write_tmp(l: &dyn LocalStore, path: &SavePath, bytes: &[u8]) -> std::io::Result<PathBuf> {
     let tmp = l.download_tmp(path);
-    // Not synced here: both front-ends' `install` sync the file before renaming it.
-    let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes));
+    // Synced here, by the parallel writers: the install that takes the file syncs it
+    // again (both front-ends do, before the rename), which then finds nothing left to
+    // write, so an open waiting for a prefetched save does not wait for the disk.
+    let written = std::fs::File::create(&tmp).and_then(|mut f| {
+        f.write_all(bytes)?;
+        f.sync_data()
+    });
     match written {
         Ok(()) => Ok(tmp),
         Err(e) => {
