@@ -150,7 +150,7 @@ fn action_for(
     base: Option<Version>,
     head: Option<&Head>,
 ) -> Option<PlannedAction> {
-    match ActionKind::of(decide(local, base, head.map(Head::version))) {
+    match ActionKind::of(decide(local, base, head.map(|h| h.version()))) {
         (ActionKind::NoOp, _) => None,
         (action, expected_rev) => {
             let head = head.cloned().map(Head::into_wire);
@@ -162,6 +162,7 @@ fn action_for(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use savesync_core::wire::SaveMeta;
     use savesync_core::{Rev, Seq};
 
     fn p(s: &str) -> SavePath {
@@ -169,16 +170,17 @@ mod tests {
     }
 
     fn head(path: &str, rev: u64, bytes: Option<&[u8]>) -> Head {
-        Head {
+        let meta = SaveMeta {
             path: p(path),
             rev: Rev(rev),
             seq: Seq(rev),
             hash: bytes.map(ContentHash::of),
             size: 0,
             deleted: bytes.is_none(),
-            committed_at: 0,
+            committed_at: String::new(),
             device: None,
-        }
+        };
+        Head::new(meta, 0)
     }
 
     fn entry(path: &str, local: Option<&[u8]>, base: Option<(u64, &[u8])>) -> ManifestEntry {

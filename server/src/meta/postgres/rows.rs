@@ -48,16 +48,17 @@ pub fn u64_at(row: &PgRow, idx: usize) -> Result<u64, MetaError> {
 
 /// A row selected with [`HEAD_COLUMNS`] or [`FEED_COLUMNS`], its time left as stored.
 pub fn head(row: &PgRow) -> Result<Head, MetaError> {
-    Ok(Head {
+    let meta = SaveMeta {
         path: path_at(row, 0)?,
         rev: Rev(u64_at(row, 1)?),
         seq: Seq(u64_at(row, 2)?),
         hash: hash_at(row, 3)?,
         size: u64_at(row, 4)?,
         deleted: get(row, 5)?,
-        committed_at: get(row, 6)?,
+        committed_at: String::new(),
         device: get(row, 7)?,
-    })
+    };
+    Ok(Head::new(meta, get(row, 6)?))
 }
 
 /// A row selected with [`HEAD_COLUMNS`] or [`FEED_COLUMNS`], in its wire form.

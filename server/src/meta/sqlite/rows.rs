@@ -40,16 +40,17 @@ pub fn u64_at(row: &Row<'_>, idx: usize) -> rusqlite::Result<u64> {
 
 /// A row selected with [`HEAD_COLUMNS`] or [`FEED_COLUMNS`], its time left as stored.
 pub fn head(row: &Row<'_>) -> rusqlite::Result<Head> {
-    Ok(Head {
+    let meta = SaveMeta {
         path: path_at(row, 0)?,
         rev: Rev(u64_at(row, 1)?),
         seq: Seq(u64_at(row, 2)?),
         hash: hash_at(row, 3)?,
         size: u64_at(row, 4)?,
         deleted: row.get(5)?,
-        committed_at: row.get(6)?,
+        committed_at: String::new(),
         device: row.get(7)?,
-    })
+    };
+    Ok(Head::new(meta, row.get(6)?))
 }
 
 /// A row selected with [`HEAD_COLUMNS`] or [`FEED_COLUMNS`], in its wire form.
