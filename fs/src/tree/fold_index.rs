@@ -76,16 +76,19 @@ impl FoldIndex {
         }
     }
 
-    /// The names in `parent` other than `name` whose fold key is `name`'s.
+    /// The names in `parent` other than `name` whose fold key is `name`'s, in name order
+    /// (the first is the one a refusal names).
     pub fn siblings(&self, parent: u64, name: &str) -> Vec<&str> {
         let fold = fold_key(name);
         let Some(group) = self.groups.get(&(parent, key_hash(&fold))) else { return Vec::new() };
-        group
+        let mut found: Vec<&str> = group
             .as_slice()
             .iter()
             .map(|n| &**n)
             .filter(|n| *n != name && fold_key(n) == fold)
-            .collect()
+            .collect();
+        found.sort_unstable();
+        found
     }
 
     /// Number of groups (for tests).
@@ -115,7 +118,7 @@ mod tests {
         // Inserting a name twice keeps one copy.
         index.insert(1, "Zelda.srm");
         let cases: &[(u64, &str, &[&str])] = &[
-            (1, "zelda.srm", &["Zelda.srm", "ZELDA.srm", "zelda.SRM"]),
+            (1, "zelda.srm", &["ZELDA.srm", "Zelda.srm", "zelda.SRM"]),
             (1, "Zelda.srm", &["ZELDA.srm", "zelda.SRM"]),
             (2, "ZELDA.SRM", &["zelda.srm"]),
             (2, "zelda.srm", &[]),
