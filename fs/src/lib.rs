@@ -26,6 +26,7 @@ pub mod fake_remote;
 pub mod file_hash;
 pub mod folder;
 pub mod fuse;
+pub mod heap;
 pub mod local;
 pub mod mountinfo;
 pub mod profile;

@@ -34,8 +34,14 @@ pub fn cli_main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Pair(a) => pair::run(&a),
-        Command::Mount(a) => mount::run(&a),
-        Command::Sync(a) => sync::run(&a),
+        Command::Mount(a) => {
+            crate::heap::tune_for_daemon();
+            mount::run(&a)
+        }
+        Command::Sync(a) => {
+            crate::heap::tune_for_daemon();
+            sync::run(&a)
+        }
         Command::Status(a) => status::status(&a),
         Command::Conflicts(a) => status::conflicts(&a),
         Command::Resolve(a) => status::resolve(&a),

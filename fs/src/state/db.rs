@@ -388,35 +388,25 @@ impl StateDb {
         })
     }
 
+    /// Every sync record, in path order. Rows are parsed as they are read, so the DB's
+    /// text form of 100,000 records is never held at once.
     pub fn all_records(&self) -> DbResult<Vec<(SavePath, Record)>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT path, base_rev, base_hash, head_rev, head_hash, head_size FROM records",
+            "SELECT path, base_rev, base_hash, head_rev, head_hash, head_size FROM records
+             ORDER BY path",
         )?;
-        let raw = stmt
-            .query_map([], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, Option<i64>>(1)?,
-                    r.get::<_, Option<String>>(2)?,
-                    r.get::<_, Option<i64>>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, i64>(5)?,
-                ))
-            })?
-            .collect::<Result<Vec<_>, _>>()?;
-        raw.into_iter()
-            .map(|(p, br, bh, hr, hh, hs)| {
-                Ok((
-                    parse_path(&p)?,
-                    Record {
-                        base: version_from_db(br, bh)?,
-                        head: version_from_db(hr, hh)?,
-                        head_size: hs as u64,
-                    },
-                ))
-            })
-            .collect()
+        let rows = stmt.query_and_then([], |r| -> DbResult<(SavePath, Record)> {
+            Ok((
+                parse_path(&r.get::<_, String>(0)?)?,
+                Record {
+                    base: version_from_db(r.get(1)?, r.get(2)?)?,
+                    head: version_from_db(r.get(3)?, r.get(4)?)?,
+                    head_size: r.get::<_, i64>(5)? as u64,
+                },
+            ))
+        })?;
+        rows.collect()
     }
 
     pub fn set_base(&self, path: &SavePath, base: Option<Version>) -> DbResult<()> {

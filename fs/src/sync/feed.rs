@@ -17,7 +17,7 @@ use super::SyncEngine;
 use super::policy::{FIRST_OFFLINE_WAIT, next_offline_wait};
 use super::prefetch::{BulkLimits, Prefetch, select};
 use crate::clock::now_ms;
-use crate::local::{EntryKind, LocalError, LocalStore};
+use crate::local::{Entry, EntryKind, LocalError, LocalStore};
 use crate::remote::{FeedItem, RemoteError};
 use crate::state::DbError;
 use crate::state::Record;
@@ -75,7 +75,11 @@ async fn follow_once(fs: &SyncEngine) -> Result<(), RemoteError> {
     fs.remote.probe().await?;
     // The server answered: queued uploads may go even if negotiating fails locally.
     now_online(fs).await;
-    negotiate(fs).await?;
+    let negotiated = negotiate(fs).await;
+    // The manifest and the plan (about a kilobyte per save at their peak) are freed now,
+    // whether or not the round succeeded.
+    fs.local(|_| crate::heap::release_free_memory()).await;
+    negotiated?;
     // The server answered: queued work may go while the stream connects.
     now_online(fs).await;
     let silence = fs.cfg.event_silence;
@@ -106,37 +110,43 @@ async fn follow_once(fs: &SyncEngine) -> Result<(), RemoteError> {
     }
 }
 
-/// The manifest of everything the device knows: every record with its base, and every
-/// save file with the hash of what it has (its base if never downloaded). Blocking:
-/// unchanged saves come from the hash cache, changed ones are read.
+/// The manifest of everything the device knows, in path order: every record with its
+/// base, and every save file with the hash of what it has (its base if never downloaded).
+/// Blocking: unchanged saves come from the hash cache, changed ones are read. Records and
+/// files are merged as two sorted lists, so nothing but the entries themselves is held.
 fn manifest(l: &dyn LocalStore) -> Result<(Vec<ManifestEntry>, RecordsSent), LocalError> {
+    let mut records = l.db().all_records()?;
+    records.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    let mut files: Vec<(SavePath, Entry)> =
+        l.saves()?.into_iter().filter(|(_, e)| e.kind == EntryKind::File).collect();
+    files.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     let mut sent = RecordsSent::default();
-    let mut manifest: BTreeMap<SavePath, ManifestEntry> = l
-        .db()
-        .all_records()?
-        .into_iter()
-        .map(|(path, rec)| {
-            sent.note(&path, &rec);
-            (path.clone(), ManifestEntry { path, local: None, base: rec.base })
-        })
-        .collect();
-    for (path, entry) in l.saves()? {
-        if entry.kind != EntryKind::File {
-            continue;
+    let mut entries = Vec::with_capacity(records.len().max(files.len()));
+    let mut files = files.into_iter().peekable();
+    for (path, record) in records {
+        while let Some((file, entry)) = files.next_if(|(file, _)| *file < path) {
+            entries.push(file_entry(l, file, &entry, None));
         }
-        let e = manifest.entry(path.clone()).or_insert(ManifestEntry {
-            path: path.clone(),
-            local: None,
-            base: None,
+        sent.note(&path, &record);
+        entries.push(match files.next_if(|(file, _)| *file == path) {
+            Some((file, entry)) => file_entry(l, file, &entry, record.base),
+            None => ManifestEntry { path, local: None, base: record.base },
         });
-        e.local = if entry.cached {
-            // A file that cannot be read now is left out of this round's manifest hash.
-            l.hash(&path).ok().flatten()
-        } else {
-            e.base.and_then(|b| b.hash)
-        };
     }
-    Ok((manifest.into_values().collect(), sent))
+    entries.extend(files.map(|(file, entry)| file_entry(l, file, &entry, None)));
+    Ok((entries, sent))
+}
+
+/// The manifest entry of a save file: the hash of its bytes when they are here (left out
+/// of this round when they cannot be read now), else the hash of its base.
+fn file_entry(
+    l: &dyn LocalStore,
+    path: SavePath,
+    entry: &Entry,
+    base: Option<Version>,
+) -> ManifestEntry {
+    let local = if entry.cached { l.hash(&path).ok().flatten() } else { base.and_then(|b| b.hash) };
+    ManifestEntry { path, local, base }
 }
 
 /// The sync records as the manifest was built, by fingerprint: a plan is made against

@@ -138,6 +138,8 @@ impl LocalTree {
             tree.recover_after_power_cut()?;
         }
         tree.ensure_reserve();
+        // Loading grew the table's maps step by step; the smaller copies they left are free.
+        crate::heap::release_free_memory();
         Ok(tree)
     }
 

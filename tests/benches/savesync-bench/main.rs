@@ -540,10 +540,19 @@ fn start_figures(server: &TestServer, p: &Params, report: &mut Report) {
         None,
         Some(Target::Within(Duration::from_secs(1))),
     );
-    let mib = f.rss as f64 / (1024.0 * 1024.0);
     report.text(
-        &format!("mount start with {} saves: RSS after start (peak)", p.start_saves),
-        [None, None, None, Some(format!("{} ({})", fmt_mib(f.rss), fmt_mib(f.peak)))],
+        &format!("mount start with {} saves: RSS when the folder lists", p.start_saves),
+        [None, None, None, Some(fmt_mib(f.rss))],
+        "-",
+        "",
+    );
+    let mib = f.settled as f64 / (1024.0 * 1024.0);
+    report.text(
+        &format!(
+            "mount start with {} saves: RSS after its first negotiation (peak)",
+            p.start_saves
+        ),
+        [None, None, None, Some(format!("{} ({})", fmt_mib(f.settled), fmt_mib(f.peak)))],
         "-",
         &report::verdict("≤ 40 MiB", Some(mib <= 40.0)),
     );

@@ -2,7 +2,9 @@
 //! but cheaply: tiny saves uploaded through the HTTP client, then a device mounts and learns
 //! them (it lists them without downloading), then unmounts. What is timed is the restart:
 //! from spawning the mount until the kernel lists it, and until the folder lists; then the
-//! daemon's RSS.
+//! daemon's RSS at that moment, and again once the mount's first negotiation (a manifest
+//! of every save, its largest transient allocation) has completed its session on the
+//! server: the memory the mount keeps while it runs.
 
 use crate::seed::upload_tiny;
 use savesync_tests::{Device, TestServer};
@@ -21,7 +23,9 @@ pub struct StartFigures {
     pub listed: Duration,
     /// VmRSS of the daemon after that.
     pub rss: u64,
-    /// VmHWM of the daemon after that.
+    /// VmRSS once the first negotiation's session is complete.
+    pub settled: u64,
+    /// VmHWM of the daemon by then.
     pub peak: u64,
 }
 
@@ -54,6 +58,7 @@ pub fn mount_start(server: &TestServer, saves: usize) -> StartFigures {
     eprintln!("  the device learnt {saves} saves in {:.1} s", learn.elapsed().as_secs_f64());
     device.unmount();
 
+    let completed_before = runtime.block_on(completed_sessions(server));
     let spawned = Instant::now();
     device.mount();
     let mounted = spawned.elapsed();
@@ -66,9 +71,22 @@ pub fn mount_start(server: &TestServer, saves: usize) -> StartFigures {
     let listed = spawned.elapsed();
     let pid = device.mount_pid().expect("mounted");
     let rss = crate::measure::rss_bytes(pid).expect("VmRSS");
+    while runtime.block_on(completed_sessions(server)) == completed_before {
+        assert!(spawned.elapsed() < LEARN_DEADLINE, "the restarted mount never negotiated");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let settled = crate::measure::rss_bytes(pid).expect("VmRSS");
     let peak = crate::measure::peak_rss_bytes(pid).expect("VmHWM");
     device.unmount();
-    StartFigures { mounted, listed, rss, peak }
+    StartFigures { mounted, listed, rss, settled, peak }
+}
+
+/// Sync sessions of the `start` user that the device has reported complete.
+async fn completed_sessions(server: &TestServer) -> usize {
+    let meta = server.app().meta();
+    let user = meta.ensure_user("start", 0).await.expect("the start user");
+    let sessions = meta.sessions(user).await.expect("list sessions");
+    sessions.iter().filter(|s| s.completed.is_some()).count()
 }
 
 fn count(dir: &Path) -> usize {
