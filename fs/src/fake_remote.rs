@@ -37,6 +37,8 @@ struct State {
     download_delay: std::time::Duration,
     /// How long a negotiate answer takes to arrive after its plan was made.
     negotiate_delay: std::time::Duration,
+    /// How long an upload's answer takes to arrive after its commit.
+    upload_answer_delay: std::time::Duration,
     downloads_started: u64,
     /// Calls refused by injected failures.
     refused: std::sync::atomic::AtomicU64,
@@ -143,6 +145,12 @@ impl FakeRemote {
     /// a big manifest): what the device does meanwhile is newer than the plan.
     pub fn set_negotiate_delay(&self, delay: std::time::Duration) {
         self.lock().negotiate_delay = delay;
+    }
+
+    /// Make every upload's answer arrive `delay` after its commit (a slow link): the
+    /// commit is in the feed, and the device may hear of it, before the answer is back.
+    pub fn set_upload_answer_delay(&self, delay: std::time::Duration) {
+        self.lock().upload_answer_delay = delay;
     }
 
     /// The negotiate plan for `entries` against the current heads, and how long its
@@ -285,12 +293,18 @@ impl FakeRemote {
     }
 
     /// After a commit: drop its answer and the link if told to.
-    fn maybe_lose_answer(&self) -> RemoteResult<()> {
-        let mut s = self.lock();
-        if std::mem::take(&mut s.drop_link_after_commit) {
-            s.offline = true;
-            return Err(RemoteError::Transient("fake: connection reset after commit".into()));
-        }
+    /// After a commit: lose its answer (`drop_link_after_next_commit`), or let it take
+    /// `upload_answer_delay` to arrive.
+    async fn maybe_lose_answer(&self) -> RemoteResult<()> {
+        let delay = {
+            let mut s = self.lock();
+            if std::mem::take(&mut s.drop_link_after_commit) {
+                s.offline = true;
+                return Err(RemoteError::Transient("fake: connection reset after commit".into()));
+            }
+            s.upload_answer_delay
+        };
+        tokio::time::sleep(delay).await;
         Ok(())
     }
 
@@ -406,7 +420,7 @@ impl Remote for FakeRemote {
                 return Err(RemoteError::Refused("fake: 400 refused".into()));
             }
             let meta = self.commit(&path, base, Some(bytes))?;
-            self.maybe_lose_answer()?;
+            self.maybe_lose_answer().await?;
             Ok(meta)
         })
     }
@@ -421,7 +435,7 @@ impl Remote for FakeRemote {
             let bytes = std::fs::read(&file)
                 .map_err(|e| RemoteError::Refused(format!("fake upload read: {e}")))?;
             let meta = self.commit(&path, base, Some(Bytes::from(bytes)))?;
-            self.maybe_lose_answer()?;
+            self.maybe_lose_answer().await?;
             Ok(meta)
         })
     }

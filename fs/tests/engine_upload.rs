@@ -204,3 +204,27 @@ fn a_save_deleted_after_its_upload_agreed_during_a_negotiation_is_deleted_on_the
     });
     assert_eq!(remote.live_paths(), Vec::<String>::new());
 }
+
+/// The feed announces this device's own upload before its answer is back (the answer is
+/// slow). That echo is this device's bytes: the save is neither downloaded back nor
+/// decided again, and the answer, once it arrives, agrees on it.
+#[test]
+fn an_own_upload_heard_from_the_feed_before_its_answer_is_not_downloaded_back() {
+    let remote = FakeRemote::new();
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::start(&remote, dir.path());
+    remote.set_upload_answer_delay(Duration::from_millis(400));
+    let saves = 40;
+    for i in 0..saves {
+        dev.write_file(&format!("gba/echo{i}.srm"), format!("save {i}").as_bytes());
+    }
+    wait_until(DEADLINE, "every save agreed and the queue drained", || {
+        (remote.live_paths().len() == saves && dev.pending() == 0).then_some(())
+    });
+    assert_eq!(remote.upload_count(), saves as u64, "each save uploaded once");
+    assert_eq!(
+        (remote.downloads_started(), remote.bulk_saves_sent()),
+        (0, 0),
+        "the device fetched its own uploads back"
+    );
+}

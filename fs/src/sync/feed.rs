@@ -324,6 +324,13 @@ fn record_changes(
 }
 
 /// Record a new head; returns the path if it needs a decision (not our own commit).
+///
+/// Our own commit is either agreed on already (it is the base), or it is an upload whose
+/// answer is still on the way: the feed can be faster than the answer. That one is noted
+/// in flight with its bytes' hash and the rev it was made on; its answer agrees on it, or,
+/// if the answer is lost, the sync that retries the queued upload adopts it
+/// (`adopt_own_commit`). Queued here, it was decided a second time and, in a page with
+/// other changes, bulk-downloaded back.
 fn note_change(l: &dyn LocalStore, meta: &SaveMeta) -> Result<Option<SavePath>, DbError> {
     if meta.path.components().any(is_local_only_name) {
         return Ok(None);
@@ -333,5 +340,15 @@ fn note_change(l: &dyn LocalStore, meta: &SaveMeta) -> Result<Option<SavePath>, 
         return Ok(None);
     }
     l.db().note_head(&meta.path, meta.version(), meta.size)?;
+    if own_upload_in_flight(l, meta)? {
+        return Ok(None);
+    }
     Ok(Some(meta.path.clone()))
+}
+
+/// True when `meta` is the commit of an upload of this device still waiting for its answer.
+fn own_upload_in_flight(l: &dyn LocalStore, meta: &SaveMeta) -> Result<bool, DbError> {
+    let Some(hash) = meta.hash else { return Ok(false) };
+    let in_flight = l.db().uploads_in_flight(&meta.path)?;
+    Ok(in_flight.iter().any(|(h, expected)| *h == hash && expected.next() == meta.rev))
 }
