@@ -35,6 +35,7 @@ use super::{
     StoredBytes, StoredVersion, UserId, UserPassword, UserSummary, WebSession,
 };
 use group_commit::GroupWriter;
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags};
 use savesync_core::wire::{AuditEntry, DeviceInfo, History, SaveMeta, SessionReport};
 use savesync_core::{ContentHash, Rev, SavePath, Seq};
@@ -46,6 +47,8 @@ use std::time::Duration;
 /// Idle reader connections kept open; more are opened on demand under load.
 const MAX_IDLE_READERS: usize = 4;
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Prepared statements kept per connection: more than one commit uses (the default is 16).
+const STATEMENT_CACHE: usize = 64;
 
 /// The blocking core of the SQLite store: every method runs on the calling thread. Tests
 /// and [`SqliteMeta`] (which moves each call onto a blocking thread) use it.
@@ -65,6 +68,12 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // In WAL mode FULL costs one fsync of the log per commit, small next to the blob fsync.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Plan each statement once (the query planner stability guarantee). Without it a cached
+    // statement whose plan looked at a bound value (any `LIMIT ?`) is compiled again every
+    // time it is bound: the retention prune did that on every commit, and the changes feed
+    // on every page.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
     Ok(())
 }
 
@@ -443,5 +452,36 @@ impl SqliteDb {
 
     pub fn prune_content_md5(&self) -> Result<u64, MetaError> {
         self.write(dav::prune_content_md5)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rusqlite::{Connection, StatementStatus};
+
+    /// How often SQLite compiled a cached `LIMIT ?` statement again over five bindings, on
+    /// a connection set up by `configure` or left as opened.
+    fn limit_statement_recompiles(configured: bool) -> i32 {
+        const SQL: &str = "SELECT x FROM t ORDER BY x LIMIT ?1";
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("plans.db")).unwrap();
+        if configured {
+            super::configure(&conn).unwrap();
+        }
+        conn.execute_batch("CREATE TABLE t (x INTEGER); INSERT INTO t VALUES (1), (2), (3);")
+            .unwrap();
+        for limit in 1..=5_i64 {
+            let mut stmt = conn.prepare_cached(SQL).unwrap();
+            let rows = stmt.query_map([limit], |r| r.get::<_, i64>(0)).unwrap().count();
+            assert_eq!(rows as i64, limit.min(3));
+        }
+        conn.prepare_cached(SQL).unwrap().get_status(StatementStatus::RePrepare)
+    }
+
+    /// The retention prune (`LIMIT ?5`) ran on every commit and was compiled again each time.
+    #[test]
+    fn a_cached_statement_with_a_bound_limit_is_planned_once() {
+        assert!(limit_statement_recompiles(false) > 0, "the premise: each binding recompiles");
+        assert_eq!(limit_statement_recompiles(true), 0);
     }
 }
