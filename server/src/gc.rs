@@ -241,7 +241,7 @@ mod tests {
 #[cfg(test)]
 mod replica_tests {
     use super::*;
-    use crate::blob::{FsBlobStore, body_of};
+    use crate::blob::{Digests, FsBlobStore, body_of};
     use crate::config::Config;
     use crate::meta::{Actor, CommitOutcome, CommitRequest, NewContent};
     use savesync_core::{ContentHash, Rev, SavePath};
@@ -283,7 +283,8 @@ mod replica_tests {
 
     /// The other replica's upload up to "blob visible", not committed.
     async fn publish_only(app: &App, bytes: &[u8]) -> ContentHash {
-        let staged = app.blobs().stage(body_of(bytes.to_vec()), 1 << 20).await.unwrap();
+        let staged =
+            app.blobs().stage(body_of(bytes.to_vec()), 1 << 20, Digests::Sha256).await.unwrap();
         let hash = staged.hash();
         staged.publish(&hash).await.unwrap();
         hash

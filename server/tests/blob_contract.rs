@@ -10,8 +10,8 @@ use object_store::ObjectStore;
 use object_store::aws::AmazonS3Builder;
 use savesync_core::ContentHash;
 use savesync_server::blob::{
-    BlobBody, BlobError, BlobStore, BlobUrl, FsBlobStore, S3BlobStore, S3Retry, S3Settings,
-    StagedBlob,
+    BlobBody, BlobError, BlobStore, BlobUrl, Digests, FsBlobStore, S3BlobStore, S3Retry,
+    S3Settings, StagedBlob,
 };
 use savesync_testenv::s3::{ACCESS_KEY_ID, Bucket, REGION, S3Server, SECRET_ACCESS_KEY};
 use std::collections::BTreeSet;
@@ -175,8 +175,14 @@ async fn read_all(store: &dyn BlobStore, hash: &ContentHash) -> (Vec<u8>, u64) {
 async fn multi_mib_round_trip_streamed_in_chunks(h: &Harness) {
     let body = pseudo_random(12 * MIB + 12_345, 7);
     let hash = ContentHash::of(&body);
-    let staged = h.store().stage(chunked(&body, 64 * 1024), 16 * MIB as u64).await.unwrap();
+    let staged = h
+        .store()
+        .stage(chunked(&body, 64 * 1024), 16 * MIB as u64, Digests::WithMd5)
+        .await
+        .unwrap();
     assert_eq!((staged.hash(), staged.size()), (hash, body.len() as u64));
+    let md5: [u8; 16] = <md5::Md5 as md5::Digest>::digest(&body).into();
+    assert_eq!(staged.md5(), Some(md5), "the MD5 asked for, computed on the same pass");
     assert!(!h.store().contains(&hash).await.unwrap(), "visible before publish");
     staged.publish(&hash).await.unwrap();
     let (read, size) = read_all(h.store(), &hash).await;
@@ -186,7 +192,8 @@ async fn multi_mib_round_trip_streamed_in_chunks(h: &Harness) {
 }
 
 async fn hash_mismatch_stores_nothing(h: &Harness) {
-    let staged = h.store().stage(chunked(b"actual bytes", 3), 1024).await.unwrap();
+    let staged = h.store().stage(chunked(b"actual bytes", 3), 1024, Digests::Sha256).await.unwrap();
+    assert_eq!(staged.md5(), None, "no MD5 unless asked for");
     let declared = ContentHash::of(b"declared");
     let err = staged.publish(&declared).await.unwrap_err();
     assert!(matches!(err, BlobError::HashMismatch { .. }), "{err:?}");
@@ -199,7 +206,11 @@ async fn too_large_is_refused_and_leaves_nothing(h: &Harness) {
     // Small (one buffered PUT) and big (a multipart upload already under way).
     for (len, limit) in [(100, 99), (7 * MIB, 6 * MIB)] {
         let body = pseudo_random(len, 3);
-        let err = h.store().stage(chunked(&body, 64 * 1024), limit as u64).await.unwrap_err();
+        let err = h
+            .store()
+            .stage(chunked(&body, 64 * 1024), limit as u64, Digests::Sha256)
+            .await
+            .unwrap_err();
         assert!(matches!(err, BlobError::TooLarge { limit: l } if l == limit as u64), "{err:?}");
     }
     // Exactly the limit is fine.
@@ -266,8 +277,11 @@ async fn list_reports_every_blob_with_its_modified_time(h: &Harness) {
 async fn a_dropped_staged_blob_leaves_nothing(h: &Harness) {
     for len in [10, 6 * MIB] {
         let body = pseudo_random(len, 11);
-        let staged: Box<dyn StagedBlob> =
-            h.store().stage(chunked(&body, 256 * 1024), 8 * MIB as u64).await.unwrap();
+        let staged: Box<dyn StagedBlob> = h
+            .store()
+            .stage(chunked(&body, 256 * 1024), 8 * MIB as u64, Digests::Sha256)
+            .await
+            .unwrap();
         assert_ne!(h.raw().await, BTreeSet::new(), "nothing staged");
         drop(staged);
         h.settles_to(&BTreeSet::new()).await;
@@ -278,7 +292,7 @@ async fn a_dropped_staged_blob_leaves_nothing(h: &Harness) {
         Ok(Bytes::from(vec![0u8; 6 * MIB])),
         Err(std::io::Error::other("client went away")),
     ]));
-    assert!(h.store().stage(broken, 8 * MIB as u64).await.is_err());
+    assert!(h.store().stage(broken, 8 * MIB as u64, Digests::Sha256).await.is_err());
     h.settles_to(&BTreeSet::new()).await;
 }
 

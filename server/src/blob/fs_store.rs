@@ -3,7 +3,7 @@
 //! file, renames it into place and fsyncs the directory, on a blocking thread.
 
 use super::writer::BlobWriter;
-use super::{BlobBody, BlobError, BlobReader, BlobStore, StagedBlob, StoredBlob};
+use super::{BlobBody, BlobError, BlobReader, BlobStore, Digests, StagedBlob, StoredBlob};
 use futures::StreamExt;
 use savesync_core::ContentHash;
 use std::fs;
@@ -54,7 +54,7 @@ struct FsStaged {
     file: tempfile::NamedTempFile,
     target: PathBuf,
     hash: ContentHash,
-    md5: [u8; 16],
+    md5: Option<[u8; 16]>,
     size: u64,
 }
 
@@ -69,7 +69,7 @@ impl StagedBlob for FsStaged {
     }
 
     fn md5(&self) -> Option<[u8; 16]> {
-        Some(self.md5)
+        self.md5
     }
 
     async fn publish(self: Box<Self>, declared: &ContentHash) -> Result<(), BlobError> {
@@ -162,9 +162,10 @@ impl BlobStore for FsBlobStore {
         &self,
         mut body: BlobBody,
         limit: u64,
+        digests: Digests,
     ) -> Result<Box<dyn StagedBlob>, BlobError> {
         let file = tempfile::Builder::new().prefix("upload-").tempfile_in(self.root.join("tmp"))?;
-        let mut writer = BlobWriter::new(file.as_file().try_clone()?, limit);
+        let mut writer = BlobWriter::new(file.as_file().try_clone()?, limit, digests);
         while let Some(chunk) = body.next().await {
             writer.write(&chunk?).await?;
         }
@@ -224,7 +225,7 @@ mod tests {
     ) -> Result<Box<dyn StagedBlob>, BlobError> {
         let chunks: Vec<io::Result<Bytes>> =
             bytes.chunks(7).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
-        store.stage(Box::pin(futures::stream::iter(chunks)), limit).await
+        store.stage(Box::pin(futures::stream::iter(chunks)), limit, Digests::WithMd5).await
     }
 
     fn staging_is_empty(dir: &Path) -> bool {
@@ -238,9 +239,12 @@ mod tests {
         let hash = ContentHash::of(b"chrono trigger sram");
         let staged = stage(&store, b"chrono trigger sram", 1024).await.unwrap();
         assert_eq!(staged.hash(), hash);
-        // The MD5 the WebDAV manifest needs is computed on the same pass.
+        // The MD5 the WebDAV manifest needs is computed on the same pass when asked for.
         let md5: [u8; 16] = <md5::Md5 as md5::Digest>::digest(b"chrono trigger sram").into();
         assert_eq!(staged.md5(), Some(md5));
+        let body = super::super::body_of(&b"chrono trigger sram"[..]);
+        let plain = store.stage(body, 1024, Digests::Sha256).await.unwrap();
+        assert_eq!((plain.hash(), plain.md5()), (hash, None), "the MD5 only when asked for");
         staged.publish(&hash).await.unwrap();
         let hex = hash.to_hex();
         let expected = dir.path().join(&hex[..2]).join(&hex[2..4]).join(&hex);

@@ -15,7 +15,7 @@
 //! the bucket's lifecycle rule, see docs/operations.md).
 
 use super::s3::{BlobUrl, S3Settings, blob_error};
-use super::{BlobBody, BlobError, BlobReader, BlobStore, StagedBlob, StoredBlob};
+use super::{BlobBody, BlobError, BlobReader, BlobStore, Digests, StagedBlob, StoredBlob};
 use futures::{StreamExt, TryStreamExt};
 use md5::{Digest, Md5};
 use object_store::aws::AmazonS3Builder;
@@ -171,7 +171,7 @@ struct S3Staged {
     staging: Option<Path>,
     target: Path,
     hash: ContentHash,
-    md5: [u8; 16],
+    md5: Option<[u8; 16]>,
     size: u64,
 }
 
@@ -194,7 +194,7 @@ impl StagedBlob for S3Staged {
     }
 
     fn md5(&self) -> Option<[u8; 16]> {
-        Some(self.md5)
+        self.md5
     }
 
     async fn publish(mut self: Box<Self>, declared: &ContentHash) -> Result<(), BlobError> {
@@ -221,13 +221,15 @@ impl BlobStore for S3BlobStore {
         &self,
         mut body: BlobBody,
         limit: u64,
+        digests: Digests,
     ) -> Result<Box<dyn StagedBlob>, BlobError> {
         let name = format!("upload-{}", hex::encode(rand::random::<[u8; 16]>()));
         let staging = self.staging_dir().child(name.as_str());
         let writer = BufWriter::with_capacity(Arc::clone(&self.store), staging.clone(), PART_BYTES)
             .with_max_concurrency(PART_CONCURRENCY);
         let mut upload = UploadGuard(Some(writer));
-        let (mut hasher, mut md5, mut size) = (ContentHasher::new(), Md5::new(), 0u64);
+        let mut md5 = (digests == Digests::WithMd5).then(Md5::new);
+        let (mut hasher, mut size) = (ContentHasher::new(), 0u64);
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
             size += chunk.len() as u64;
@@ -235,7 +237,9 @@ impl BlobStore for S3BlobStore {
                 return Err(BlobError::TooLarge { limit }); // the guard aborts
             }
             hasher.update(&chunk);
-            md5.update(&chunk);
+            if let Some(md5) = &mut md5 {
+                md5.update(&chunk);
+            }
             if let Some(writer) = upload.0.as_mut() {
                 writer.put(chunk).await.map_err(blob_error)?;
             }
@@ -252,7 +256,7 @@ impl BlobStore for S3BlobStore {
             staging: Some(staging),
             target: self.key_of(&hash),
             hash,
-            md5: md5.finalize().into(),
+            md5: md5.map(|m| m.finalize().into()),
             size,
         }))
     }

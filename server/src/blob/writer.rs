@@ -1,9 +1,9 @@
 //! [`BlobWriter`]: streams a body into a staging file, hashing as it goes and refusing to
 //! grow past the size limit, so an oversized or corrupt upload is detected before
-//! anything becomes visible. It also computes the body's MD5 on the way (cheap next to the
-//! SHA-256), which the WebDAV face's manifest needs (`crate::dav`).
+//! anything becomes visible. When asked ([`Digests::WithMd5`]) it also computes the body's
+//! MD5 on the way, which the WebDAV face's manifest needs (`crate::dav`).
 
-use super::BlobError;
+use super::{BlobError, Digests};
 use md5::{Digest, Md5};
 use savesync_core::{ContentHash, ContentHasher};
 use tokio::io::{AsyncWriteExt, BufWriter};
@@ -16,18 +16,18 @@ const BUFFER_BYTES: usize = 256 * 1024;
 pub struct BlobWriter {
     out: BufWriter<tokio::fs::File>,
     hasher: ContentHasher,
-    md5: Md5,
+    md5: Option<Md5>,
     size: u64,
     limit: u64,
 }
 
 impl BlobWriter {
     /// Write into `file` (a handle on the staging file).
-    pub fn new(file: std::fs::File, limit: u64) -> BlobWriter {
+    pub fn new(file: std::fs::File, limit: u64, digests: Digests) -> BlobWriter {
         BlobWriter {
             out: BufWriter::with_capacity(BUFFER_BYTES, tokio::fs::File::from_std(file)),
             hasher: ContentHasher::new(),
-            md5: Md5::new(),
+            md5: (digests == Digests::WithMd5).then(Md5::new),
             size: 0,
             limit,
         }
@@ -40,16 +40,19 @@ impl BlobWriter {
             return Err(BlobError::TooLarge { limit: self.limit });
         }
         self.hasher.update(chunk);
-        self.md5.update(chunk);
+        if let Some(md5) = &mut self.md5 {
+            md5.update(chunk);
+        }
         self.out.write_all(chunk).await?;
         self.size = new_size;
         Ok(())
     }
 
-    /// Flush to the OS; returns the hash, the MD5 and the size. The fsync happens at
-    /// publish, on a blocking thread, just before the rename that makes the blob visible.
-    pub async fn finish(mut self) -> Result<(ContentHash, [u8; 16], u64), BlobError> {
+    /// Flush to the OS; returns the hash, the MD5 if asked for, and the size. The fsync
+    /// happens at publish, on a blocking thread, just before the rename that makes the blob
+    /// visible.
+    pub async fn finish(mut self) -> Result<(ContentHash, Option<[u8; 16]>, u64), BlobError> {
         self.out.flush().await?;
-        Ok((self.hasher.finish(), self.md5.finalize().into(), self.size))
+        Ok((self.hasher.finish(), self.md5.map(|m| m.finalize().into()), self.size))
     }
 }

@@ -15,7 +15,7 @@
 use super::auth::DavDevice;
 use super::paths::{Target, classify, destination_path};
 use super::reply::{self, empty, from_api};
-use crate::blob::BlobError;
+use crate::blob::{BlobError, Digests};
 use crate::error::ApiError;
 use crate::http::ServerState;
 use crate::http::content::{commit_and_publish, receive_body};
@@ -74,7 +74,8 @@ async fn store(
     if declared_length(headers).is_some_and(|n| n > limit) {
         return Err(ApiError::new(savesync_core::ErrorCode::BodyTooLarge, "body too large"));
     }
-    let staged = receive_body(state, body, limit).await?;
+    // RetroArch's next manifest lists this upload by its MD5.
+    let staged = receive_body(state, body, limit, Digests::WithMd5).await?;
     let (hash, size) = (staged.hash(), staged.size());
     crate::quota::enforce(&state.app, device.user_id, hash, size).await?;
     let base = last_seen(state, device, &path).await?;

@@ -7,7 +7,7 @@
 
 use super::ServerState;
 use super::extract::{ApiQuery, AuthDevice, parse_path};
-use crate::blob::{BlobError, StagedBlob};
+use crate::blob::{BlobError, Digests, StagedBlob};
 use crate::error::ApiError;
 use crate::meta::{CommitOutcome, CommitRequest, NewContent};
 use crate::metrics::add;
@@ -126,7 +126,7 @@ pub async fn upload(
     if let Some(announced) = announced {
         quota::enforce(&state.app, auth.user_id, declared, announced).await?;
     }
-    let staged = receive_body(&state, body, limit).await?;
+    let staged = receive_body(&state, body, limit, Digests::Sha256).await?;
     quota::enforce(&state.app, auth.user_id, declared, staged.size()).await?;
     add(&state.app.metrics().upload_bytes, staged.size());
     let request = CommitRequest {
@@ -140,13 +140,14 @@ pub async fn upload(
     commit_and_publish(&state, request, Some(staged)).await.map(Json)
 }
 
-/// Stream the body into the blob store's staging. A client that stops sending for longer
-/// than the request timeout is cut off (`unavailable`, retryable) instead of holding
-/// staging open.
+/// Stream the body into the blob store's staging, computing `digests`. A client that stops
+/// sending for longer than the request timeout is cut off (`unavailable`, retryable)
+/// instead of holding staging open.
 pub(crate) async fn receive_body(
     state: &ServerState,
     body: Body,
     limit: u64,
+    digests: Digests,
 ) -> Result<Box<dyn StagedBlob>, ApiError> {
     let idle = state.app.config().request_timeout;
     // Why the body stream ended early, if it was the client's doing rather than the store's.
@@ -172,7 +173,7 @@ pub(crate) async fn receive_body(
             break;
         }
     };
-    match state.app.blobs().stage(Box::pin(chunks), limit).await {
+    match state.app.blobs().stage(Box::pin(chunks), limit, digests).await {
         Ok(staged) => Ok(staged),
         Err(e) => Err(cut_short
             .lock()

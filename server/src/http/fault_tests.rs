@@ -2,7 +2,7 @@
 //! HTTP behaviour of healthy stores is covered by `server/tests/`, driven by the client.)
 
 use crate::blob::{
-    BlobBody, BlobError, BlobReader, BlobStore, FsBlobStore, StagedBlob, StoredBlob,
+    BlobBody, BlobError, BlobReader, BlobStore, Digests, FsBlobStore, StagedBlob, StoredBlob,
 };
 use crate::meta::sqlite::SqliteMeta;
 use crate::{App, Config, launch};
@@ -34,8 +34,13 @@ impl StagedBlob for FullAtPublish {
 
 #[async_trait::async_trait]
 impl BlobStore for FullDisk {
-    async fn stage(&self, body: BlobBody, limit: u64) -> Result<Box<dyn StagedBlob>, BlobError> {
-        Ok(Box::new(FullAtPublish(self.0.stage(body, limit).await?)))
+    async fn stage(
+        &self,
+        body: BlobBody,
+        limit: u64,
+        digests: Digests,
+    ) -> Result<Box<dyn StagedBlob>, BlobError> {
+        Ok(Box::new(FullAtPublish(self.0.stage(body, limit, digests).await?)))
     }
     async fn get(&self, hash: &ContentHash) -> Result<(BlobReader, u64), BlobError> {
         self.0.get(hash).await

@@ -12,7 +12,7 @@ use super::error::RemoteError;
 use super::plan::Seen;
 use super::report::Counters;
 use super::ssh::Connection;
-use crate::blob::{BlobReader, BlobStore, StagedBlob};
+use crate::blob::{BlobReader, BlobStore, Digests, StagedBlob};
 use bytes::Bytes;
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, Packet, StatusCode};
@@ -238,7 +238,7 @@ async fn stage_local(
             }
         }
     };
-    let (staged, ()) = tokio::join!(blobs.stage(body, limit), feed);
+    let (staged, ()) = tokio::join!(blobs.stage(body, limit, Digests::Sha256), feed);
     staged.map_err(RemoteError::from)
 }
 
