@@ -245,6 +245,7 @@ mod tests {
         let body = super::super::body_of(&b"chrono trigger sram"[..]);
         let plain = store.stage(body, 1024, Digests::Sha256).await.unwrap();
         assert_eq!((plain.hash(), plain.md5()), (hash, None), "the MD5 only when asked for");
+        drop(plain);
         staged.publish(&hash).await.unwrap();
         let hex = hash.to_hex();
         let expected = dir.path().join(&hex[..2]).join(&hex[2..4]).join(&hex);
