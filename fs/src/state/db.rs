@@ -522,6 +522,21 @@ impl StateDb {
         Ok(())
     }
 
+    /// `path` synced: it leaves the given-up list, and its queue entry goes unless it was
+    /// re-enqueued since it was picked up. One transaction: this runs for every save.
+    pub fn finish_synced(&self, path: &SavePath, generation: i64) -> DbResult<()> {
+        let mut conn = self.lazy();
+        let tx = conn.transaction()?;
+        exec(&tx, "DELETE FROM given_up WHERE path = ?1", [path.as_str()])?;
+        exec(
+            &tx,
+            "DELETE FROM pending WHERE path = ?1 AND generation = ?2",
+            params![path.as_str(), generation],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
     /// Try again later (offline, transient error, busy file).
     pub fn retry_pending(&self, path: &SavePath, generation: i64, due_ms: i64) -> DbResult<()> {
         exec(
@@ -736,12 +751,6 @@ impl StateDb {
         Ok(())
     }
 
-    /// `path` synced after all: drop it from the given-up list.
-    pub fn clear_given_up(&self, path: &SavePath) -> DbResult<()> {
-        exec(&self.lazy(), "DELETE FROM given_up WHERE path = ?1", [path.as_str()])?;
-        Ok(())
-    }
-
     /// Saves the uploader gave up on, by path.
     pub fn given_up(&self) -> DbResult<Vec<GivenUpRow>> {
         let conn = self.conn();
@@ -847,6 +856,22 @@ mod tests {
         assert_eq!(db.pending_count().unwrap(), 1);
         let again = db.due_pending(10, 10).unwrap().remove(0);
         db.finish_pending(&p, again.generation).unwrap();
+        assert_eq!(db.pending_count().unwrap(), 0);
+    }
+
+    #[test]
+    fn a_finished_sync_leaves_the_given_up_list_and_keeps_a_newer_queue_entry() {
+        let (_dir, db) = db();
+        let p = SavePath::parse("snes/a.srm").unwrap();
+        db.give_up(&p, "refused: too large", 1).unwrap();
+        db.enqueue(&p, 0).unwrap();
+        let picked = db.due_pending(10, 10).unwrap().remove(0);
+        db.enqueue(&p, 5).unwrap(); // written again while the upload ran
+        db.finish_synced(&p, picked.generation).unwrap();
+        assert!(db.given_up().unwrap().is_empty());
+        assert_eq!(db.pending_count().unwrap(), 1, "the newer entry stays queued");
+        let again = db.due_pending(10, 10).unwrap().remove(0);
+        db.finish_synced(&p, again.generation).unwrap();
         assert_eq!(db.pending_count().unwrap(), 0);
     }
 

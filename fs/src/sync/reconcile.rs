@@ -12,7 +12,7 @@
 use super::SyncEngine;
 use super::plan::{Action, PlanConfig, PlanInput, SyncMode, plan};
 use super::prefetch::Parked;
-use crate::local::{Entry, EntryKind, Installed, LocalBytes, LocalError};
+use crate::local::{Entry, EntryKind, Installed, LocalBytes, LocalError, LocalStore};
 use crate::remote::{Fetched, RemoteError};
 use crate::state::{ConflictRow, Record};
 use savesync_core::wire::SaveMeta;
@@ -58,45 +58,30 @@ struct Snapshot {
     in_flight: Vec<(ContentHash, savesync_core::Rev)>,
 }
 
+/// The hash of what the device has for a save, and its bytes when they are here.
+type LocalContent = (Option<ContentHash>, Option<LocalBytes>);
+
 impl SyncEngine {
-    async fn snapshot(&self, path: &SavePath) -> Result<Snapshot, SyncError> {
+    /// The snapshot of `path` and, in the same blocking step, what the device has there:
+    /// `None` when its bytes changed while being read (they are in motion: try again after
+    /// the flush). One step, not two: every save a device writes goes through here.
+    async fn snapshot_with_content(
+        &self,
+        path: &SavePath,
+    ) -> Result<(Snapshot, Option<LocalContent>), SyncError> {
         let p = path.clone();
-        self.local(move |l| -> Result<Snapshot, LocalError> {
-            Ok(Snapshot {
+        self.local(move |l| -> Result<_, LocalError> {
+            let snap = Snapshot {
                 entry: l.entry(&p)?,
                 record: l.db().record(&p)?,
                 conflict: l.db().conflict(&p)?,
                 in_flight: l.db().uploads_in_flight(&p)?,
-            })
+            };
+            let content = local_content(l, &p, &snap)?;
+            Ok((snap, content))
         })
         .await
         .map_err(SyncError::from)
-    }
-
-    /// The hash of what the device has, and its bytes when they are here; `None` when the
-    /// bytes changed while being read (they are in motion: try again after the flush).
-    async fn local_bytes(
-        &self,
-        path: &SavePath,
-        snap: &Snapshot,
-    ) -> Result<Option<(Option<ContentHash>, Option<LocalBytes>)>, SyncError> {
-        match (snap.entry.kind, snap.entry.cached) {
-            (EntryKind::File, true) => {
-                let (p, seen) = (path.clone(), snap.entry.token);
-                let read = self
-                    .local(move |l| -> Result<_, LocalError> {
-                        let (hash, bytes) = l.read(&p)?;
-                        // Read after the snapshot: if the bytes moved in between (a write,
-                        // truncate or flush), what was read belongs to no closed version.
-                        let after = l.entry(&p)?;
-                        Ok((!after.unflushed && after.token == seen).then_some((hash, bytes)))
-                    })
-                    .await?;
-                Ok(read.map(|(hash, bytes)| (Some(hash), Some(bytes))))
-            }
-            (EntryKind::File, false) => Ok(Some((snap.record.base.and_then(|b| b.hash), None))),
-            _ => Ok(Some((None, None))),
-        }
     }
 
     /// Upload `bytes` (hashing to `hash`) on top of `expected`. The attempt is noted first
@@ -181,18 +166,11 @@ impl SyncEngine {
         // Set once the old name of a case-only rename was synced first (`names.rs`).
         let mut twin_synced = false;
         for _round in 0..4 {
-            let mut snap = self.snapshot(path).await?;
+            let (mut snap, mut content) = self.snapshot_with_content(path).await?;
             if self.adopt_own_commit(path, &snap).await? {
-                snap = self.snapshot(path).await?;
+                (snap, content) = self.snapshot_with_content(path).await?;
             }
-            let (local, bytes) = if snap.entry.kind == EntryKind::Other {
-                (None, None)
-            } else {
-                match self.local_bytes(path, &snap).await? {
-                    Some(read) => read,
-                    None => return Ok(Outcome::Busy),
-                }
-            };
+            let Some((local, bytes)) = content else { return Ok(Outcome::Busy) };
             let rec = &snap.record;
             let decision = decide(local, rec.base, rec.head);
             tracing::debug!(%path, ?decision, "sync decision");
@@ -412,5 +390,27 @@ impl SyncEngine {
         })
         .await
         .map_err(SyncError::local)
+    }
+}
+
+/// What the device has for `path` as `snap` saw it: the hash and bytes of a cached file
+/// (`None` when they changed while being read), the base's hash for a file never
+/// downloaded, nothing for anything else.
+fn local_content(
+    l: &dyn LocalStore,
+    path: &SavePath,
+    snap: &Snapshot,
+) -> Result<Option<LocalContent>, LocalError> {
+    match (snap.entry.kind, snap.entry.cached) {
+        (EntryKind::File, true) => {
+            let (hash, bytes) = l.read(path)?;
+            // Read after the snapshot: if the bytes moved in between (a write, truncate or
+            // flush), what was read belongs to no closed version.
+            let after = l.entry(path)?;
+            let unmoved = !after.unflushed && after.token == snap.entry.token;
+            Ok(unmoved.then_some((Some(hash), Some(bytes))))
+        }
+        (EntryKind::File, false) => Ok(Some((snap.record.base.and_then(|b| b.hash), None))),
+        _ => Ok(Some((None, None))),
     }
 }

@@ -168,10 +168,7 @@ async fn process(fs: &SyncEngine, row: PendingRow) -> QueueUpdate {
     let done = match result {
         Ok(Outcome::Done) => {
             fs.status.clear_error();
-            fs.local(move |l| {
-                l.db().clear_given_up(&path).and_then(|()| l.db().finish_pending(&path, generation))
-            })
-            .await
+            fs.local(move |l| l.db().finish_synced(&path, generation)).await
         }
         Ok(Outcome::Busy) => {
             let due = now_ms() + (fs.cfg.debounce.as_millis() as i64).max(200);
