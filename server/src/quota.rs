@@ -4,8 +4,8 @@
 //! What counts is [`StoredBytes::used`]: the distinct contents among the user's versions,
 //! heads, history and conflict versions alike. Content the user already stores is free to
 //! store again (the blob store keeps it once). An upload is checked before its body is
-//! read when it announces its length, and again once its exact size is known, before it is
-//! made visible; a refused upload stores nothing. Two uploads racing at the edge may both
+//! read when it announces its length (which is its exact size), else once its size is
+//! known, before it is made visible; a refused upload stores nothing. Two uploads racing at the edge may both
 //! pass, so a user can go over by at most the uploads in flight at that moment.
 
 use crate::app::App;

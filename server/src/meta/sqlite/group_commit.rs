@@ -178,11 +178,19 @@ impl GroupWriter {
     }
 }
 
+/// Run a statement of the batch's own bookkeeping (BEGIN, SAVEPOINT, RELEASE, COMMIT) from
+/// the statement cache: every commit runs four of them, and parsing each anew showed in
+/// the server's profile.
+fn run(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
 impl WriterState {
     /// The open batch, opening one if there is none; counts this member in.
     fn join(&mut self) -> Result<Arc<Batch>, MetaError> {
         if self.batch.is_none() {
-            self.conn.execute_batch("BEGIN IMMEDIATE")?;
+            run(&self.conn, "BEGIN IMMEDIATE")?;
             self.batch = Some((Arc::new(Batch::default()), 0));
         }
         let (batch, members) = self.batch.as_mut().expect("a batch is open");
@@ -192,7 +200,7 @@ impl WriterState {
 
     /// Run `f` inside a savepoint, rolling back to it when `f` fails or panics.
     fn run_member<T>(&mut self, f: impl FnOnce(&Connection) -> Result<T, MetaError>) -> Member<T> {
-        if let Err(e) = self.conn.execute_batch("SAVEPOINT member") {
+        if let Err(e) = run(&self.conn, "SAVEPOINT member") {
             return Member::Done(Err(e.into()));
         }
         let conn = &self.conn;
@@ -202,8 +210,12 @@ impl WriterState {
         };
         let keep = matches!(member, Member::Done(Ok(_)));
         if !self.conn.is_autocommit() {
-            let end = if keep { "RELEASE member" } else { "ROLLBACK TO member; RELEASE member" };
-            if let Err(e) = self.conn.execute_batch(end) {
+            let end = if keep {
+                run(&self.conn, "RELEASE member")
+            } else {
+                self.conn.execute_batch("ROLLBACK TO member; RELEASE member")
+            };
+            if let Err(e) = end {
                 // The savepoint could not be closed: the transaction cannot be trusted.
                 let _ = self.conn.execute_batch("ROLLBACK");
                 if keep {
@@ -217,7 +229,7 @@ impl WriterState {
     /// Commit the open batch, if any, and announce the outcome to its members.
     fn commit(&mut self) {
         let Some((batch, _)) = self.batch.take() else { return };
-        let outcome = self.conn.execute_batch("COMMIT").map_err(|e| {
+        let outcome = run(&self.conn, "COMMIT").map_err(|e| {
             if !self.conn.is_autocommit() {
                 let _ = self.conn.execute_batch("ROLLBACK");
             }
