@@ -458,9 +458,13 @@ impl StateDb {
         Ok(())
     }
 
-    /// Agree on `v`: it becomes both base and known head.
+    /// Agree on `v`: it becomes both base and known head. One transaction for the record
+    /// and the in-flight note: this runs for every save uploaded.
     pub fn agree(&self, path: &SavePath, v: Version, size: u64) -> DbResult<()> {
-        agree_in(&self.lazy(), path, v, size)?;
+        let mut conn = self.lazy();
+        let tx = conn.transaction()?;
+        agree_in(&tx, path, v, size)?;
+        tx.commit()?;
         Ok(())
     }
 

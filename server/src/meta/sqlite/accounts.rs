@@ -97,9 +97,8 @@ pub fn redeem_pairing_code(
 
 pub fn device_revoked(conn: &Connection, device: DeviceId) -> Result<bool, MetaError> {
     let revoked: Option<bool> = conn
-        .query_row("SELECT revoked_at IS NOT NULL FROM devices WHERE id = ?1", [device], |r| {
-            r.get(0)
-        })
+        .prepare_cached("SELECT revoked_at IS NOT NULL FROM devices WHERE id = ?1")?
+        .query_row([device], |r| r.get(0))
         .optional()?;
     Ok(revoked.unwrap_or(true))
 }
@@ -114,27 +113,28 @@ pub fn device_by_token_hash(
     conn: &Connection,
     token_hash: &str,
 ) -> Result<Option<DeviceAuth>, MetaError> {
+    // Every request authenticates: the statement comes from the cache.
     Ok(conn
-        .query_row(
+        .prepare_cached(
             "SELECT d.id, d.name, u.id, u.name, d.revoked_at IS NOT NULL, d.token_hash
              FROM devices d JOIN users u ON u.id = d.user_id WHERE d.token_hash = ?1",
-            [token_hash],
-            |r| {
-                Ok(DeviceAuth {
-                    device_id: r.get(0)?,
-                    device_name: r.get(1)?,
-                    user_id: r.get(2)?,
-                    user_name: r.get(3)?,
-                    revoked: r.get(4)?,
-                    token_hash: r.get(5)?,
-                })
-            },
-        )
+        )?
+        .query_row([token_hash], |r| {
+            Ok(DeviceAuth {
+                device_id: r.get(0)?,
+                device_name: r.get(1)?,
+                user_id: r.get(2)?,
+                user_name: r.get(3)?,
+                revoked: r.get(4)?,
+                token_hash: r.get(5)?,
+            })
+        })
         .optional()?)
 }
 
 pub fn touch_device(conn: &Connection, device: DeviceId, now: i64) -> Result<(), MetaError> {
-    conn.execute("UPDATE devices SET last_seen_at = ?2 WHERE id = ?1", params![device, now])?;
+    conn.prepare_cached("UPDATE devices SET last_seen_at = ?2 WHERE id = ?1")?
+        .execute(params![device, now])?;
     Ok(())
 }
 

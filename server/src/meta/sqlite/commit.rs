@@ -64,11 +64,9 @@ pub fn commit(
         return Ok(CommitOutcome::NameCollision(existing));
     }
 
-    let seq: i64 = conn.query_row(
-        "UPDATE users SET seq = seq + 1 WHERE id = ?1 RETURNING seq",
-        [user],
-        |r| r.get(0),
-    )?;
+    let seq: i64 = conn
+        .prepare_cached("UPDATE users SET seq = seq + 1 WHERE id = ?1 RETURNING seq")?
+        .query_row([user], |r| r.get(0))?;
     let rev = sql_u64(head_rev.next().0);
     let (hash_hex, size) = match req.content {
         NewContent::Bytes { hash, size } => (Some(hash.to_hex()), sql_u64(size)),

@@ -11,8 +11,10 @@ use savesync_core::{ContentHash, Rev, SavePath, Seq};
 use std::collections::HashSet;
 
 pub fn current_seq(conn: &Connection, user: UserId) -> Result<Seq, MetaError> {
-    let seq: Option<i64> =
-        conn.query_row("SELECT seq FROM users WHERE id = ?1", [user], |r| r.get(0)).optional()?;
+    let seq: Option<i64> = conn
+        .prepare_cached("SELECT seq FROM users WHERE id = ?1")?
+        .query_row([user], |r| r.get(0))
+        .optional()?;
     Ok(Seq(seq.map_or(0, |s| u64::try_from(s).unwrap_or(0))))
 }
 
