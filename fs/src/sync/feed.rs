@@ -75,11 +75,11 @@ async fn follow_once(fs: &SyncEngine) -> Result<(), RemoteError> {
     fs.remote.probe().await?;
     // The server answered: queued uploads may go even if negotiating fails locally.
     now_online(fs).await;
-    let negotiated = negotiate(fs).await;
-    // The manifest and the plan (about a kilobyte per save at their peak) are freed now,
-    // whether or not the round succeeded.
-    fs.local(|_| crate::heap::release_free_memory()).await;
-    negotiated?;
+    if let Err(e) = negotiate(fs).await {
+        // The manifest (about a kilobyte per save at its peak) is freed by now.
+        fs.local(|_| crate::heap::release_free_memory()).await;
+        return Err(e);
+    }
     // The server answered: queued work may go while the stream connects.
     now_online(fs).await;
     let silence = fs.cfg.event_silence;
@@ -233,6 +233,9 @@ async fn negotiate(fs: &SyncEngine) -> Result<(), RemoteError> {
         }
     };
     fs.wake.notify_one();
+    // The manifest and the plan (about a kilobyte per save at their peak) are freed now:
+    // give the heap back before the session is reported complete.
+    fs.local(|_| crate::heap::release_free_memory()).await;
     tracing::info!(actions = queued, bulk = taken.len(), cursor = %cursor, "negotiated with the server");
     // The plan is in the durable queue, which carries it out: close the session with
     // what was queued. A lost report only leaves the session open on the server.
