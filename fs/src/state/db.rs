@@ -403,13 +403,12 @@ impl StateDb {
         })
     }
 
-    /// Every sync record, in path order. Rows are parsed as they are read, so the DB's
-    /// text form of 100,000 records is never held at once.
+    /// Every sync record. Rows are parsed as they are read, so the DB's text form of
+    /// 100,000 records is never held at once.
     pub fn all_records(&self) -> DbResult<Vec<(SavePath, Record)>> {
         let conn = self.conn();
         let mut stmt = conn.prepare(
-            "SELECT path, base_rev, base_hash, head_rev, head_hash, head_size FROM records
-             ORDER BY path",
+            "SELECT path, base_rev, base_hash, head_rev, head_hash, head_size FROM records",
         )?;
         let rows = stmt.query_and_then([], |r| -> DbResult<(SavePath, Record)> {
             Ok((

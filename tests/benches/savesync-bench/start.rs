@@ -7,6 +7,7 @@
 //! server: the memory the mount keeps while it runs.
 
 use crate::seed::upload_tiny;
+use savesync_server::meta::UserId;
 use savesync_tests::{Device, TestServer};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -58,7 +59,8 @@ pub fn mount_start(server: &TestServer, saves: usize) -> StartFigures {
     eprintln!("  the device learnt {saves} saves in {:.1} s", learn.elapsed().as_secs_f64());
     device.unmount();
 
-    let completed_before = runtime.block_on(completed_sessions(server));
+    let user = runtime.block_on(server.app().meta().ensure_user("start", 0)).expect("start user");
+    let completed_before = runtime.block_on(completed_sessions(server, user));
     let spawned = Instant::now();
     device.mount();
     let mounted = spawned.elapsed();
@@ -71,7 +73,7 @@ pub fn mount_start(server: &TestServer, saves: usize) -> StartFigures {
     let listed = spawned.elapsed();
     let pid = device.mount_pid().expect("mounted");
     let rss = crate::measure::rss_bytes(pid).expect("VmRSS");
-    while runtime.block_on(completed_sessions(server)) == completed_before {
+    while runtime.block_on(completed_sessions(server, user)) == completed_before {
         assert!(spawned.elapsed() < LEARN_DEADLINE, "the restarted mount never negotiated");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -81,11 +83,10 @@ pub fn mount_start(server: &TestServer, saves: usize) -> StartFigures {
     StartFigures { mounted, listed, rss, settled, peak }
 }
 
-/// Sync sessions of the `start` user that the device has reported complete.
-async fn completed_sessions(server: &TestServer) -> usize {
-    let meta = server.app().meta();
-    let user = meta.ensure_user("start", 0).await.expect("the start user");
-    let sessions = meta.sessions(user).await.expect("list sessions");
+/// Sync sessions of `user` that the device has reported complete (a read, so polling it
+/// adds no writes to the server whose device is being measured).
+async fn completed_sessions(server: &TestServer, user: UserId) -> usize {
+    let sessions = server.app().meta().sessions(user).await.expect("list sessions");
     sessions.iter().filter(|s| s.completed.is_some()).count()
 }
 
