@@ -11,15 +11,24 @@
 const MMAP_THRESHOLD: libc::c_int = 256 * 1024;
 
 /// Set the allocator up for a long-running daemon (call first thing, before any thread):
-/// a fixed mmap threshold, so big buffers (a manifest's JSON, a library's record list)
-/// return to the OS the moment they are freed. glibc otherwise raises the threshold each
-/// time such a buffer is freed, and later big buffers come from the heap and stay.
+/// - a fixed mmap threshold, so big buffers (a manifest's JSON, a library's record list)
+///   return to the OS the moment they are freed. glibc otherwise raises the threshold each
+///   time such a buffer is freed, and later big buffers come from the heap and stay;
+/// - one arena per CPU instead of glibc's eight: the daemon's threads (FUSE, the async
+///   runtime, its blocking pool) each got an arena of their own, every one holding some
+///   freed memory. With 100,000 saves on 2 CPUs this kept the resident set from swinging
+///   between 45 and 51 MiB while idle.
 pub fn tune_for_daemon() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets an allocator parameter; called before other threads exist.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+    {
+        let arenas = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
+        let arenas = libc::c_int::try_from(arenas).unwrap_or(libc::c_int::MAX);
+        // SAFETY: mallopt only sets allocator parameters; called before other threads exist.
+        #[allow(unsafe_code)]
+        unsafe {
+            libc::mallopt(libc::M_MMAP_THRESHOLD, MMAP_THRESHOLD);
+            libc::mallopt(libc::M_ARENA_MAX, arenas);
+        }
     }
 }
 

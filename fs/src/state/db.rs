@@ -243,6 +243,15 @@ impl StateDb {
         Ok(StateDb { conn: Mutex::new(conn), lazy: Mutex::new(lazy) })
     }
 
+    /// Free the page caches of both connections (`PRAGMA shrink_memory`), after a phase
+    /// that read the whole DB: loading the inode table or building a manifest.
+    pub fn release_memory(&self) -> DbResult<()> {
+        for conn in [self.conn(), self.lazy()] {
+            conn.execute_batch("PRAGMA shrink_memory")?;
+        }
+        Ok(())
+    }
+
     pub(super) fn conn(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock leaves SQLite itself consistent (transactions roll
         // back), so a poisoned mutex is safe to reuse.

@@ -77,7 +77,7 @@ pub struct SpecialData {
 pub struct InodeRow {
     pub ino: u64,
     pub parent: u64,
-    pub name: String,
+    pub name: Box<str>,
     pub kind: InodeKind,
     pub mode: u32,
     pub uid: u32,

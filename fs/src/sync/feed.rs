@@ -70,6 +70,15 @@ async fn now_online(fs: &SyncEngine) {
     fs.wake.notify_one();
 }
 
+/// Free what a negotiation read and built: the state DB's page caches (it read every
+/// record) and the freed heap.
+fn give_back_memory(local: &dyn LocalStore) {
+    if let Err(e) = local.db().release_memory() {
+        tracing::debug!("state db kept its page cache: {e}");
+    }
+    crate::heap::release_free_memory();
+}
+
 async fn follow_once(fs: &SyncEngine) -> Result<(), RemoteError> {
     // Nothing is read from the cache before the server has answered.
     fs.remote.probe().await?;
@@ -77,7 +86,7 @@ async fn follow_once(fs: &SyncEngine) -> Result<(), RemoteError> {
     now_online(fs).await;
     if let Err(e) = negotiate(fs).await {
         // The manifest (about a kilobyte per save at its peak) is freed by now.
-        fs.local(|_| crate::heap::release_free_memory()).await;
+        fs.local(give_back_memory).await;
         return Err(e);
     }
     // The server answered: queued work may go while the stream connects.
@@ -235,7 +244,7 @@ async fn negotiate(fs: &SyncEngine) -> Result<(), RemoteError> {
     fs.wake.notify_one();
     // The manifest and the plan (about a kilobyte per save at their peak) are freed now:
     // give the heap back before the session is reported complete.
-    fs.local(|_| crate::heap::release_free_memory()).await;
+    fs.local(give_back_memory).await;
     tracing::info!(actions = queued, bulk = taken.len(), cursor = %cursor, "negotiated with the server");
     // The plan is in the durable queue, which carries it out: close the session with
     // what was queued. A lost report only leaves the session open on the server.

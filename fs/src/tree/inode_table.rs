@@ -20,12 +20,13 @@
 //! Names are NFC (the FUSE adapter normalises them). Each directory also indexes its names
 //! by their canonical caseless key ([`savesync_core::fold_key`]), so the mount can refuse a
 //! new name that a case-insensitive re-export would merge with an existing sibling
-//! ([`InodeTable::fold_siblings`]) without scanning the directory.
+//! ([`InodeTable::fold_siblings`]), scanning the directory only when one may be there.
 
-use super::fold_index::FoldIndex;
+use super::dir_entries::DirEntries;
+use super::inode_slots::InodeSlots;
 use crate::state::{InodeKind, InodeRow, SpecialData};
 use savesync_core::{MAX_PATH_COMPONENTS, SavePath, is_local_only_name};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 /// Root inode number (FUSE's convention).
 pub const ROOT_INO: u64 = 1;
@@ -87,10 +88,8 @@ impl Inode {
 /// The tree.
 #[derive(Debug, Default)]
 pub struct InodeTable {
-    inodes: HashMap<u64, Inode>,
-    children: HashMap<u64, BTreeMap<Box<str>, u64>>,
-    /// The names in `children`, grouped by caseless key.
-    folds: FoldIndex,
+    inodes: InodeSlots,
+    children: HashMap<u64, DirEntries>,
     next_ino: u64,
 }
 
@@ -129,7 +128,7 @@ impl InodeTable {
         }
         // A row replacing one of the same inode keeps the runtime state (open handles,
         // unflushed bytes, special data, extra names) of the one before it.
-        let inode = match self.inodes.remove(&ino) {
+        let inode = match self.inodes.remove(ino) {
             Some(prev) => Inode { row, linked: true, replaced: true, ..prev },
             None => Inode {
                 row,
@@ -147,7 +146,7 @@ impl InodeTable {
 
     /// Give `ino` one more name (a hard link); the caller checked the name is free.
     pub fn add_name(&mut self, ino: u64, parent: u64, name: &str) {
-        if let Some(inode) = self.inodes.get_mut(&ino) {
+        if let Some(inode) = self.inodes.get_mut(ino) {
             inode.extras_mut().extra_names.push((parent, name.to_owned()));
             self.link_child(parent, name, ino);
         }
@@ -156,21 +155,21 @@ impl InodeTable {
     /// True when `ino` has more than one name.
     #[must_use]
     pub fn has_extra_names(&self, ino: u64) -> bool {
-        self.inodes.get(&ino).is_some_and(|i| !i.extra_names().is_empty())
+        self.inodes.get(ino).is_some_and(|i| !i.extra_names().is_empty())
     }
 
     /// Drop the name `(parent, name)` of an inode that has others. Returns the extra name
     /// whose `links` row must go: the dropped one, or the one promoted to the row's name
     /// when the first name was dropped (the caller then persists the row too).
     pub fn drop_name(&mut self, ino: u64, parent: u64, name: &str) -> Option<(u64, String)> {
-        let inode = self.inodes.get_mut(&ino)?;
-        let gone = if (inode.row.parent, inode.row.name.as_str()) == (parent, name) {
+        let inode = self.inodes.get_mut(ino)?;
+        let gone = if (inode.row.parent, &*inode.row.name) == (parent, name) {
             if inode.extra_names().is_empty() {
                 return None;
             }
             let (p, n) = inode.extras_mut().extra_names.remove(0);
             inode.row.parent = p;
-            inode.row.name = n.clone();
+            inode.row.name = n.as_str().into();
             (p, n)
         } else {
             let extra = &mut inode.extras_mut().extra_names;
@@ -190,8 +189,8 @@ impl InodeTable {
         (parent, name): (u64, &str),
         (new_parent, new_name): (u64, &str),
     ) -> Option<((u64, String), (u64, String))> {
-        let inode = self.inodes.get_mut(&ino)?;
-        if (inode.row.parent, inode.row.name.as_str()) == (parent, name) {
+        let inode = self.inodes.get_mut(ino)?;
+        if (inode.row.parent, &*inode.row.name) == (parent, name) {
             self.relink(ino, new_parent, new_name);
             return None;
         }
@@ -208,50 +207,43 @@ impl InodeTable {
 
     /// Enter `name` -> `ino` in directory `parent` (and in its caseless index).
     fn link_child(&mut self, parent: u64, name: &str, ino: u64) {
-        self.children.entry(parent).or_default().insert(name.into(), ino);
-        self.folds.insert(parent, name);
+        self.children.entry(parent).or_default().insert(name, ino);
     }
 
     /// Remove `name` from directory `parent` if it still points at `ino`.
     fn unlink_child(&mut self, parent: u64, name: &str, ino: u64) {
-        let Some(c) = self.children.get_mut(&parent) else { return };
-        if c.get(name) != Some(&ino) {
-            return;
+        if let Some(c) = self.children.get_mut(&parent) {
+            c.remove_if(name, ino);
         }
-        c.remove(name);
-        self.folds.remove(parent, name);
     }
 
     /// Entries of `parent` whose names differ from `name` but case-fold to the same key:
     /// the names `name` would collide with on a case-insensitive re-export.
     #[must_use]
     pub fn fold_siblings(&self, parent: u64, name: &str) -> Vec<(String, u64)> {
-        self.folds
-            .siblings(parent, name)
-            .into_iter()
-            .filter_map(|n| Some((n.to_owned(), self.child(parent, n)?)))
-            .collect()
+        let Some(dir) = self.children.get(&parent) else { return Vec::new() };
+        dir.fold_siblings(name).into_iter().map(|(n, ino)| (n.to_owned(), ino)).collect()
     }
 
     /// Attach the target or device number of a special inode.
     pub fn set_special(&mut self, ino: u64, data: SpecialData) {
-        if let Some(inode) = self.inodes.get_mut(&ino) {
+        if let Some(inode) = self.inodes.get_mut(ino) {
             inode.extras_mut().special = data;
         }
     }
 
     #[must_use]
     pub fn get(&self, ino: u64) -> Option<&Inode> {
-        self.inodes.get(&ino)
+        self.inodes.get(ino)
     }
 
     pub fn get_mut(&mut self, ino: u64) -> Option<&mut Inode> {
-        self.inodes.get_mut(&ino)
+        self.inodes.get_mut(ino)
     }
 
     #[must_use]
     pub fn child(&self, parent: u64, name: &str) -> Option<u64> {
-        self.children.get(&parent)?.get(name).copied()
+        self.children.get(&parent)?.get(name)
     }
 
     /// Children of a directory in name order.
@@ -259,7 +251,7 @@ impl InodeTable {
     pub fn children(&self, parent: u64) -> Vec<(String, u64)> {
         self.children
             .get(&parent)
-            .map(|c| c.iter().map(|(n, i)| (n.to_string(), *i)).collect())
+            .map(|c| c.iter().map(|(n, i)| (n.to_owned(), i)).collect())
             .unwrap_or_default()
     }
 
@@ -271,13 +263,13 @@ impl InodeTable {
     /// Unlink `ino` from its directory. It stays in the table while open; returns true
     /// when it was dropped entirely (not open).
     pub fn detach(&mut self, ino: u64) -> bool {
-        let Some(inode) = self.inodes.get_mut(&ino) else { return true };
+        let Some(inode) = self.inodes.get_mut(ino) else { return true };
         let (parent, name) = (inode.row.parent, inode.row.name.clone());
         inode.linked = false;
         let open = inode.open_handles > 0;
         self.unlink_child(parent, &name, ino);
         if !open {
-            self.inodes.remove(&ino);
+            self.inodes.remove(ino);
             self.children.remove(&ino);
             true
         } else {
@@ -289,8 +281,8 @@ impl InodeTable {
     #[must_use]
     pub fn subdir_count(&self, ino: u64) -> u32 {
         self.children.get(&ino).map_or(0, |c| {
-            c.values()
-                .filter(|i| self.inodes.get(i).is_some_and(|n| n.row.kind == InodeKind::Dir))
+            c.iter()
+                .filter(|(_, i)| self.inodes.get(*i).is_some_and(|n| n.row.kind == InodeKind::Dir))
                 .count() as u32
         })
     }
@@ -298,7 +290,7 @@ impl InodeTable {
     /// Record that entries of directory `ino` changed now (mtime and ctime, as POSIX
     /// requires of create, unlink, rename, mkdir, rmdir). Returns the row to persist.
     pub fn touch_dir(&mut self, ino: u64, now_ns: i64) -> Option<InodeRow> {
-        let inode = self.inodes.get_mut(&ino)?;
+        let inode = self.inodes.get_mut(ino)?;
         inode.row.mtime_ns = now_ns;
         inode.row.ctime_ns = now_ns;
         Some(inode.row.clone())
@@ -306,9 +298,9 @@ impl InodeTable {
 
     /// Drop an unlinked inode whose last handle closed.
     pub fn forget_if_orphan(&mut self, ino: u64) -> bool {
-        let orphan = self.inodes.get(&ino).is_some_and(|i| !i.linked && i.open_handles == 0);
+        let orphan = self.inodes.get(ino).is_some_and(|i| !i.linked && i.open_handles == 0);
         if orphan {
-            self.inodes.remove(&ino);
+            self.inodes.remove(ino);
             self.children.remove(&ino);
         }
         orphan
@@ -316,10 +308,10 @@ impl InodeTable {
 
     /// Move `ino` to `(new_parent, new_name)`; the caller has detached any target.
     pub fn relink(&mut self, ino: u64, new_parent: u64, new_name: &str) {
-        let Some(inode) = self.inodes.get_mut(&ino) else { return };
+        let Some(inode) = self.inodes.get_mut(ino) else { return };
         let (parent, name) = (inode.row.parent, inode.row.name.clone());
         inode.row.parent = new_parent;
-        inode.row.name = new_name.to_owned();
+        inode.row.name = new_name.into();
         self.unlink_child(parent, &name, ino);
         self.link_child(new_parent, new_name, ino);
     }
@@ -335,11 +327,11 @@ impl InodeTable {
                 parts.reverse();
                 return Some(parts.join("/"));
             }
-            let inode = self.inodes.get(&cur)?;
+            let inode = self.inodes.get(cur)?;
             if !inode.linked {
                 return None;
             }
-            parts.push(inode.row.name.as_str());
+            parts.push(&*inode.row.name);
             cur = inode.row.parent;
         }
         None
@@ -349,7 +341,7 @@ impl InodeTable {
     /// conflict copies, temp names, unlinked inodes).
     #[must_use]
     pub fn save_path(&self, ino: u64) -> Option<SavePath> {
-        let inode = self.inodes.get(&ino)?;
+        let inode = self.inodes.get(ino)?;
         if inode.row.kind != InodeKind::File {
             return None;
         }
@@ -370,7 +362,7 @@ impl InodeTable {
                 out.push((cur, p));
             }
             if let Some(c) = self.children.get(&cur) {
-                stack.extend(c.values().copied());
+                stack.extend(c.iter().map(|(_, i)| i));
             }
         }
         out
@@ -384,6 +376,11 @@ impl InodeTable {
             cur = self.child(cur, comp)?;
         }
         Some(cur)
+    }
+
+    /// Give back the room the directories grew into while the table was loaded.
+    pub fn shrink_to_fit(&mut self) {
+        self.children.values_mut().for_each(DirEntries::shrink_to_fit);
     }
 
     /// All inodes (for startup checks).

@@ -359,7 +359,7 @@ pub(super) fn drop_conflict(tree: &LocalTree, path: &SavePath, c: &ConflictRow) 
             return Ok(());
         }
         let parent = inode.row.parent;
-        let name = inode.row.name.clone();
+        let name = inode.row.name.to_string();
         t.detach(c.ino);
         tree.invalidate(Invalidation::Entry { parent, name });
     }

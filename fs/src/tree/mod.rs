@@ -9,8 +9,10 @@
 //! Locking: `table` is a short-held std mutex, never held across disk syncs of other files
 //! or any network I/O.
 
+mod dir_entries;
 mod fold_index;
 mod hash_cache;
+mod inode_slots;
 pub mod inode_table;
 mod install;
 mod moved;
@@ -95,7 +97,7 @@ impl LocalTree {
         let root = InodeRow {
             ino: ROOT_INO,
             parent: ROOT_INO,
-            name: String::new(),
+            name: "".into(),
             kind: InodeKind::Dir,
             mode: cfg.dir_mode,
             uid: cfg.uid,
@@ -126,6 +128,7 @@ impl LocalTree {
         for (ino, parent, name) in db.load_links()? {
             table.add_name(ino, parent, &name);
         }
+        table.shrink_to_fit();
         let tree = LocalTree {
             cfg,
             db,
@@ -138,7 +141,11 @@ impl LocalTree {
             tree.recover_after_power_cut()?;
         }
         tree.ensure_reserve();
-        // Loading grew the table's maps step by step; the smaller copies they left are free.
+        // Loading read every inode row and grew the table's maps step by step; the page
+        // cache and the smaller copies the maps left are free.
+        if let Err(e) = tree.db.release_memory() {
+            tracing::debug!("state db kept its page cache: {e}");
+        }
         crate::heap::release_free_memory();
         Ok(tree)
     }
@@ -254,7 +261,7 @@ impl LocalTree {
         InodeRow {
             ino,
             parent,
-            name: name.to_owned(),
+            name: name.into(),
             kind,
             mode: mode & 0o7777,
             uid,

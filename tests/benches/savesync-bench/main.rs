@@ -549,8 +549,9 @@ fn start_figures(server: &TestServer, p: &Params, report: &mut Report) {
     let mib = f.settled as f64 / (1024.0 * 1024.0);
     report.text(
         &format!(
-            "mount start with {} saves: RSS after its first negotiation (peak)",
-            p.start_saves
+            "mount start with {} saves: most RSS over {} s after its first negotiation (peak)",
+            p.start_saves,
+            start::IDLE_WINDOW.as_secs()
         ),
         [None, None, None, Some(format!("{} ({})", fmt_mib(f.settled), fmt_mib(f.peak)))],
         "-",
