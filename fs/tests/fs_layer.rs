@@ -5,7 +5,8 @@ mod common;
 
 use common::{DEADLINE, Device, wait_until};
 use savesync_fs::fake_remote::FakeRemote;
-use savesync_fs::savefs::{SetAttr, TimeSet};
+use savesync_fs::savefs::{RenameOptions, SetAttr, TimeSet};
+use savesync_fs::tree::ROOT_INO;
 use std::time::{Duration, UNIX_EPOCH};
 
 #[test]
@@ -123,4 +124,44 @@ fn rmdir_refuses_a_non_empty_directory_and_xattr_free_statfs_has_real_numbers() 
     dev.fs.rmdir(1, "d").unwrap();
     let st = dev.fs.statfs().unwrap();
     assert!(st.blocks > 0 && st.bsize > 0);
+}
+
+#[test]
+fn a_directory_links_its_subdirectories_through_mkdir_rename_rmdir_and_a_remount() {
+    let remote = FakeRemote::new();
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::start(&remote, dir.path());
+    let nlink = |dev: &Device, path: &str| dev.lookup(path).unwrap().nlink;
+    // `mkdirs` makes the directories above a path's last component.
+    dev.mkdirs("a/b/-");
+    dev.mkdirs("a/c/x/-");
+    dev.mkdirs("d/-");
+    dev.write_file("a/f.srm", b"f");
+    let (a, d) = (dev.lookup("a").unwrap().ino, dev.lookup("d").unwrap().ino);
+    let rename = |from: u64, name: &str, to: u64, new_name: &str| {
+        dev.fs.rename(from, name, to, new_name, RenameOptions::default()).unwrap();
+    };
+    // (after, a's link count, d's link count): 2 plus the subdirectories, files not counted.
+    let mut seen = vec![("start", nlink(&dev, "a"), nlink(&dev, "d"))];
+    rename(a, "b", d, "b");
+    seen.push(("a/b moved to d/b", nlink(&dev, "a"), nlink(&dev, "d")));
+    rename(a, "f.srm", d, "f.srm");
+    seen.push(("a/f.srm moved to d", nlink(&dev, "a"), nlink(&dev, "d")));
+    rename(a, "c", a, "c2");
+    seen.push(("a/c renamed in place", nlink(&dev, "a"), nlink(&dev, "d")));
+    dev.fs.rmdir(dev.lookup("a/c2").unwrap().ino, "x").unwrap();
+    dev.fs.rmdir(a, "c2").unwrap();
+    seen.push(("a/c2 removed", nlink(&dev, "a"), nlink(&dev, "d")));
+    let want = [
+        ("start", 4, 2),
+        ("a/b moved to d/b", 3, 3),
+        ("a/f.srm moved to d", 3, 3),
+        ("a/c renamed in place", 3, 3),
+        ("a/c2 removed", 2, 3),
+    ];
+    assert_eq!(seen, want);
+    dev.stop();
+    let dev = Device::start(&remote, dir.path());
+    assert_eq!((nlink(&dev, "a"), nlink(&dev, "d")), (2, 3), "the same after a remount");
+    assert_eq!(dev.fs.getattr(ROOT_INO).unwrap().nlink, 2 + 2, "the root: a and d");
 }

@@ -121,7 +121,7 @@ impl InodeTable {
         self.next_ino = self.next_ino.max(row.ino + 1);
         let ino = row.ino;
         if ino != ROOT_INO {
-            self.link_child(row.parent, &row.name, ino);
+            self.link_child(row.parent, &row.name, ino, row.kind == InodeKind::Dir);
         }
         if row.kind == InodeKind::Dir {
             self.children.entry(ino).or_default();
@@ -147,8 +147,9 @@ impl InodeTable {
     /// Give `ino` one more name (a hard link); the caller checked the name is free.
     pub fn add_name(&mut self, ino: u64, parent: u64, name: &str) {
         if let Some(inode) = self.inodes.get_mut(ino) {
+            let is_dir = inode.row.kind == InodeKind::Dir;
             inode.extras_mut().extra_names.push((parent, name.to_owned()));
-            self.link_child(parent, name, ino);
+            self.link_child(parent, name, ino, is_dir);
         }
     }
 
@@ -200,14 +201,15 @@ impl InodeTable {
             &mut inode.extras_mut().extra_names[at],
             (new_parent, new_name.to_owned()),
         );
+        let is_dir = inode.row.kind == InodeKind::Dir;
         self.unlink_child(parent, name, ino);
-        self.link_child(new_parent, new_name, ino);
+        self.link_child(new_parent, new_name, ino, is_dir);
         Some((old, (new_parent, new_name.to_owned())))
     }
 
-    /// Enter `name` -> `ino` in directory `parent` (and in its caseless index).
-    fn link_child(&mut self, parent: u64, name: &str, ino: u64) {
-        self.children.entry(parent).or_default().insert(name, ino);
+    /// Enter `name` -> `ino` (a directory when `is_dir`) in directory `parent`.
+    fn link_child(&mut self, parent: u64, name: &str, ino: u64, is_dir: bool) {
+        self.children.entry(parent).or_default().insert(name, ino, is_dir);
     }
 
     /// Remove `name` from directory `parent` if it still points at `ino`.
@@ -277,14 +279,11 @@ impl InodeTable {
         }
     }
 
-    /// Number of child directories of `ino` (for its link count).
+    /// Number of child directories of `ino` (for its link count), counted as entries come
+    /// and go: a getattr of a directory of 1,000 saves looked each one up.
     #[must_use]
     pub fn subdir_count(&self, ino: u64) -> u32 {
-        self.children.get(&ino).map_or(0, |c| {
-            c.iter()
-                .filter(|(_, i)| self.inodes.get(*i).is_some_and(|n| n.row.kind == InodeKind::Dir))
-                .count() as u32
-        })
+        self.children.get(&ino).map_or(0, DirEntries::subdirs)
     }
 
     /// Record that entries of directory `ino` changed now (mtime and ctime, as POSIX
@@ -310,10 +309,11 @@ impl InodeTable {
     pub fn relink(&mut self, ino: u64, new_parent: u64, new_name: &str) {
         let Some(inode) = self.inodes.get_mut(ino) else { return };
         let (parent, name) = (inode.row.parent, inode.row.name.clone());
+        let is_dir = inode.row.kind == InodeKind::Dir;
         inode.row.parent = new_parent;
         inode.row.name = new_name.into();
         self.unlink_child(parent, &name, ino);
-        self.link_child(new_parent, new_name, ino);
+        self.link_child(new_parent, new_name, ino, is_dir);
     }
 
     /// The `/`-joined path of a linked inode below the root ("" for the root).
