@@ -13,7 +13,7 @@
 //! lazy connection): losing a note only brings back that spurious conflict copy, never
 //! loses bytes.
 
-use super::db::{DbError, StateDb, parse_hash};
+use super::db::{Begin, DbError, StateDb, in_transaction, parse_hash};
 use rusqlite::params;
 use savesync_core::{ContentHash, Rev, SavePath};
 
@@ -28,20 +28,23 @@ impl StateDb {
         hash: &ContentHash,
         expected: Rev,
     ) -> Result<(), DbError> {
-        let mut conn = self.lazy();
-        let tx = conn.transaction()?;
-        tx.prepare_cached(
-            "INSERT INTO uploads_in_flight (path, hash, expected_rev) VALUES (?1, ?2, ?3)
-             ON CONFLICT(path, hash, expected_rev) DO NOTHING",
-        )?
-        .execute(params![path.as_str(), hash.to_hex(), expected.0 as i64])?;
-        tx.prepare_cached(
-            "DELETE FROM uploads_in_flight WHERE path = ?1 AND id NOT IN
-                (SELECT id FROM uploads_in_flight WHERE path = ?1 ORDER BY id DESC LIMIT ?2)",
-        )?
-        .execute(params![path.as_str(), MAX_NOTES_PER_SAVE])?;
-        tx.commit()?;
-        Ok(())
+        in_transaction(&self.lazy(), Begin::Deferred, |tx| {
+            tx.prepare_cached(
+                "INSERT INTO uploads_in_flight (path, hash, expected_rev) VALUES (?1, ?2, ?3)
+                 ON CONFLICT(path, hash, expected_rev) DO NOTHING",
+            )?
+            .execute(params![path.as_str(), hash.to_hex(), expected.0 as i64])?;
+            // Everything older than the newest MAX_NOTES_PER_SAVE goes (nothing while there
+            // are fewer: the bound is NULL). A `NOT IN (newest ...)` list built a temporary
+            // b-tree on every save.
+            tx.prepare_cached(
+                "DELETE FROM uploads_in_flight WHERE path = ?1 AND id <=
+                    (SELECT id FROM uploads_in_flight WHERE path = ?1
+                     ORDER BY id DESC LIMIT 1 OFFSET ?2)",
+            )?
+            .execute(params![path.as_str(), MAX_NOTES_PER_SAVE])?;
+            Ok(())
+        })
     }
 
     /// The unanswered uploads noted for `path`, newest first.
