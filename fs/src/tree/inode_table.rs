@@ -141,7 +141,7 @@ impl InodeTable {
                 extras: None,
             },
         };
-        self.inodes.insert(ino, inode);
+        self.inodes.insert(inode);
     }
 
     /// Give `ino` one more name (a hard link); the caller checked the name is free.
