@@ -4,7 +4,8 @@
 //! Every name of the mount is here (100,000 saves are loaded at start), so a directory keeps
 //! its names' bytes in one buffer and a sorted vector of 16-byte entries pointing into it,
 //! found by binary search: about 16 bytes a name plus the name. A B-tree map of boxed
-//! names took 70 bytes and more, its nodes filled about half by names entered in order. A
+//! names took about 48 bytes a name plus a separate allocation of it, its nodes filled
+//! about half by names entered in order. A
 //! new name shifts the entries after it, which for a directory of 1,000 saves is a copy of
 //! 8 KiB. A removed name's bytes stay in the buffer until they are half of it, then the
 //! buffer is rewritten without them.
