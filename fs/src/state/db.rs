@@ -283,12 +283,14 @@ impl StateDb {
     }
 
     /// Free the page caches of both connections (`PRAGMA shrink_memory`), after a phase
-    /// that read the whole DB: loading the inode table or building a manifest.
-    pub fn release_memory(&self) -> DbResult<()> {
+    /// that read the whole DB: loading the inode table or building a manifest. A failure
+    /// only keeps the caches, so it is logged, not returned.
+    pub fn release_memory(&self) {
         for conn in [self.conn(), self.lazy()] {
-            conn.execute_batch("PRAGMA shrink_memory")?;
+            if let Err(e) = conn.execute_batch("PRAGMA shrink_memory") {
+                tracing::debug!("state db kept its page cache: {e}");
+            }
         }
-        Ok(())
     }
 
     pub(super) fn conn(&self) -> MutexGuard<'_, Connection> {

@@ -73,9 +73,7 @@ async fn now_online(fs: &SyncEngine) {
 /// Free what a negotiation read and built: the state DB's page caches (it read every
 /// record) and the freed heap.
 fn give_back_memory(local: &dyn LocalStore) {
-    if let Err(e) = local.db().release_memory() {
-        tracing::debug!("state db kept its page cache: {e}");
-    }
+    local.db().release_memory();
     crate::heap::release_free_memory();
 }
 

@@ -40,15 +40,13 @@ impl InodeSlots {
         self.slot(ino).map(|slot| &mut self.inodes[slot])
     }
 
-    /// Store `inode` under its number, replacing any inode stored there.
+    /// Store `inode` under its number; the caller checked that none is stored there (an
+    /// inode already stored is changed through [`InodeSlots::get_mut`]).
     ///
     /// # Panics
     /// Past 4 billion inodes in memory at once.
-    pub fn insert(&mut self, inode: Inode) {
-        if let Some(slot) = self.slot(inode.row.ino) {
-            self.inodes[slot] = inode;
-            return;
-        }
+    pub fn insert_new(&mut self, inode: Inode) {
+        debug_assert!(self.slot(inode.row.ino).is_none(), "inode {} stored twice", inode.row.ino);
         let hash = self.hasher.hash_one(inode.row.ino);
         let slot = u32::try_from(self.inodes.insert(inode)).expect("under 4 billion inodes");
         let (inodes, hasher) = (&self.inodes, &self.hasher);

@@ -128,20 +128,22 @@ impl InodeTable {
         }
         // A row replacing one of the same inode keeps the runtime state (open handles,
         // unflushed bytes, special data, extra names) of the one before it.
-        let inode = match self.inodes.remove(ino) {
-            Some(prev) => Inode { row, linked: true, replaced: true, ..prev },
-            None => Inode {
-                row,
-                open_handles: 0,
-                open_writers: 0,
-                open_execs: 0,
-                unflushed: false,
-                linked: true,
-                replaced: true,
-                extras: None,
-            },
-        };
-        self.inodes.insert(inode);
+        if let Some(prev) = self.inodes.get_mut(ino) {
+            prev.row = row;
+            prev.linked = true;
+            prev.replaced = true;
+            return;
+        }
+        self.inodes.insert_new(Inode {
+            row,
+            open_handles: 0,
+            open_writers: 0,
+            open_execs: 0,
+            unflushed: false,
+            linked: true,
+            replaced: true,
+            extras: None,
+        });
     }
 
     /// Give `ino` one more name (a hard link); the caller checked the name is free.

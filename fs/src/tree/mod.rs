@@ -143,9 +143,7 @@ impl LocalTree {
         tree.ensure_reserve();
         // Loading read every inode row and grew the table's maps step by step; the page
         // cache and the smaller copies the maps left are free.
-        if let Err(e) = tree.db.release_memory() {
-            tracing::debug!("state db kept its page cache: {e}");
-        }
+        tree.db.release_memory();
         crate::heap::release_free_memory();
         Ok(tree)
     }
