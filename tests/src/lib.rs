@@ -42,7 +42,7 @@ pub use replicas::Replicas;
 pub use retroarch::{
     ManifestEntry, Reply, RetroArch, SyncOutcome, encode_url, md5_hex, parse_manifest,
 };
-pub use server::TestServer;
+pub use server::{SERVER_THREAD_NAME, TestServer};
 pub use server_process::ServerProcess;
 pub use solo::SoloDevice;
 pub use sshd::{LoopbackSshd, generate_key, sshd_path};

@@ -22,6 +22,10 @@ const START_DEADLINE: Duration = Duration::from_secs(30);
 /// Deadline for rebinding the old port on restart.
 const REBIND_DEADLINE: Duration = Duration::from_secs(10);
 
+/// The name of every thread of the in-process server's runtime (the benchmark adds up
+/// their CPU time).
+pub const SERVER_THREAD_NAME: &str = "e2e-server-rt";
+
 /// A real server with its own data directory. Dropping it stops the server.
 pub struct TestServer {
     data_dir: TempDir,
@@ -245,7 +249,7 @@ fn serve_on_own_runtime(
 ) -> ServerExit {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .thread_name("e2e-server-rt")
+        .thread_name(SERVER_THREAD_NAME)
         .enable_all()
         .build()
     {

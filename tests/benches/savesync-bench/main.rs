@@ -12,19 +12,22 @@
 //! Only the first workloads: `... -- --up-to 2` (workloads 1 and 2; each of 1-8 builds on
 //! the ones before it, so a prefix is what can run alone). Workloads 9 (negotiate) and 10
 //! (mount start with `--start-saves N` saves, default 100,000; 0 skips it) stand alone:
-//! `... -- --only 9`.
+//! `... -- --only 9`. After deleting the server-stopped saves the bench waits
+//! `--settle-secs` (default 60; 0 skips it) before the next workload: see `settle`.
 //!
 //! The server is the harness's in-process `TestServer`, the mounts are real `savesync`
 //! processes (`Device`), both built in the bench (release) profile. The server's own peak
 //! memory is measured on a separate `savesync-server serve` process fed through the HTTP
 //! client, because an in-process server shares this process's memory.
 
+mod cpu;
 mod external_server;
 mod measure;
 mod negotiate;
 mod peers;
 mod report;
 mod seed;
+mod settle;
 mod start;
 mod workloads;
 
@@ -63,6 +66,8 @@ struct Params {
     only: Option<usize>,
     /// Saves in the state DB for the mount-start workload (0: skip it).
     start_saves: usize,
+    /// Pause after the bench deletes saves, before the next timed workload (`settle`).
+    settle: Duration,
 }
 
 fn main() {
@@ -110,6 +115,7 @@ fn parse_params(args: &[String]) -> Params {
         up_to: value("--up-to", 10),
         only: args.iter().any(|a| a == "--only").then(|| value("--only", 0)),
         start_saves: value("--start-saves", 100_000),
+        settle: Duration::from_secs(value("--settle-secs", 60) as u64),
     }
 }
 
@@ -186,11 +192,14 @@ fn run(p: &Params, report: &mut Report) {
     let expected = expected_hashes("w", p.saves, SAVE_LEN);
     let mut first_writes = [None; 4];
     let mut server_times_1 = None;
+    let mut cpu_1 = None;
     let writes = on_each(&roots, &[SAVESYNC, PLAIN, BINDFS, RCLONE], "w", |column, dir| {
+        let cpu_start = cpu::mark(a.mount_pid());
         let (started, took) = write_saves(dir, p.saves, SAVE_LEN);
         first_writes[column] = Some(started);
         if column == SAVESYNC {
             server_times_1 = Some(wait_for_server(&remote, &expected, started));
+            cpu_1 = Some(cpu::since(&cpu_start, a.mount_pid()));
         }
         took
     });
@@ -211,6 +220,12 @@ fn run(p: &Params, report: &mut Report) {
         server_times_1.expect("savesync wrote"),
         writes[SAVESYNC].expect("savesync wrote"),
     );
+    report.text(
+        "CPU per save, from the first write until the server holds them all",
+        [None, None, None, Some(cpu::per_save(&cpu_1.expect("savesync wrote"), p.saves))],
+        "-",
+        "",
+    );
 
     // 1b. The same writes with the server stopped: the mount's own write path, with no
     // uploads (the engine's and the in-process server's) sharing the CPUs with the writer;
@@ -218,17 +233,31 @@ fn run(p: &Params, report: &mut Report) {
     // up once the server is back (it notices within its 1 s harness probe backoff).
     eprintln!("1b. the same writes with the server stopped, then the catch-up");
     server.stop_blocking();
-    let offline = on_each(&roots, &[SAVESYNC, BINDFS], "wo", |_, dir| {
+    let mut cpu_1b = None;
+    let offline = on_each(&roots, &[SAVESYNC, BINDFS], "wo", |column, dir| {
         // Each column starts with nothing of the other's left to write back, which would
         // slow its fsyncs.
         nix::unistd::sync();
-        write_saves(dir, p.saves, SAVE_LEN).1
+        let cpu_start = cpu::mark(a.mount_pid());
+        let took = write_saves(dir, p.saves, SAVE_LEN).1;
+        if column == SAVESYNC {
+            // The server is stopped: only the daemon's side is a figure.
+            let spent = cpu::since(&cpu_start, a.mount_pid());
+            cpu_1b = Some(cpu::CpuSpent { server: None, ..spent });
+        }
+        took
     });
     report.times(
         &format!("write+fsync+close {} x 64 KiB, server stopped (nothing uploads)", p.saves),
         offline,
         Some(BINDFS),
         None,
+    );
+    report.text(
+        "CPU per save of those server-stopped writes",
+        [None, None, None, Some(cpu::per_save(&cpu_1b.expect("savesync wrote"), p.saves))],
+        "-",
+        "",
     );
     let restarted = Instant::now();
     server.restart_blocking();
@@ -246,6 +275,7 @@ fn run(p: &Params, report: &mut Report) {
         }
     }
     wait_until_gone(&remote, "wo/");
+    settle::settle(p.settle, &format!("deleting {} saves", 2 * p.saves));
 
     if p.up_to < 2 {
         return;
@@ -406,10 +436,13 @@ fn run(p: &Params, report: &mut Report) {
     eprintln!("8. {} small saves and peak memory", p.many);
     let many_expected = expected_hashes("many", p.many, SMALL_SAVE_LEN);
     let mut many_on_server = None;
+    let mut cpu_8 = None;
     let many = on_each(&roots, &[SAVESYNC, PLAIN, BINDFS, RCLONE], "many", |column, dir| {
+        let cpu_start = cpu::mark(a.mount_pid());
         let (started, took) = write_saves(dir, p.many, SMALL_SAVE_LEN);
         if column == SAVESYNC {
             many_on_server = Some(wait_for_server(&remote, &many_expected, started));
+            cpu_8 = Some(cpu::since(&cpu_start, a.mount_pid()));
         }
         took
     });
@@ -425,6 +458,12 @@ fn run(p: &Params, report: &mut Report) {
         None,
         many_on_server.expect("savesync wrote"),
         many[SAVESYNC].expect("savesync wrote"),
+    );
+    report.text(
+        "CPU per small save, from the first write until the server holds them all",
+        [None, None, None, Some(cpu::per_save(&cpu_8.expect("savesync wrote"), p.many))],
+        "-",
+        "",
     );
     // rclone's uploads of the small saves would run behind the rest: stop it here.
     peers.rclone = None;
