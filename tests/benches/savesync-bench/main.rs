@@ -194,12 +194,12 @@ fn run(p: &Params, report: &mut Report) {
     let mut server_times_1 = None;
     let mut cpu_1 = None;
     let writes = on_each(&roots, &[SAVESYNC, PLAIN, BINDFS, RCLONE], "w", |column, dir| {
-        let cpu_start = cpu::mark(a.mount_pid());
+        let cpu_start = (column == SAVESYNC).then(|| cpu::mark(a.mount_pid()));
         let (started, took) = write_saves(dir, p.saves, SAVE_LEN);
         first_writes[column] = Some(started);
         if column == SAVESYNC {
             server_times_1 = Some(wait_for_server(&remote, &expected, started));
-            cpu_1 = Some(cpu::since(&cpu_start, a.mount_pid()));
+            cpu_1 = cpu_start.map(|start| cpu::since(&start, a.mount_pid()));
         }
         took
     });
@@ -238,12 +238,11 @@ fn run(p: &Params, report: &mut Report) {
         // Each column starts with nothing of the other's left to write back, which would
         // slow its fsyncs.
         nix::unistd::sync();
-        let cpu_start = cpu::mark(a.mount_pid());
+        let cpu_start = (column == SAVESYNC).then(|| cpu::mark(a.mount_pid()));
         let took = write_saves(dir, p.saves, SAVE_LEN).1;
-        if column == SAVESYNC {
+        if let Some(start) = cpu_start {
             // The server is stopped: only the daemon's side is a figure.
-            let spent = cpu::since(&cpu_start, a.mount_pid());
-            cpu_1b = Some(cpu::CpuSpent { server: None, ..spent });
+            cpu_1b = Some(cpu::CpuSpent { server: None, ..cpu::since(&start, a.mount_pid()) });
         }
         took
     });
@@ -275,11 +274,11 @@ fn run(p: &Params, report: &mut Report) {
         }
     }
     wait_until_gone(&remote, "wo/");
-    settle::settle(p.settle, &format!("deleting {} saves", 2 * p.saves));
 
     if p.up_to < 2 {
         return;
     }
+    settle::settle(p.settle, &format!("deleting {} saves", 2 * p.saves));
     // 2. read back warm (cached) and cold (after remount, cache on disk).
     eprintln!("2. read back warm and cold");
     let warm = on_each(&roots, &all, "w", |_, dir| read_saves(dir, p.saves, SAVE_LEN));
@@ -438,11 +437,11 @@ fn run(p: &Params, report: &mut Report) {
     let mut many_on_server = None;
     let mut cpu_8 = None;
     let many = on_each(&roots, &[SAVESYNC, PLAIN, BINDFS, RCLONE], "many", |column, dir| {
-        let cpu_start = cpu::mark(a.mount_pid());
+        let cpu_start = (column == SAVESYNC).then(|| cpu::mark(a.mount_pid()));
         let (started, took) = write_saves(dir, p.many, SMALL_SAVE_LEN);
         if column == SAVESYNC {
             many_on_server = Some(wait_for_server(&remote, &many_expected, started));
-            cpu_8 = Some(cpu::since(&cpu_start, a.mount_pid()));
+            cpu_8 = cpu_start.map(|start| cpu::since(&start, a.mount_pid()));
         }
         took
     });
