@@ -520,7 +520,11 @@ fn an_ssh_handheld_and_a_mount_sync_both_ways_with_conflicts() {
     });
     assert_eq!(h.read_on_device("gba/Golden Sun.sav").as_deref(), Some(&b"handheld v2"[..]));
     assert!(h.view.history_has("handheld/gba/Golden Sun.sav", b"handheld v2"));
-    assert!(h.status().last_error.is_none());
+    // The run that wrote the copy records its outcome when it ends, after the files are
+    // written: wait for that, rather than read the status while the run is still going.
+    wait_until(DEADLINE, "a run without error since the handheld came back", || {
+        h.status().last_error.is_none().then_some(())
+    });
 
     // Keep the handheld's version: delete the copy; the mount gets it.
     std::fs::remove_file(h.device("gba/Golden Sun.sav.conflict")).unwrap();
