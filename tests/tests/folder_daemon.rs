@@ -6,17 +6,10 @@
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use savesync_tests::{FolderDevice, RemoteView, TestServer, save_bytes, wait_until};
+use savesync_tests::{FolderDevice, RemoteView, TestServer, save_bytes, session_of, wait_until};
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(20);
-
-/// Session id of process `pid` (field 6 of /proc/PID/stat, counted after the name).
-fn session_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().nth(3)?.parse().ok()
-}
 
 #[test]
 fn a_detached_folder_daemon_owns_its_profile_and_stops_on_sigterm() {

@@ -10,7 +10,7 @@
 //! installs them) and a visible `SKIPPED:` otherwise.
 
 use savesync_tests::{RemoteView, TestServer, is_fuse_mount, mount_bin, require_fuse, save_bytes};
-use savesync_tests::{wait_for_bytes, wait_until};
+use savesync_tests::{fields_after_name, proc_stat, wait_for_bytes, wait_until};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -63,8 +63,9 @@ fn output_text(out: &Output) -> String {
 
 /// True while process `pid` exists and has not exited (a zombie no one reaped has).
 fn alive(pid: u32) -> bool {
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .is_ok_and(|stat| stat.rsplit_once(") ").is_some_and(|(_, rest)| !rest.starts_with('Z')))
+    proc_stat(pid).is_some_and(|stat| {
+        fields_after_name(&stat).and_then(|mut fields| fields.next()).is_some_and(|s| s != "Z")
+    })
 }
 
 /// One device run by the init script: a paired profile under its own HOME, a settings file

@@ -2,18 +2,9 @@
 //! is live, and the daemon it leaves behind runs in its own session (setsid), so closing
 //! the terminal that started it does not hang it up.
 
-use savesync_tests::{Device, TestServer, is_fuse_mount, require_fuse, wait_until};
+use savesync_tests::{Device, TestServer, is_fuse_mount, require_fuse, session_of, wait_until};
 use std::process::Command;
 use std::time::Duration;
-
-/// Session id of process `pid` (field 6 of /proc/PID/stat; the command name in field 2
-/// may hold spaces, so count from its closing parenthesis).
-fn session_of(pid: u32) -> Option<u32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    // After the name: state, ppid, pgrp, session.
-    after_name.split_whitespace().nth(3)?.parse().ok()
-}
 
 /// The daemon pid from "Mounted MP (pid N, log ...)".
 fn daemon_pid(stdout: &str) -> Option<u32> {

@@ -52,7 +52,7 @@ pub fn per_save(spent: &CpuSpent, saves: usize) -> String {
 
 /// User plus system time of a whole process (its ended threads included).
 fn process_cpu(pid: u32) -> Option<Duration> {
-    std::fs::read_to_string(format!("/proc/{pid}/stat")).ok().and_then(|s| stat_cpu(&s))
+    savesync_tests::proc_stat(pid).and_then(|s| stat_cpu(&s))
 }
 
 /// Each live thread of the in-process server, by thread id.
@@ -72,11 +72,9 @@ fn server_threads() -> HashMap<u32, Duration> {
         .collect()
 }
 
-/// utime + stime (fields 14 and 15) of a `/proc/.../stat` line. The name in field 2 may
-/// hold spaces and parentheses, so the fields are counted from its closing parenthesis.
+/// utime + stime (fields 14 and 15) of a `/proc/.../stat` line.
 fn stat_cpu(stat: &str) -> Option<Duration> {
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    let mut fields = after_name.split_whitespace().skip(11);
+    let mut fields = savesync_tests::fields_after_name(stat)?.skip(11);
     let utime: u64 = fields.next()?.parse().ok()?;
     let stime: u64 = fields.next()?.parse().ok()?;
     let per_second = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK).ok()??;
