@@ -68,6 +68,11 @@ fn configure(conn: &Connection) -> rusqlite::Result<()> {
     // In WAL mode FULL costs one fsync of the log per commit, small next to the blob fsync.
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Statement journals in memory. Each group-commit member runs in a savepoint, whose
+    // journal past 64 KiB otherwise spills to a temp file that is created, written, and
+    // deleted per write: 5% of the server's CPU per upload in a profile. They never need to
+    // survive a crash; they only roll one member back inside the open transaction.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     // Plan each statement once (the query planner stability guarantee). Without it a cached
     // statement whose plan looked at a bound value (any `LIMIT ?`) is compiled again every
     // time it is bound: the retention prune did that on every commit, and the changes feed
@@ -483,5 +488,18 @@ mod tests {
     fn a_cached_statement_with_a_bound_limit_is_planned_once() {
         assert!(limit_statement_recompiles(false) > 0, "the premise: each binding recompiles");
         assert_eq!(limit_statement_recompiles(true), 0);
+    }
+
+    /// Each group-commit member's savepoint journal stays in memory (2 = MEMORY): spilled,
+    /// it was a temp file created and deleted per upload.
+    #[test]
+    fn savepoint_journals_stay_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let conn = Connection::open(dir.path().join("temp.db")).unwrap();
+        let temp_store =
+            |c: &Connection| c.query_row("PRAGMA temp_store", [], |r| r.get::<_, i64>(0));
+        assert_eq!(temp_store(&conn).unwrap(), 0, "the premise: SQLite's default");
+        super::configure(&conn).unwrap();
+        assert_eq!(temp_store(&conn).unwrap(), 2);
     }
 }
