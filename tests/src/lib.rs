@@ -38,7 +38,7 @@ pub use folder::{FOLDER_DEBOUNCE_MS, FolderDevice, write_via_rename};
 pub use fuse_check::require_fuse;
 pub use mountinfo::{fuse_mount_ids, is_fuse_mount};
 pub use pair::DevicePair;
-pub use proc_stat::{fields_after_name, proc_stat, session_of};
+pub use proc_stat::{fields_after_name, is_running, proc_stat, session_of};
 pub use remote_view::RemoteView;
 pub use replicas::Replicas;
 pub use retroarch::{

@@ -1,4 +1,4 @@
-//! `/proc/PID/stat` as tests and the benchmark read it: a process's state, session and CPU
+//! `/proc/PID/stat` as tests and the benchmark read it: whether a process still runs, its session and CPU
 //! time, counted past the command name, which may hold spaces and parentheses.
 
 use std::str::SplitWhitespace;
@@ -14,6 +14,14 @@ pub fn proc_stat(pid: u32) -> Option<String> {
 #[must_use]
 pub fn fields_after_name(stat: &str) -> Option<SplitWhitespace<'_>> {
     Some(stat[stat.rfind(')')? + 1..].split_whitespace())
+}
+
+/// True while process `pid` exists and has not exited (a zombie no one reaped has).
+#[must_use]
+pub fn is_running(pid: u32) -> bool {
+    proc_stat(pid).is_some_and(|stat| {
+        fields_after_name(&stat).and_then(|mut fields| fields.next()).is_some_and(|s| s != "Z")
+    })
 }
 
 /// Session id of process `pid` (field 6).
@@ -48,6 +56,8 @@ mod tests {
         // init), so compare with what the kernel says rather than with a constant.
         let sid = nix::unistd::getsid(None).expect("getsid of this process");
         assert_eq!(session_of(std::process::id()), u32::try_from(sid.as_raw()).ok());
+        assert!(is_running(std::process::id()));
         assert_eq!(proc_stat(u32::MAX), None);
+        assert!(!is_running(u32::MAX));
     }
 }

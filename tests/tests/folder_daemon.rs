@@ -6,7 +6,9 @@
 
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
-use savesync_tests::{FolderDevice, RemoteView, TestServer, save_bytes, session_of, wait_until};
+use savesync_tests::{
+    FolderDevice, RemoteView, TestServer, is_running, save_bytes, session_of, wait_until,
+};
 use std::time::Duration;
 
 const DEADLINE: Duration = Duration::from_secs(20);
@@ -41,10 +43,7 @@ fn a_detached_folder_daemon_owns_its_profile_and_stops_on_sigterm() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("in use"), "{out:?}");
 
     kill(Pid::from_raw(pid as i32), Signal::SIGTERM).unwrap();
-    wait_until(DEADLINE, "the daemon to exit on SIGTERM", || {
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
-        state.is_none_or(|s| s.contains(") Z ")).then_some(())
-    });
+    wait_until(DEADLINE, "the daemon to exit on SIGTERM", || (!is_running(pid)).then_some(()));
     let text = String::from_utf8(dev.run_cli(&["status"]).stdout).unwrap();
     assert!(text.contains("mounted:    no"), "{text}");
     // Stopped, the profile still belongs to its folder.

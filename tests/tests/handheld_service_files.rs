@@ -10,7 +10,7 @@
 //! installs them) and a visible `SKIPPED:` otherwise.
 
 use savesync_tests::{RemoteView, TestServer, is_fuse_mount, mount_bin, require_fuse, save_bytes};
-use savesync_tests::{fields_after_name, proc_stat, wait_for_bytes, wait_until};
+use savesync_tests::{is_running, wait_for_bytes, wait_until};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -59,13 +59,6 @@ fn output_text(out: &Output) -> String {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     )
-}
-
-/// True while process `pid` exists and has not exited (a zombie no one reaped has).
-fn alive(pid: u32) -> bool {
-    proc_stat(pid).is_some_and(|stat| {
-        fields_after_name(&stat).and_then(|mut fields| fields.next()).is_some_and(|s| s != "Z")
-    })
 }
 
 /// One device run by the init script: a paired profile under its own HOME, a settings file
@@ -149,7 +142,7 @@ impl InitRig {
 
 impl Drop for InitRig {
     fn drop(&mut self) {
-        if let Some(pid) = self.pid().filter(|&p| alive(p)) {
+        if let Some(pid) = self.pid().filter(|&p| is_running(p)) {
             let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
         }
         if self.mode == "mount" && is_fuse_mount(&self.saves()) {
@@ -174,7 +167,7 @@ fn exercise(shell_name: &str, mode: &'static str) {
 
     let started = rig.script_ok("start");
     let pid = rig.pid().expect("start writes the pidfile");
-    assert!(alive(pid), "the daemon runs after start: {started}\n{}", rig.log());
+    assert!(is_running(pid), "the daemon runs after start: {started}\n{}", rig.log());
     assert!(started.contains(&format!("pid {pid}")), "start names the pid: {started}");
     let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap();
     let args: Vec<String> =
@@ -205,7 +198,7 @@ fn exercise(shell_name: &str, mode: &'static str) {
     wait_for_bytes(&rig.saves().join("nes/Metroid.sav"), &theirs, DEADLINE);
 
     let stopped = rig.script_ok("stop");
-    assert!(!alive(pid), "the daemon is gone once stop returns: {stopped}\n{}", rig.log());
+    assert!(!is_running(pid), "the daemon is gone once stop returns: {stopped}\n{}", rig.log());
     assert!(!rig.pidfile().exists(), "stop removes the pidfile");
     if mode == "mount" {
         assert!(!is_fuse_mount(&rig.saves()), "stop unmounts");
@@ -228,9 +221,9 @@ fn exercise(shell_name: &str, mode: &'static str) {
     );
     rig.script_ok("restart");
     let new_pid = rig.pid().expect("restart writes the pidfile");
-    assert!(new_pid != dead_pid && alive(new_pid), "restart started a new daemon");
+    assert!(new_pid != dead_pid && is_running(new_pid), "restart started a new daemon");
     rig.script_ok("stop");
-    assert!(!alive(new_pid), "stopped again");
+    assert!(!is_running(new_pid), "stopped again");
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! is live, and the daemon it leaves behind runs in its own session (setsid), so closing
 //! the terminal that started it does not hang it up.
 
-use savesync_tests::{Device, TestServer, is_fuse_mount, require_fuse, session_of, wait_until};
+use savesync_tests::{
+    Device, TestServer, is_fuse_mount, is_running, require_fuse, session_of, wait_until,
+};
 use std::process::Command;
 use std::time::Duration;
 
@@ -48,7 +50,6 @@ fn a_detached_mount_daemon_leads_its_own_session() {
     assert!(status.success(), "fusermount3 -u the detached mount");
     wait_until(Duration::from_secs(20), "the daemon to exit after the unmount", || {
         // A zombie counts as gone: its parent (the mount command) already exited.
-        let state = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok();
-        state.is_none_or(|s| s.contains(") Z ")).then_some(())
+        (!is_running(pid)).then_some(())
     });
 }
