@@ -26,31 +26,12 @@ struct ServerProcess {
     base_url: String,
 }
 
-/// Drop ANSI colour sequences (`ESC [ ... letter`) from a log line.
-fn strip_ansi(line: &str) -> String {
-    let mut out = String::with_capacity(line.len());
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
-
 impl ServerProcess {
     fn start(data_dir: &Path) -> ServerProcess {
         let mut child = Command::new(BIN)
             .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
             .arg(data_dir)
             .env("RUST_LOG", "info")
-            .env("NO_COLOR", "1")
             // The only server on this data dir: no other replica's upload to spare, so the
             // start-up sweep may take every staging leftover at once.
             .env("SAVESYNC_GC_GRACE_SECS", "0")
@@ -65,17 +46,18 @@ impl ServerProcess {
         std::thread::spawn(move || {
             let mut tx = Some(tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let line = strip_ansi(&line);
                 eprintln!("[server] {line}");
                 if line.contains("serving savesync API")
-                    && let Some(addr) = line.split("addr=").nth(1)
                     && let Some(tx) = tx.take()
                 {
-                    let _ = tx.send(addr.trim().to_owned());
+                    let _ = tx.send(line);
                 }
             }
         });
-        let addr = rx.recv_timeout(DEADLINE).expect("server did not report its address");
+        let line = rx.recv_timeout(DEADLINE).expect("server did not report its address");
+        // No NO_COLOR here: a log that goes to a pipe or a file has no colour codes.
+        assert!(!line.contains('\u{1b}'), "colour codes in a piped log line: {line:?}");
+        let addr = line.split("addr=").nth(1).expect("addr= in the serving line").trim();
         ServerProcess { child, base_url: format!("http://{addr}") }
     }
 

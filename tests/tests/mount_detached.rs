@@ -14,6 +14,12 @@ fn daemon_pid(stdout: &str) -> Option<u32> {
     rest[..rest.find(',')?].parse().ok()
 }
 
+/// The daemon's log file from "Mounted MP (pid N, log PATH).".
+fn daemon_log(stdout: &str) -> Option<std::path::PathBuf> {
+    let rest = &stdout[stdout.find(", log ")? + 6..];
+    Some(rest[..rest.find(").")?].into())
+}
+
 #[test]
 fn a_detached_mount_daemon_leads_its_own_session() {
     if !require_fuse() {
@@ -52,4 +58,14 @@ fn a_detached_mount_daemon_leads_its_own_session() {
         // A zombie counts as gone: its parent (the mount command) already exited.
         (!is_running(pid)).then_some(())
     });
+    let log_path = daemon_log(&stdout).unwrap_or_else(|| panic!("no log path in {stdout:?}"));
+    let log = std::fs::read_to_string(&log_path)
+        .unwrap_or_else(|e| panic!("read the daemon's log {}: {e}", log_path.display()));
+    assert!(log.contains("unmounted from outside"), "the daemon saw the unmount:\n{log}");
+    assert!(log.contains("stopped"), "the daemon stopped cleanly:\n{log}");
+    assert!(!log.contains('\u{1b}'), "the log file has no colour codes:\n{log}");
+    assert!(
+        !log.contains("WARN") && !log.contains("ERROR"),
+        "an unmount from outside is a normal stop, not a warning:\n{log}"
+    );
 }

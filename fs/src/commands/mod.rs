@@ -3,6 +3,7 @@
 
 use crate::cli::{Cli, Command};
 use clap::Parser;
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 mod daemon;
@@ -20,8 +21,11 @@ pub mod track;
 pub(crate) fn init_tracing(default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour_log())
+        .try_init();
 }
 
 /// A current-thread runtime for one-shot commands.
@@ -58,4 +62,10 @@ pub fn cli_main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Colour codes only on a terminal, and not there either under `NO_COLOR`: a log that goes
+/// to a file, a pipe or the journal stays plain text.
+fn colour_log() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
 }

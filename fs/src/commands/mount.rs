@@ -161,15 +161,27 @@ fn run_foreground(args: &MountArgs, profile: &Profile) -> anyhow::Result<()> {
         .to_string();
     tracing::info!(%mountpoint, server = %profile.server_url, "mounted");
 
-    let engine = rt.block_on(async {
+    let (engine, stop) = rt.block_on(async {
         let engine = fs.engine().start();
-        wait_for_stop(&fs, &bg, &mountpoint).await;
-        engine
+        let stop = wait_for_stop(&fs, &bg, &mountpoint).await;
+        (engine, stop)
     });
-    tracing::info!("unmounting");
-    if let Err(e) = bg.umount_and_join() {
-        tracing::warn!("clean unmount failed ({e}); detaching lazily");
-        let _ = lazy_unmount(Path::new(&mountpoint));
+    match stop {
+        Stop::Asked => {
+            tracing::info!("unmounting");
+            if let Err(e) = bg.umount_and_join() {
+                tracing::warn!("clean unmount failed ({e}); detaching lazily");
+                let _ = lazy_unmount(Path::new(&mountpoint));
+            }
+        }
+        // The kernel already let go of the mount, so unmounting it again fails (EINVAL)
+        // and says nothing new. Taking the mount here also keeps fuser from retrying the
+        // unmount, and warning about it, when the session is dropped.
+        Stop::UnmountedOutside => {
+            if let Err(e) = bg.umount_and_join() {
+                tracing::debug!("the mount was already gone: {e}");
+            }
+        }
     }
     rt.block_on(engine.drain(Duration::from_secs(3)));
     engine.stop();
@@ -198,8 +210,16 @@ fn write_status(fs: &SaveFs, row: &StatusRow) {
     }
 }
 
+/// Why the mount is stopping.
+enum Stop {
+    /// Ctrl-C or SIGTERM: the daemon unmounts.
+    Asked,
+    /// Somebody ran `fusermount3 -u` (or `umount`): the mount is already gone.
+    UnmountedOutside,
+}
+
 /// Keep the status row fresh until Ctrl-C, SIGTERM, or the mount going away.
-async fn wait_for_stop(fs: &SaveFs, bg: &fuser::BackgroundSession, mountpoint: &str) {
+async fn wait_for_stop(fs: &SaveFs, bg: &fuser::BackgroundSession, mountpoint: &str) -> Stop {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     let mut last: Option<StatusRow> = None;
@@ -218,12 +238,12 @@ async fn wait_for_stop(fs: &SaveFs, bg: &fuser::BackgroundSession, mountpoint: &
             last = Some(row);
         }
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => return,
-            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => return,
+            _ = tokio::signal::ctrl_c() => return Stop::Asked,
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => return Stop::Asked,
             _ = tick.tick() => {
                 if bg.guard.is_finished() {
                     tracing::info!("unmounted from outside");
-                    return;
+                    return Stop::UnmountedOutside;
                 }
             }
         }

@@ -16,6 +16,7 @@ pub(crate) use admin::pair_link;
 
 use crate::config::Config;
 use clap::{Args, Parser, Subcommand};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -80,11 +81,20 @@ impl DataDirArg {
     }
 }
 
+/// Colour codes only on a terminal, and not there either under `NO_COLOR`: a log that goes
+/// to a file, a pipe or the journal stays plain text.
+fn colour_log() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
 fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ =
-        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour_log())
+        .try_init();
 }
 
 /// What the `savesync-server` binary runs.
