@@ -27,6 +27,10 @@
 //! - migration 5 (synced folder, `crate::folder`): `folder_hashes` caches the content hash
 //!   of each file of a synced folder by save path, keyed by its (size, mtime ns, file
 //!   inode), so a rescan reads only files that changed.
+//! - migration 6: `uploads_in_flight` notes each upload sent but not yet answered, so a
+//!   crash between the server's commit and the device's bookkeeping is recognised.
+//! - migration 7: `pending_due` indexes the queue by due time; the queue worker asks for
+//!   the earliest due entries after every sync.
 
 use rusqlite_migration::{M, Migrations};
 
@@ -152,5 +156,6 @@ pub fn migrations() -> Migrations<'static> {
                 UNIQUE (path, hash, expected_rev)
             );",
         ),
+        M::up("CREATE INDEX pending_due ON pending(due_ms);"),
     ])
 }
