@@ -28,7 +28,11 @@ pub enum Command {
         conflicts (NAME.conflict beside them), never silent overwrites.")]
     Sync(SyncArgs),
     /// Show online/offline, feed cursor, pending uploads, conflicts, last error.
-    Status(StatusArgs),
+    #[command(after_help = "Examples:\n  savesync status\n  \
+        savesync status --wait --timeout 60 && poweroff\n\n\
+        --wait exits 0 once nothing waits to sync, and 1 if the timeout passes first or no \
+        daemon runs to sync what waits.")]
+    Status(StatusCmdArgs),
     /// List saves in conflict (each has a `NAME.conflict` sibling in the mount).
     Conflicts(StatusArgs),
     /// Resolve a conflict: keep this device's version (mine) or the other one (theirs).
@@ -192,6 +196,19 @@ impl BulkArgs {
             budget_bytes: self.bulk_budget_bytes,
         }
     }
+}
+
+#[derive(Debug, Args)]
+pub struct StatusCmdArgs {
+    #[command(flatten)]
+    pub common: StatusArgs,
+    /// First wait until the running mount or synced folder has synced every save waiting
+    /// in its queue, showing the count as it falls.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this many seconds (0: wait as long as it takes).
+    #[arg(long, value_name = "SECS", default_value_t = 0, requires = "wait")]
+    pub timeout: u64,
 }
 
 #[derive(Debug, Args)]

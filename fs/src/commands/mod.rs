@@ -12,6 +12,7 @@ pub mod mount;
 pub use crate::mountinfo;
 pub mod pair;
 pub mod status;
+mod status_wait;
 pub mod sync;
 mod sync_plan;
 pub mod track;

@@ -7,7 +7,8 @@
 //! meanwhile, and resolve refuses while a daemon is starting.
 
 use super::mountinfo::is_fuse_mounted;
-use crate::cli::{Keep, ResolveArgs, StatusArgs};
+use super::status_wait::{Sample, wait_until_synced};
+use crate::cli::{Keep, ResolveArgs, StatusArgs, StatusCmdArgs};
 use crate::profile::Profile;
 use crate::remote::OfflineRemote;
 use crate::savefs::{FsConfig, SaveFs};
@@ -68,9 +69,19 @@ pub(crate) fn live_mountpoint(db: &StateDb) -> Option<String> {
     live(db).map(|l| l.path().to_owned())
 }
 
-pub fn status(args: &StatusArgs) -> anyhow::Result<()> {
+pub fn status(cmd: &StatusCmdArgs) -> anyhow::Result<()> {
+    let args = &cmd.common;
     let profile = Profile::load(&args.profile)?;
     let db = open_db(&profile)?;
+    if cmd.wait
+        && let Some(db) = &db
+    {
+        wait_until_synced(std::time::Duration::from_secs(cmd.timeout), || {
+            let live = live(db).is_some();
+            let online = live && db.read_status()?.is_some_and(|s| s.online);
+            Ok(Sample { pending: db.pending_count()?, daemon: live, online })
+        })?;
+    }
     let (running, online, cursor, pending, conflicts, last_error, bytes_read, given_up, updated) =
         match &db {
             None => (None, false, 0, 0, 0, None, 0, Vec::new(), 0),
