@@ -7,8 +7,9 @@
 //! meanwhile, and resolve refuses while a daemon is starting.
 
 use super::mountinfo::is_fuse_mounted;
-use super::status_wait::{Sample, wait_until_synced};
+use super::status_wait::{FOLDER_SETTLE, Sample, wait_until_synced};
 use crate::cli::{Keep, ResolveArgs, StatusArgs, StatusCmdArgs};
+use crate::folder::wait_barrier::Barrier;
 use crate::profile::Profile;
 use crate::remote::OfflineRemote;
 use crate::savefs::{FsConfig, SaveFs};
@@ -76,11 +77,7 @@ pub fn status(cmd: &StatusCmdArgs) -> anyhow::Result<()> {
     if cmd.wait
         && let Some(db) = &db
     {
-        wait_until_synced(std::time::Duration::from_secs(cmd.timeout), || {
-            let live = live(db).is_some();
-            let online = live && db.read_status()?.is_some_and(|s| s.online);
-            Ok(Sample { pending: db.pending_count()?, daemon: live, online })
-        })?;
+        wait_for_sync(db, std::time::Duration::from_secs(cmd.timeout))?;
     }
     let (running, online, cursor, pending, conflicts, last_error, bytes_read, given_up, updated) =
         match &db {
@@ -155,6 +152,31 @@ pub fn status(cmd: &StatusCmdArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// `status --wait` (see `status_wait`). In a synced folder a barrier first makes sure the
+/// watcher reported every change made before the wait; where none can be raised (a
+/// read-only folder), an empty queue is believed after [`FOLDER_SETTLE`].
+fn wait_for_sync(db: &StateDb, timeout: std::time::Duration) -> anyhow::Result<()> {
+    let barrier = match live(db) {
+        Some(Live::Folder(root)) => Some(Barrier::raise(db, Path::new(&root))),
+        _ => None,
+    };
+    let start = std::time::Instant::now();
+    wait_until_synced(timeout, || {
+        let daemon = live(db).is_some();
+        let settled = match &barrier {
+            None => true,
+            Some(Ok(barrier)) => barrier.passed()?,
+            Some(Err(_)) => start.elapsed() >= FOLDER_SETTLE,
+        };
+        Ok(Sample {
+            pending: db.pending_count()?,
+            daemon,
+            online: daemon && db.read_status()?.is_some_and(|s| s.online),
+            settled,
+        })
+    })
 }
 
 pub fn conflicts(args: &StatusArgs) -> anyhow::Result<()> {

@@ -14,6 +14,12 @@ const LINE_EVERY: Duration = Duration::from_secs(1);
 /// Longest time between two progress lines while nothing changes.
 const QUIET_LINE: Duration = Duration::from_secs(10);
 
+/// How long an empty queue of a synced folder's daemon is not believed when no barrier
+/// could be raised in the folder (`crate::folder::wait_barrier`): its watcher reports a
+/// change some milliseconds after the file is closed (a mount queues a save before its
+/// close returns).
+pub const FOLDER_SETTLE: Duration = Duration::from_millis(500);
+
 /// What the queue and the daemon look like at one count.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Sample {
@@ -23,6 +29,9 @@ pub struct Sample {
     pub daemon: bool,
     /// The daemon reaches the server.
     pub online: bool,
+    /// The daemon has queued every change made before the wait began (always, for a
+    /// mount; for a synced folder, once its watcher caught up).
+    pub settled: bool,
 }
 
 /// Whether to go on waiting.
@@ -37,12 +46,13 @@ pub enum Verdict {
     Wait,
 }
 
-/// Whether waiting is over after `waited`; a `timeout` of zero never passes.
+/// Whether waiting is over after `waited`; a `timeout` of zero never passes. An empty queue
+/// counts once the daemon has `settled`.
 #[must_use]
 pub fn verdict(sample: Sample, waited: Duration, timeout: Duration) -> Verdict {
-    if sample.pending == 0 {
+    if sample.pending == 0 && (sample.settled || !sample.daemon) {
         Verdict::Synced
-    } else if !sample.daemon {
+    } else if sample.pending > 0 && !sample.daemon {
         Verdict::NoDaemon
     } else if !timeout.is_zero() && waited >= timeout {
         Verdict::TimedOut
@@ -55,6 +65,9 @@ pub fn verdict(sample: Sample, waited: Duration, timeout: Duration) -> Verdict {
 /// rate, and an estimate of the time left while the count falls.
 #[must_use]
 pub fn progress_line(first: u64, sample: Sample, waited: Duration) -> String {
+    if sample.pending == 0 && !sample.settled {
+        return "waiting: for the daemon to notice the latest changes".to_owned();
+    }
     let mut line = format!("waiting: {} save(s) to sync", sample.pending);
     if !sample.online {
         line.push_str(", server offline");
@@ -122,6 +135,10 @@ pub fn wait_until_synced(
                  `savesync mount` or `savesync sync` to sync them",
                 now.pending
             ),
+            Verdict::TimedOut if now.pending == 0 => anyhow::bail!(
+                "the daemon did not notice the latest changes within {} s",
+                timeout.as_secs()
+            ),
             Verdict::TimedOut => anyhow::bail!(
                 "{} save(s) still wait to sync after {} s{}",
                 now.pending,
@@ -147,7 +164,11 @@ mod tests {
     const S: fn(u64) -> Duration = Duration::from_secs;
 
     fn at(pending: u64, daemon: bool, online: bool) -> Sample {
-        Sample { pending, daemon, online }
+        Sample { pending, daemon, online, settled: true }
+    }
+
+    fn unsettled(pending: u64) -> Sample {
+        Sample { settled: false, ..at(pending, true, true) }
     }
 
     #[test]
@@ -161,6 +182,10 @@ mod tests {
             (at(3, true, false), S(59), S(60), Verdict::Wait),
             (at(3, true, false), S(60), S(60), Verdict::TimedOut),
             (at(3, true, true), S(61), S(60), Verdict::TimedOut),
+            // A synced folder's watcher may not have reported a change made just before.
+            (unsettled(0), S(0), S(0), Verdict::Wait),
+            (unsettled(0), S(5), S(5), Verdict::TimedOut),
+            (unsettled(2), S(1), S(0), Verdict::Wait),
         ];
         for (sample, waited, timeout, want) in rows {
             assert_eq!(verdict(sample, waited, timeout), want, "{sample:?} {waited:?} {timeout:?}");
@@ -205,6 +230,8 @@ mod tests {
             ),
             // More waiting now than at the start (new saves): no rate to give.
             (5, at(7, true, true), S(3), "waiting: 7 save(s) to sync"),
+            (0, unsettled(0), S(0), "waiting: for the daemon to notice the latest changes"),
+            (4, unsettled(4), S(0), "waiting: 4 save(s) to sync"),
         ];
         for (first, sample, waited, want) in rows {
             assert_eq!(progress_line(first, sample, waited), want);

@@ -111,6 +111,7 @@ fn run_foreground(args: &SyncArgs, profile: &Profile, root: &Path) -> anyhow::Re
     let db_path = profile.data_dir.join("state.db");
     let db = StateDb::open(&db_path).with_context(|| format!("opening {}", db_path.display()))?;
     claim_profile(&db, root)?;
+    crate::folder::wait_barrier::clear_stale(&db)?;
     let cfg = FolderConfig {
         root: root.to_path_buf(),
         data_dir: profile.data_dir.clone(),

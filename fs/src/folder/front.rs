@@ -46,6 +46,7 @@ pub fn rescan(store: &FolderStore, sink: &dyn ChangeSink) -> LocalResult<ScanRep
     paths.sort();
     paths.dedup();
     sink.changed(&paths)?;
+    super::wait_barrier::acknowledge_present(store.db(), store.paths().root())?;
     tracing::info!(
         files = report.files,
         hashed = report.hashed,
@@ -94,6 +95,7 @@ pub fn apply_batch(store: &FolderStore, sink: &dyn ChangeSink, batch: &Batch) ->
         let paths: Vec<SavePath> = changed.into_iter().collect();
         sink.changed(&paths)?;
     }
+    super::wait_barrier::acknowledge(store.db(), store.paths().root(), &batch.paths)?;
     Ok(())
 }
 

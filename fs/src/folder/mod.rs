@@ -10,7 +10,8 @@
 //!   after lost events; [`quiet`] and [`writers`]: when a written file counts as finished;
 //! - [`resolve`]: conflict resolution by deleting or renaming the copy;
 //! - [`front`]: the loop between watcher, store and engine; [`first_sync`]: the plan
-//!   `--dry-run` prints; [`paths`]: which files are saves; [`walk`]: listing them.
+//!   `--dry-run` prints; [`paths`]: which files are saves; [`walk`]: listing them;
+//!   [`wait_barrier`]: how `savesync status --wait` knows the watcher caught up.
 
 pub mod first_sync;
 pub mod front;
@@ -19,6 +20,7 @@ pub mod quiet;
 pub mod resolve;
 pub mod scan;
 pub mod store;
+pub mod wait_barrier;
 pub mod walk;
 pub mod watch;
 pub mod writers;

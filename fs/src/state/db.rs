@@ -400,6 +400,12 @@ impl StateDb {
             .optional()?)
     }
 
+    /// Remove every `kv` row whose key starts with `prefix`.
+    pub fn delete_kv_prefix(&self, prefix: &str) -> DbResult<()> {
+        exec(&self.lazy(), "DELETE FROM kv WHERE substr(key, 1, length(?1)) = ?1", [prefix])?;
+        Ok(())
+    }
+
     pub fn set_kv(&self, key: &str, value: &str) -> DbResult<()> {
         exec(
             &self.lazy(),
