@@ -66,7 +66,7 @@ async fn now_online(fs: &SyncEngine) {
         tracing::info!("server reachable: syncing");
     }
     let now = now_ms();
-    let _ = fs.local(move |l| l.db().wake_all_pending(now)).await;
+    let _ = fs.bookkeeping(|l| l.db().wake_all_pending(now));
     fs.wake.notify_one();
 }
 
@@ -110,7 +110,7 @@ async fn follow_once(fs: &SyncEngine) -> Result<(), RemoteError> {
         // Any item, keep-alive or event, proves the stream alive.
         deadline = tokio::time::Instant::now() + silence;
         let FeedItem::Cursor(announced) = item? else { continue };
-        let ours = fs.local(|l| l.db().cursor()).await.unwrap_or_default();
+        let ours = fs.bookkeeping(|l| l.db().cursor()).unwrap_or_default();
         if announced > ours {
             pull_changes(fs).await?;
         }
@@ -283,7 +283,7 @@ fn session_report(actions: &[PlannedAction]) -> SessionReport {
 async fn pull_changes(fs: &SyncEngine) -> Result<(), RemoteError> {
     // Bounded: 1000 pages of 1000 changes per announcement.
     for _ in 0..1000 {
-        let since = fs.local(|l| l.db().cursor()).await.unwrap_or_default();
+        let since = fs.bookkeeping(|l| l.db().cursor()).unwrap_or_default();
         let page = fs.remote.changes(since, 1000).await?;
         let more = page.more;
         let (prefetch, limits) = (Arc::clone(&fs.prefetch), fs.bulk_limits());

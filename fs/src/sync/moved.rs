@@ -12,8 +12,8 @@ impl SyncEngine {
     /// never-downloaded save. An origin gone from the server is forgotten (with a warning):
     /// there is nothing left to fetch.
     pub(crate) async fn fetch_moved(&self, path: &SavePath) -> Result<(), SyncError> {
-        let p = path.clone();
-        let Some((from, version)) = self.local(move |l| l.origin(&p)).await? else {
+        // The moved save's origin: a state DB row, no file I/O.
+        let Some((from, version)) = self.bookkeeping(|l| l.origin(path))? else {
             return Ok(());
         };
         let tmp = self.local.download_tmp(path);

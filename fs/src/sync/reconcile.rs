@@ -97,9 +97,8 @@ impl SyncEngine {
         if let Some(hash) = hash {
             // Best effort: on a full disk the note cannot be written, and the save must still
             // reach the server. Without it a lost answer shows as a conflict copy; nothing is lost.
-            let p = path.clone();
             if let Err(e) =
-                self.local(move |l| l.db().note_upload_in_flight(&p, &hash, expected)).await
+                self.bookkeeping(|l| l.db().note_upload_in_flight(path, &hash, expected))
             {
                 tracing::warn!(%path, "noting an upload in flight: {e}");
             }
@@ -110,13 +109,10 @@ impl SyncEngine {
         };
         if let Some(hash) = hash
             && matches!(result, Err(RemoteError::Conflict(_) | RemoteError::NameCollision { .. }))
+            && let Err(e) =
+                self.bookkeeping(|l| l.db().clear_upload_in_flight(path, &hash, expected))
         {
-            let p = path.clone();
-            if let Err(e) =
-                self.local(move |l| l.db().clear_upload_in_flight(&p, &hash, expected)).await
-            {
-                tracing::warn!(%path, "clearing a refused upload's note: {e}");
-            }
+            tracing::warn!(%path, "clearing a refused upload's note: {e}");
         }
         result.map_err(SyncError::Remote)
     }
@@ -133,16 +129,15 @@ impl SyncEngine {
         if !ours || rec.base == Some(head) {
             return Ok(false);
         }
-        let (p, size) = (path.clone(), rec.head_size);
-        self.local(move |l| l.db().agree(&p, head, size)).await.map_err(SyncError::local)?;
+        let size = rec.head_size;
+        self.bookkeeping(|l| l.db().agree(path, head, size)).map_err(SyncError::local)?;
         tracing::info!(%path, rev = %head.rev, "the server holds this device's unanswered upload: it is the base now");
         Ok(true)
     }
 
     /// Record that the server agrees on `meta` for `path`.
     async fn agree(&self, path: &SavePath, meta: &SaveMeta, size: u64) -> Result<(), SyncError> {
-        let (p, v) = (path.clone(), meta.version());
-        self.local(move |l| l.db().agree(&p, v, size)).await.map_err(SyncError::local)
+        self.bookkeeping(|l| l.db().agree(path, meta.version(), size)).map_err(SyncError::local)
     }
 
     /// Decide `path` and act. Bounded: a handful of compare-and-swap rounds at most. A
@@ -192,8 +187,7 @@ impl SyncEngine {
                 self.local(move |l| l.drop_conflict(&p, &c)).await?;
             }
             if let Some(v) = planned.record_base {
-                let p = path.clone();
-                self.local(move |l| l.db().set_base(&p, v)).await.map_err(SyncError::local)?;
+                self.bookkeeping(|l| l.db().set_base(path, v)).map_err(SyncError::local)?;
             }
             match planned.action {
                 Action::Done => return Ok(Outcome::Done),

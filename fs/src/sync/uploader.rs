@@ -54,7 +54,7 @@ pub(super) async fn run(fs: Arc<SyncEngine>) {
         }
         if running.is_empty() {
             let wait = if online {
-                let due = until_due(&fs, fs.local(|l| l.db().next_due()).await);
+                let due = until_due(&fs, fs.bookkeeping(|l| l.db().next_due()));
                 let now = tokio::time::Instant::now();
                 match held.next_release(now).map(|t| t - now) {
                     // Something is due yet nothing was taken: all of it is held back.
@@ -72,7 +72,7 @@ pub(super) async fn run(fs: Arc<SyncEngine>) {
         let slot_free = running.len() < PARALLEL;
         let wait = if slot_free && online {
             let now = now_ms();
-            until_due(&fs, fs.local(move |l| l.db().next_due_after(now)).await)
+            until_due(&fs, fs.bookkeeping(|l| l.db().next_due_after(now)))
         } else {
             IDLE_SCAN
         };
@@ -96,9 +96,8 @@ pub(super) async fn run(fs: Arc<SyncEngine>) {
                         if let Some(row) = in_flight.remove(&e.id()) {
                             let due = now_ms() + backoff_ms(&fs, row.attempts);
                             let (path, generation) = (row.path.clone(), row.generation);
-                            let retried = fs
-                                .local(move |l| l.db().retry_pending(&path, generation, due))
-                                .await;
+                            let retried =
+                                fs.bookkeeping(|l| l.db().retry_pending(&path, generation, due));
                             if let Err(e) = retried {
                                 tracing::error!(path = %row.path, "updating the pending queue: {e}");
                                 held.fault(row.path, QUEUE_FAULT_PAUSE, tokio::time::Instant::now());
@@ -124,7 +123,7 @@ async fn take_due(
 ) -> Vec<PendingRow> {
     let instant = tokio::time::Instant::now();
     let (now, limit) = (now_ms(), in_flight.len() + held.count(instant) + free);
-    match fs.local(move |l| l.db().due_pending(now, limit)).await {
+    match fs.bookkeeping(|l| l.db().due_pending(now, limit)) {
         Ok(due) => due
             .into_iter()
             .filter(|r| !in_flight.contains(&r.path) && !held.is_held(&r.path, instant))
@@ -168,11 +167,11 @@ async fn process(fs: &SyncEngine, row: PendingRow) -> QueueUpdate {
     let done = match result {
         Ok(Outcome::Done) => {
             fs.status.clear_error();
-            fs.local(move |l| l.db().finish_synced(&path, generation)).await
+            fs.bookkeeping(|l| l.db().finish_synced(&path, generation))
         }
         Ok(Outcome::Busy) => {
             let due = now_ms() + (fs.cfg.debounce.as_millis() as i64).max(200);
-            fs.local(move |l| l.db().retry_pending(&path, generation, due)).await
+            fs.bookkeeping(|l| l.db().retry_pending(&path, generation, due))
         }
         Err(e) => {
             fs.status.note_error(&format!("{}: {e}", row.path));
@@ -183,7 +182,7 @@ async fn process(fs: &SyncEngine, row: PendingRow) -> QueueUpdate {
                     fs.feed_wake.notify_one();
                     tracing::debug!(path = %row.path, "sync deferred: {e}");
                     let due = now_ms() + backoff_ms(fs, 0);
-                    fs.local(move |l| l.db().retry_pending(&path, generation, due)).await
+                    fs.bookkeeping(|l| l.db().retry_pending(&path, generation, due))
                 }
                 Verdict::Retry => {
                     // A local fault is said once per entry; server hiccups and the retries
@@ -195,19 +194,18 @@ async fn process(fs: &SyncEngine, row: PendingRow) -> QueueUpdate {
                         tracing::debug!(path = %row.path, attempt, "sync failed again: {e}");
                     }
                     let due = now_ms() + backoff_ms(fs, row.attempts);
-                    fs.local(move |l| l.db().retry_pending(&path, generation, due)).await
+                    fs.bookkeeping(|l| l.db().retry_pending(&path, generation, due))
                 }
                 Verdict::GiveUp => {
                     // The server refused these bytes for good: keep them, list the save in
                     // `status`, and try again only when it changes.
                     tracing::error!(path = %row.path, "sync refused by the server: {e}");
                     let (error, at) = (e.to_string(), now_ms());
-                    fs.local(move |l| {
+                    fs.bookkeeping(|l| {
                         l.db()
                             .give_up(&path, &error, at)
                             .and_then(|()| l.db().finish_pending(&path, generation))
                     })
-                    .await
                 }
             }
         }
