@@ -258,14 +258,23 @@ fn run(p: &Params, report: &mut Report) {
         "-",
         "",
     );
+    let cpu_start = cpu::mark(a.mount_pid());
     let restarted = Instant::now();
     server.restart_blocking();
     let caught_up = wait_for_server(&remote, &expected_hashes("wo", p.saves, SAVE_LEN), restarted);
+    let cpu_catch_up = cpu::since(&cpu_start, a.mount_pid());
     report.times(
         &format!("those {} saves on the server, from the server's restart", p.saves),
         [None, None, None, Some(caught_up)],
         None,
         None,
+    );
+    // The queue drained with nothing else running: the upload side's own cost per save.
+    report.text(
+        "CPU per save of that catch-up",
+        [None, None, None, Some(cpu::per_save(&cpu_catch_up, p.saves))],
+        "-",
+        "",
     );
     // Deleted again, so the later workloads (a fresh device above all) see only "w".
     for column in [SAVESYNC, BINDFS] {
