@@ -1,8 +1,10 @@
 //! `savesync status --wait`: block until the profile's daemon has synced every save waiting
 //! in its queue, showing the count as it falls, so a script can sync before powering a
-//! handheld off (`savesync status --wait --timeout 60 && poweroff`). It only reads the state
-//! DB, as `status` does; the daemon does the syncing. When to stop is [`verdict`], and what
-//! to show is [`progress_line`], both pure functions.
+//! handheld off (`savesync status --wait --timeout 60 && poweroff`). It counts the queue in
+//! the state DB, as `status` does (for a synced folder once the watcher caught up, see
+//! `crate::folder::wait_barrier`); the daemon does the syncing. When to stop is
+//! [`verdict`], when to show a line [`line_due`] and what it says [`progress_line`], all
+//! pure functions.
 
 use std::io::IsTerminal;
 use std::time::Duration;
@@ -96,8 +98,8 @@ pub fn line_due(last: Option<(Sample, Duration)>, now: Sample, waited: Duration)
 }
 
 /// Wait as [`verdict`] says, counting with `sample` every [`POLL`] and writing progress
-/// lines to stderr as [`line_due`] says (on a terminal, one line rewritten in place). `Ok` once nothing
-/// waits; otherwise an error that says what still waits and why.
+/// lines to stderr as [`line_due`] says (on a terminal, one line rewritten in place).
+/// `Ok` once nothing waits; otherwise an error that says what still waits and why.
 pub fn wait_until_synced(
     timeout: Duration,
     mut sample: impl FnMut() -> anyhow::Result<Sample>,
