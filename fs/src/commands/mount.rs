@@ -166,21 +166,19 @@ fn run_foreground(args: &MountArgs, profile: &Profile) -> anyhow::Result<()> {
         let stop = wait_for_stop(&fs, &bg, &mountpoint).await;
         (engine, stop)
     });
-    match stop {
-        Stop::Asked => {
-            tracing::info!("unmounting");
-            if let Err(e) = bg.umount_and_join() {
+    if matches!(stop, Stop::Asked) {
+        tracing::info!("unmounting");
+    }
+    // After an unmount from outside the kernel already let go of the mount, so unmounting
+    // it again fails (EINVAL) and says nothing new. Taking the mount here all the same
+    // keeps fuser from retrying the unmount, and warning about it, when the session drops.
+    if let Err(e) = bg.umount_and_join() {
+        match stop {
+            Stop::Asked => {
                 tracing::warn!("clean unmount failed ({e}); detaching lazily");
                 let _ = lazy_unmount(Path::new(&mountpoint));
             }
-        }
-        // The kernel already let go of the mount, so unmounting it again fails (EINVAL)
-        // and says nothing new. Taking the mount here also keeps fuser from retrying the
-        // unmount, and warning about it, when the session is dropped.
-        Stop::UnmountedOutside => {
-            if let Err(e) = bg.umount_and_join() {
-                tracing::debug!("the mount was already gone: {e}");
-            }
+            Stop::UnmountedOutside => tracing::debug!("the mount was already gone: {e}"),
         }
     }
     rt.block_on(engine.drain(Duration::from_secs(3)));

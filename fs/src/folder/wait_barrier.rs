@@ -11,9 +11,7 @@
 //! acknowledges every barrier file present in the root. The waiter removes its file and
 //! row when done; the daemon clears leftover rows at start.
 
-use crate::state::{DbError, StateDb};
-
-type DbResult<T> = Result<T, DbError>;
+use crate::state::{DbResult, StateDb};
 use std::path::{Path, PathBuf};
 
 const PREFIX: &str = ".savesync-wait-";
@@ -91,7 +89,7 @@ impl<'a> Barrier<'a> {
 impl Drop for Barrier<'_> {
     fn drop(&mut self) {
         let _ = std::fs::remove_file(&self.file);
-        let _ = self.db.delete_kv_prefix(&self.key);
+        let _ = self.db.delete_kv(&self.key);
     }
 }
 

@@ -35,7 +35,7 @@ impl DbError {
     }
 }
 
-type DbResult<T> = Result<T, DbError>;
+pub type DbResult<T> = Result<T, DbError>;
 
 /// Run one statement through the connection's statement cache. The mount repeats a small
 /// fixed set of statements on every open, close and upload; parsing them each time was the
@@ -398,6 +398,11 @@ impl StateDb {
     pub fn get_kv(&self, key: &str) -> DbResult<Option<String>> {
         Ok(query_one(&self.conn(), "SELECT value FROM kv WHERE key = ?1", [key], |r| r.get(0))
             .optional()?)
+    }
+
+    pub fn delete_kv(&self, key: &str) -> DbResult<()> {
+        exec(&self.lazy(), "DELETE FROM kv WHERE key = ?1", [key])?;
+        Ok(())
     }
 
     /// Remove every `kv` row whose key starts with `prefix`.

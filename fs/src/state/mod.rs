@@ -11,7 +11,7 @@ mod rows;
 mod schema;
 mod specials;
 
-pub use db::{DbError, StateDb};
+pub use db::{DbError, DbResult, StateDb};
 pub use rows::{
     ConflictRow, GivenUpRow, InodeKind, InodeRow, PendingRow, Record, SpecialData, StatKey,
     StatusRow,

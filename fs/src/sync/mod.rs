@@ -217,9 +217,7 @@ impl SyncEngine {
             },
         }
     }
-}
 
-impl SyncEngine {
     /// Run a short state DB step (the queue, sync records, the feed cursor: no file I/O)
     /// right here on the async worker. A hop to the blocking pool costs two thread
     /// wake-ups; a synced save took seven of them, and draining 3,000 queued saves cost

@@ -95,9 +95,9 @@ pub(super) async fn run(fs: Arc<SyncEngine>) {
                         tracing::error!("sync task failed: {e}");
                         if let Some(row) = in_flight.remove(&e.id()) {
                             let due = now_ms() + backoff_ms(&fs, row.attempts);
-                            let (path, generation) = (row.path.clone(), row.generation);
-                            let retried =
-                                fs.bookkeeping(|l| l.db().retry_pending(&path, generation, due));
+                            let retried = fs.bookkeeping(|l| {
+                                l.db().retry_pending(&row.path, row.generation, due)
+                            });
                             if let Err(e) = retried {
                                 tracing::error!(path = %row.path, "updating the pending queue: {e}");
                                 held.fault(row.path, QUEUE_FAULT_PAUSE, tokio::time::Instant::now());
@@ -163,15 +163,15 @@ async fn process(fs: &SyncEngine, row: PendingRow) -> QueueUpdate {
         Ok(()) => fs.sync_path(&row.path, SyncMode::Background).await,
         Err(e) => Err(e),
     };
-    let (path, generation) = (row.path.clone(), row.generation);
+    let (path, generation) = (&row.path, row.generation);
     let done = match result {
         Ok(Outcome::Done) => {
             fs.status.clear_error();
-            fs.bookkeeping(|l| l.db().finish_synced(&path, generation))
+            fs.bookkeeping(|l| l.db().finish_synced(path, generation))
         }
         Ok(Outcome::Busy) => {
             let due = now_ms() + (fs.cfg.debounce.as_millis() as i64).max(200);
-            fs.bookkeeping(|l| l.db().retry_pending(&path, generation, due))
+            fs.bookkeeping(|l| l.db().retry_pending(path, generation, due))
         }
         Err(e) => {
             fs.status.note_error(&format!("{}: {e}", row.path));
@@ -182,7 +182,7 @@ async fn process(fs: &SyncEngine, row: PendingRow) -> QueueUpdate {
                     fs.feed_wake.notify_one();
                     tracing::debug!(path = %row.path, "sync deferred: {e}");
                     let due = now_ms() + backoff_ms(fs, 0);
-                    fs.bookkeeping(|l| l.db().retry_pending(&path, generation, due))
+                    fs.bookkeeping(|l| l.db().retry_pending(path, generation, due))
                 }
                 Verdict::Retry => {
                     // A local fault is said once per entry; server hiccups and the retries
@@ -194,7 +194,7 @@ async fn process(fs: &SyncEngine, row: PendingRow) -> QueueUpdate {
                         tracing::debug!(path = %row.path, attempt, "sync failed again: {e}");
                     }
                     let due = now_ms() + backoff_ms(fs, row.attempts);
-                    fs.bookkeeping(|l| l.db().retry_pending(&path, generation, due))
+                    fs.bookkeeping(|l| l.db().retry_pending(path, generation, due))
                 }
                 Verdict::GiveUp => {
                     // The server refused these bytes for good: keep them, list the save in
@@ -203,8 +203,8 @@ async fn process(fs: &SyncEngine, row: PendingRow) -> QueueUpdate {
                     let (error, at) = (e.to_string(), now_ms());
                     fs.bookkeeping(|l| {
                         l.db()
-                            .give_up(&path, &error, at)
-                            .and_then(|()| l.db().finish_pending(&path, generation))
+                            .give_up(path, &error, at)
+                            .and_then(|()| l.db().finish_pending(path, generation))
                     })
                 }
             }
