@@ -124,3 +124,25 @@ fn savesync_conflicts_lists_the_conflict_and_savesync_resolve_keep_mine_uploads_
     let cleared = poll_until(SYNC_DEADLINE, || (t.b.status_json()["conflicts"] == 0).then_some(()));
     assert!(cleared.is_some(), "status shows no conflict after resolving");
 }
+
+#[test]
+fn savesync_resolve_on_an_unmounted_device_keeps_its_choice_and_the_next_mount_starts_clean() {
+    let Some(mut t) = conflict_made_while_b_was_offline() else { return };
+    t.b.unmount();
+    let data_dir = t.b.data_home().join("savesync").join("default");
+    assert!(data_dir.join("state.db").exists(), "B's profile data dir is {}", data_dir.display());
+
+    let out = t.b.run_cli(&["resolve", SAVE, "--keep", "mine"]);
+    assert!(out.status.success(), "savesync resolve --keep mine, unmounted: {out:?}");
+    // Resolving without a mount ends like a mount's clean stop: the next mount must not
+    // take it for a crash (and check every cached save again).
+    assert!(!data_dir.join("unclean").exists(), "an offline resolve leaves no unclean marker");
+
+    t.b.mount();
+    let won = poll_until(SYNC_DEADLINE, || t.view.has(SAVE, &t.b_bytes).then_some(()));
+    assert!(won.is_some(), "B's kept version reaches the server once mounted again");
+    assert!(!t.b.path(CONFLICT).exists(), "no .conflict after resolving");
+    let log = std::fs::read_to_string(t.b.log_path()).unwrap();
+    let last_run = &log[log.rfind("==== mount #").expect("the harness marks each mount")..];
+    assert!(!last_run.contains("did not stop cleanly"), "the mount after resolve:\n{last_run}");
+}

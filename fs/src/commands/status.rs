@@ -250,6 +250,8 @@ pub fn resolve(args: &ResolveArgs) -> anyhow::Result<()> {
         )?;
         fs.resolve_path(&path, args.keep == Keep::Mine)
             .map_err(|e| anyhow::anyhow!("{}", e.message()))?;
+        // Like a mount's clean stop: else the next mount would take this for a crash.
+        fs.tree().close_clean()?;
     }
     let verdict = match args.keep {
         Keep::Mine => "this device's version is kept and will be uploaded",
