@@ -27,7 +27,8 @@ pub enum Command {
         Files the server lacks are uploaded; files that differ from the server become \
         conflicts (NAME.conflict beside them), never silent overwrites.")]
     Sync(SyncArgs),
-    /// Show online/offline, feed cursor, pending uploads, conflicts, last error.
+    /// Show online/offline, feed cursor, pending uploads, conflicts, last error, and the
+    /// check of the cache after an unclean stop while it runs.
     #[command(after_help = "Examples:\n  savesync status\n  \
         savesync status --wait --timeout 60 && poweroff\n\n\
         --wait exits 0 once nothing waits to sync, and 1 if the timeout passes first or no \
@@ -203,7 +204,8 @@ pub struct StatusCmdArgs {
     #[command(flatten)]
     pub common: StatusArgs,
     /// First wait until the running mount or synced folder has synced every save waiting
-    /// in its queue, showing the count as it falls.
+    /// in its queue, showing the count as it falls (after an unclean stop, also until the
+    /// mount has checked its cache).
     #[arg(long)]
     pub wait: bool,
     /// With --wait: give up after this many seconds (0: wait as long as it takes).

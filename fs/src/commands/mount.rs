@@ -161,11 +161,19 @@ fn run_foreground(args: &MountArgs, profile: &Profile) -> anyhow::Result<()> {
         .to_string();
     tracing::info!(%mountpoint, server = %profile.server_url, "mounted");
 
-    let (engine, stop) = rt.block_on(async {
+    let (engine, check, stop) = rt.block_on(async {
         let engine = fs.engine().start();
+        // After an unclean stop: the cache is checked while the mount already serves.
+        let check = fs.start_cache_check().unwrap_or_else(|e| {
+            tracing::warn!("cannot start the cache check ({e}): the next start tries again");
+            None
+        });
         let stop = wait_for_stop(&fs, &bg, &mountpoint).await;
-        (engine, stop)
+        (engine, check, stop)
     });
+    if let Some(check) = check {
+        check.stop();
+    }
     if matches!(stop, Stop::Asked) {
         tracing::info!("unmounting");
     }

@@ -14,6 +14,7 @@ use crate::profile::Profile;
 use crate::remote::OfflineRemote;
 use crate::savefs::{FsConfig, SaveFs};
 use crate::state::StateDb;
+use crate::tree::cache_check;
 use anyhow::Context;
 use savesync_core::{CONFLICT_SUFFIX, SavePath};
 use serde_json::json;
@@ -79,6 +80,10 @@ pub fn status(cmd: &StatusCmdArgs) -> anyhow::Result<()> {
     {
         wait_for_sync(db, std::time::Duration::from_secs(cmd.timeout))?;
     }
+    let check = match &db {
+        Some(db) => cache_check::due(db)?,
+        None => None,
+    };
     let (running, online, cursor, pending, conflicts, last_error, bytes_read, given_up, updated) =
         match &db {
             None => (None, false, 0, 0, 0, None, 0, Vec::new(), 0),
@@ -123,6 +128,7 @@ pub fn status(cmd: &StatusCmdArgs) -> anyhow::Result<()> {
             "last_error": last_error,
             "save_bytes_read": bytes_read,
             "given_up": given_up,
+            "cache_check": check.map(|c| json!({"checked": c.checked, "total": c.total})),
             "status_updated_ms": updated,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -137,6 +143,14 @@ pub fn status(cmd: &StatusCmdArgs) -> anyhow::Result<()> {
     println!("server:     {}", if online { "online" } else { "offline" });
     println!("cursor:     {cursor}");
     println!("pending:    {pending} save(s) waiting to sync");
+    if let Some(c) = check {
+        println!(
+            "checking:   the cache after an unclean stop, {} of {} saves{}",
+            c.checked,
+            c.total,
+            if running.is_some() { "" } else { " (goes on when mounted)" }
+        );
+    }
     println!("conflicts:  {conflicts}");
     println!("read:       {bytes_read} bytes of saves read to hash or upload");
     if let Some(e) = last_error {
@@ -175,6 +189,7 @@ fn wait_for_sync(db: &StateDb, timeout: std::time::Duration) -> anyhow::Result<(
             daemon,
             online: daemon && db.read_status()?.is_some_and(|s| s.online),
             settled,
+            check: cache_check::due(db)?,
         })
     })
 }

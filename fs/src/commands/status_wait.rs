@@ -2,10 +2,12 @@
 //! in its queue, showing the count as it falls, so a script can sync before powering a
 //! handheld off (`savesync status --wait --timeout 60 && poweroff`). It counts the queue in
 //! the state DB, as `status` does (for a synced folder once the watcher caught up, see
-//! `crate::folder::wait_barrier`); the daemon does the syncing. When to stop is
+//! `crate::folder::wait_barrier`; for a mount after an unclean stop once its check of the
+//! cache queued what changed, see `crate::tree::cache_check`); the daemon does the syncing. When to stop is
 //! [`verdict`], when to show a line [`line_due`] and what it says [`progress_line`], all
 //! pure functions.
 
+use crate::tree::cache_check::CacheCheck;
 use std::io::IsTerminal;
 use std::time::Duration;
 
@@ -34,6 +36,16 @@ pub struct Sample {
     /// The daemon has queued every change made before the wait began (always, for a
     /// mount; for a synced folder, once its watcher caught up).
     pub settled: bool,
+    /// The mount's check of the cache after an unclean stop, while due: saves it has not
+    /// reached may have changes nothing queued yet.
+    pub check: Option<CacheCheck>,
+}
+
+impl Sample {
+    /// Nothing waits: the queue is empty and no check of the cache is due.
+    fn idle(&self) -> bool {
+        self.pending == 0 && self.check.is_none()
+    }
 }
 
 /// Whether to go on waiting.
@@ -41,7 +53,7 @@ pub struct Sample {
 pub enum Verdict {
     /// Nothing waits to sync.
     Synced,
-    /// Saves wait, and no daemon runs to sync them.
+    /// Saves wait (or the cache waits to be checked), and no daemon runs to do it.
     NoDaemon,
     /// `timeout` passed with saves still waiting.
     TimedOut,
@@ -49,12 +61,12 @@ pub enum Verdict {
 }
 
 /// Whether waiting is over after `waited`; a `timeout` of zero never passes. An empty queue
-/// counts once the daemon has `settled`.
+/// counts once the daemon has `settled` and checked its cache.
 #[must_use]
 pub fn verdict(sample: Sample, waited: Duration, timeout: Duration) -> Verdict {
-    if sample.pending == 0 && (sample.settled || !sample.daemon) {
+    if sample.idle() && (sample.settled || !sample.daemon) {
         Verdict::Synced
-    } else if sample.pending > 0 && !sample.daemon {
+    } else if !sample.idle() && !sample.daemon {
         Verdict::NoDaemon
     } else if !timeout.is_zero() && waited >= timeout {
         Verdict::TimedOut
@@ -67,6 +79,16 @@ pub fn verdict(sample: Sample, waited: Duration, timeout: Duration) -> Verdict {
 /// rate, and an estimate of the time left while the count falls.
 #[must_use]
 pub fn progress_line(first: u64, sample: Sample, waited: Duration) -> String {
+    if let Some(c) = sample.check {
+        let mut line = format!(
+            "waiting: the cache is checked after an unclean stop ({} of {} saves)",
+            c.checked, c.total
+        );
+        if sample.pending > 0 {
+            line.push_str(&format!(", {} save(s) to sync", sample.pending));
+        }
+        return line;
+    }
     if sample.pending == 0 && !sample.settled {
         return "waiting: for the daemon to notice the latest changes".to_owned();
     }
@@ -93,7 +115,7 @@ pub fn line_due(last: Option<(Sample, Duration)>, now: Sample, waited: Duration)
     let Some((shown, at)) = last else { return true };
     let since = waited.saturating_sub(at);
     shown.online != now.online
-        || (shown.pending != now.pending && since >= LINE_EVERY)
+        || ((shown.pending, shown.check) != (now.pending, now.check) && since >= LINE_EVERY)
         || since >= QUIET_LINE
 }
 
@@ -132,10 +154,18 @@ pub fn wait_until_synced(
                 }
                 return Ok(());
             }
+            Verdict::NoDaemon if now.pending == 0 => anyhow::bail!(
+                "the cache was not checked since the mount stopped uncleanly, and no mount \
+                 runs for this profile: start `savesync mount` to check it"
+            ),
             Verdict::NoDaemon => anyhow::bail!(
                 "{} save(s) wait to sync and no daemon runs for this profile: start \
                  `savesync mount` or `savesync sync` to sync them",
                 now.pending
+            ),
+            Verdict::TimedOut if now.check.is_some() => anyhow::bail!(
+                "the check of the cache after an unclean stop did not end within {} s",
+                timeout.as_secs()
             ),
             Verdict::TimedOut if now.pending == 0 => anyhow::bail!(
                 "the daemon did not notice the latest changes within {} s",
@@ -160,13 +190,18 @@ pub fn wait_until_synced(
 
 #[cfg(test)]
 mod tests {
-    use super::{Sample, Verdict, line_due, progress_line, verdict};
+    use super::{CacheCheck, Sample, Verdict, line_due, progress_line, verdict};
     use std::time::Duration;
 
     const S: fn(u64) -> Duration = Duration::from_secs;
 
     fn at(pending: u64, daemon: bool, online: bool) -> Sample {
-        Sample { pending, daemon, online, settled: true }
+        Sample { pending, daemon, online, settled: true, check: None }
+    }
+
+    /// A mount checking its cache after an unclean stop, `checked` of 10 saves so far.
+    fn checking(pending: u64, daemon: bool, checked: u64) -> Sample {
+        Sample { check: Some(CacheCheck { checked, total: 10 }), ..at(pending, daemon, true) }
     }
 
     fn unsettled(pending: u64) -> Sample {
@@ -188,6 +223,11 @@ mod tests {
             (unsettled(0), S(0), S(0), Verdict::Wait),
             (unsettled(0), S(5), S(5), Verdict::TimedOut),
             (unsettled(2), S(1), S(0), Verdict::Wait),
+            // After an unclean stop, saves the check has not reached may have changed.
+            (checking(0, true, 3), S(1), S(0), Verdict::Wait),
+            (checking(2, true, 3), S(1), S(0), Verdict::Wait),
+            (checking(0, true, 3), S(5), S(5), Verdict::TimedOut),
+            (checking(0, false, 3), S(0), S(0), Verdict::NoDaemon),
         ];
         for (sample, waited, timeout, want) in rows {
             assert_eq!(verdict(sample, waited, timeout), want, "{sample:?} {waited:?} {timeout:?}");
@@ -205,6 +245,8 @@ mod tests {
             (Some((at(5, true, true), ms(0))), at(5, true, false), ms(250), true),
             (Some((at(5, true, false), ms(0))), at(5, true, false), ms(9_999), false),
             (Some((at(5, true, false), ms(0))), at(5, true, false), ms(10_000), true),
+            (Some((checking(0, true, 3), ms(0))), checking(0, true, 3), ms(1000), false),
+            (Some((checking(0, true, 3), ms(0))), checking(0, true, 7), ms(1000), true),
         ];
         for (last, now, waited, want) in rows {
             assert_eq!(line_due(last, now, waited), want, "{last:?} {now:?} {waited:?}");
@@ -234,6 +276,18 @@ mod tests {
             (5, at(7, true, true), S(3), "waiting: 7 save(s) to sync"),
             (0, unsettled(0), S(0), "waiting: for the daemon to notice the latest changes"),
             (4, unsettled(4), S(0), "waiting: 4 save(s) to sync"),
+            (
+                0,
+                checking(0, true, 3),
+                S(2),
+                "waiting: the cache is checked after an unclean stop (3 of 10 saves)",
+            ),
+            (
+                0,
+                checking(2, true, 7),
+                S(2),
+                "waiting: the cache is checked after an unclean stop (7 of 10 saves), 2 save(s) to sync",
+            ),
         ];
         for (first, sample, waited, want) in rows {
             assert_eq!(progress_line(first, sample, waited), want);

@@ -16,6 +16,7 @@
 //! `space.reserve` (room to record deletes on a full disk, see `tree/space.rs`).
 
 mod attr;
+mod cache_check;
 mod handles;
 pub mod history;
 mod ops_dir;
@@ -25,6 +26,7 @@ mod resolve;
 
 pub use crate::tree::Invalidation;
 pub use attr::{Attr, DirEntry, SetAttr, Statfs, TimeSet};
+pub use cache_check::CacheCheckRun;
 pub use ops_dir::RenameOptions;
 
 pub(crate) use crate::clock::{from_ns, now_ms, now_ns, to_ns};

@@ -9,6 +9,7 @@
 //! Locking: `table` is a short-held std mutex, never held across disk syncs of other files
 //! or any network I/O.
 
+pub mod cache_check;
 mod dir_entries;
 mod fold_index;
 mod hash_cache;
@@ -76,8 +77,9 @@ pub(crate) fn cache_stat(meta: &std::fs::Metadata) -> (u64, i64) {
 impl LocalTree {
     /// Open the tree in `cfg.data_dir` and check the cache against the DB: a crash between
     /// a write and its close leaves a cache file newer than its row, and that save is
-    /// queued as changed. After a run that did not stop cleanly the cache is also rescanned
-    /// by hash (`power_cut`).
+    /// queued as changed. After a run that did not stop cleanly, created files that lost
+    /// their rows get them back (`power_cut`), and a check of the cache by hash is noted as
+    /// due; it runs once the mount serves ([`LocalTree::check_cache`]).
     pub fn load(cfg: TreeConfig) -> anyhow::Result<LocalTree> {
         for sub in ["cache", "conflicts", "tmp"] {
             std::fs::create_dir_all(cfg.data_dir.join(sub))?;

@@ -8,9 +8,9 @@
 //!
 //! - **The mount was not stopped cleanly** (the `unclean` marker in the data dir exists from
 //!   start to clean stop): every cached save is hashed and queued when its bytes differ
-//!   from the version this device last agreed on with the server. The stat comparison in
-//!   `recover_after_crash` alone would miss a rewrite of the same size in the same clock
-//!   tick.
+//!   from the version this device last agreed on with the server (`cache_check`, once the
+//!   mount serves). The stat comparison in `recover_after_crash` alone would miss a rewrite
+//!   of the same size in the same clock tick.
 //! - **A file created since the last synced commit lost its row.** At create, the cache
 //!   file gets an extended attribute naming its parent inode and name (`origin`); a cache
 //!   file with no row is put back there. A file system without user xattrs (vfat, exFAT)
@@ -20,10 +20,7 @@
 //!   below it, so nothing ever truncates it.
 
 use super::{LocalTree, ROOT_INO, cache_stat, lock};
-use crate::clock::now_ms;
-use crate::file_hash::hash_file;
 use crate::state::InodeKind;
-use savesync_core::SavePath;
 use std::fs::File;
 use std::path::Path;
 
@@ -86,32 +83,16 @@ pub(crate) fn end(data_dir: &Path) -> std::io::Result<()> {
 }
 
 impl LocalTree {
-    /// After an unclean stop: give rows back to created files that lost theirs, and queue
-    /// every cached save whose bytes differ from the version last agreed on.
+    /// After an unclean stop: give rows back to created files that lost theirs, and note
+    /// that every cached save must be checked by hash (`cache_check`, run once the mount
+    /// serves).
     pub(super) fn recover_after_power_cut(&self) -> anyhow::Result<()> {
         let restored = self.restore_orphans()?;
-        let mut changed = Vec::new();
-        let files: Vec<(u64, SavePath)> = {
-            let t = lock(&self.table);
-            t.iter()
-                .filter(|i| i.row.kind == InodeKind::File && i.row.cached)
-                .filter_map(|i| t.save_path(i.row.ino).map(|p| (i.row.ino, p)))
-                .collect()
-        };
-        for (ino, path) in files {
-            let agreed = self.db.record(&path)?.base.and_then(|b| b.hash);
-            match hash_file(&self.cache_path(ino), |n| self.count_read(n)) {
-                Ok(hash) if agreed == Some(hash) => {}
-                Ok(_) => changed.push(path),
-                Err(e) => tracing::warn!(%path, "rescan after an unclean stop: {e}"),
-            }
-        }
+        self.require_cache_check()?;
         tracing::info!(
             restored,
-            queued = changed.len(),
-            "the last run did not stop cleanly: rescanned the cache"
+            "the last run did not stop cleanly: the cache is checked once the mount serves"
         );
-        self.db.enqueue_many(&changed, now_ms())?;
         Ok(())
     }
 

@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use savesync_fs::fake_remote::FakeRemote;
-use savesync_fs::savefs::Attr;
+use savesync_fs::savefs::{Attr, CacheCheckRun};
 use savesync_fs::state::InodeKind;
 use savesync_fs::sync::EngineTasks;
 use savesync_fs::tree::ROOT_INO;
@@ -18,6 +18,7 @@ pub struct Device {
     pub fs: Arc<SaveFs>,
     pub data_dir: PathBuf,
     engine: Option<EngineTasks>,
+    check: Option<CacheCheckRun>,
     rt: Option<tokio::runtime::Runtime>,
 }
 
@@ -28,6 +29,18 @@ impl Device {
     }
 
     pub fn start_with(
+        remote: &FakeRemote,
+        data_dir: &Path,
+        tweak: impl FnOnce(&mut FsConfig),
+    ) -> Device {
+        let mut dev = Device::start_unchecked(remote, data_dir, tweak);
+        dev.check = dev.fs.start_cache_check().unwrap();
+        dev
+    }
+
+    /// Like [`Device::start_with`], without starting the check of the cache a mount
+    /// starts after an unclean stop (`SaveFs::start_cache_check`).
+    pub fn start_unchecked(
         remote: &FakeRemote,
         data_dir: &Path,
         tweak: impl FnOnce(&mut FsConfig),
@@ -44,11 +57,20 @@ impl Device {
         tweak(&mut cfg);
         let fs = SaveFs::load(cfg, Arc::new(remote.clone()), rt.handle().clone()).unwrap();
         let engine = rt.block_on(async { fs.engine().start() });
-        Device { fs, data_dir: data_dir.to_path_buf(), engine: Some(engine), rt: Some(rt) }
+        Device {
+            fs,
+            data_dir: data_dir.to_path_buf(),
+            engine: Some(engine),
+            check: None,
+            rt: Some(rt),
+        }
     }
 
     /// Stop the engine and drop the runtime (like the daemon exiting).
     pub fn stop(mut self) {
+        if let Some(c) = self.check.take() {
+            c.stop();
+        }
         if let Some(e) = self.engine.take() {
             e.stop();
         }
@@ -149,6 +171,9 @@ impl Device {
 
 impl Drop for Device {
     fn drop(&mut self) {
+        if let Some(c) = self.check.take() {
+            c.stop();
+        }
         if let Some(e) = self.engine.take() {
             e.stop();
         }
