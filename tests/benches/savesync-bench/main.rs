@@ -312,6 +312,26 @@ fn run(p: &Params, report: &mut Report) {
         None,
         None,
     );
+    // After kill -9 every cached save is checked by hash, while the mount already serves.
+    a.kill9();
+    let started = Instant::now();
+    a.mount();
+    let serving = started.elapsed();
+    let waited = a.run_cli(&["status", "--wait", "--timeout", "300"]);
+    assert!(waited.status.success(), "status --wait after kill -9: {waited:?}");
+    let checked = started.elapsed();
+    report.times(
+        &format!("restart after kill -9, {} saves cached: until the kernel lists it", p.saves),
+        [None, None, None, Some(serving)],
+        None,
+        None,
+    );
+    report.times(
+        "the same restart: until its check of the cache ended (status --wait)",
+        [None, None, None, Some(checked)],
+        None,
+        None,
+    );
 
     if p.up_to < 3 {
         return;
