@@ -38,6 +38,12 @@ fn rewrite_unnoticed(cache_file: &Path, bytes: &[u8]) {
     f.sync_all().unwrap();
 }
 
+fn wait_for_rewrite_on_server(remote: &FakeRemote) {
+    wait_until(DEADLINE, "the rewritten save on the server", || {
+        (remote.content(SAVE).as_deref() == Some(&b"save v02"[..])).then_some(())
+    });
+}
+
 #[test]
 fn a_save_rewritten_unnoticed_before_a_power_cut_is_found_by_the_check_and_uploaded() {
     let remote = FakeRemote::new();
@@ -47,9 +53,7 @@ fn a_save_rewritten_unnoticed_before_a_power_cut_is_found_by_the_check_and_uploa
     let uploads = remote.upload_count();
 
     let dev = Device::start(&remote, dir.path());
-    wait_until(DEADLINE, "the rewritten save on the server", || {
-        (remote.content(SAVE).as_deref() == Some(&b"save v02"[..])).then_some(())
-    });
+    wait_for_rewrite_on_server(&remote);
     wait_until(DEADLINE, "the check to end", || (!dev.fs.tree().cache_check_due()).then_some(()));
     wait_until(DEADLINE, "queue drained", || (dev.pending() == 0).then_some(()));
     assert_eq!(remote.upload_count(), uploads + 1, "only the changed save is uploaded again");
@@ -87,7 +91,5 @@ fn a_check_cut_short_by_a_clean_stop_is_done_at_the_next_start() {
     assert_eq!(done, Checked::Finished { queued: 1 });
     assert_eq!(handed, vec![SAVE.to_owned()], "only the save whose bytes changed");
     assert!(!dev.fs.tree().cache_check_due(), "a finished check is not due any more");
-    wait_until(DEADLINE, "the rewritten save on the server", || {
-        (remote.content(SAVE).as_deref() == Some(&b"save v02"[..])).then_some(())
-    });
+    wait_for_rewrite_on_server(&remote);
 }

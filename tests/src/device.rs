@@ -318,6 +318,14 @@ impl Device {
         let _ = child.wait();
     }
 
+    /// The mount log since the harness started the latest mount.
+    #[must_use]
+    pub fn last_mount_log(&self) -> String {
+        let text = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+        let from = text.rfind("==== mount #").expect("the harness marks each mount in the log");
+        text[from..].to_owned()
+    }
+
     /// The last lines of the mount log.
     #[must_use]
     pub fn log_tail(&self) -> String {

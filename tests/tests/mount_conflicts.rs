@@ -142,7 +142,6 @@ fn savesync_resolve_on_an_unmounted_device_keeps_its_choice_and_the_next_mount_s
     let won = poll_until(SYNC_DEADLINE, || t.view.has(SAVE, &t.b_bytes).then_some(()));
     assert!(won.is_some(), "B's kept version reaches the server once mounted again");
     assert!(!t.b.path(CONFLICT).exists(), "no .conflict after resolving");
-    let log = std::fs::read_to_string(t.b.log_path()).unwrap();
-    let last_run = &log[log.rfind("==== mount #").expect("the harness marks each mount")..];
+    let last_run = t.b.last_mount_log();
     assert!(!last_run.contains("did not stop cleanly"), "the mount after resolve:\n{last_run}");
 }

@@ -104,8 +104,7 @@ fn a_power_cut_after_closed_saves_loses_none_of_them() {
     let waited = a.run_cli(&["status", "--wait", "--timeout", "60"]);
     assert!(waited.status.success(), "status --wait: {}", String::from_utf8_lossy(&waited.stderr));
     assert!(a.status_json()["cache_check"].is_null(), "the check ended: {}", a.status_json());
-    let log = std::fs::read_to_string(a.log_path()).expect("mount log");
-    let last_run = &log[log.rfind("==== mount #").expect("the harness marks each mount")..];
+    let last_run = a.last_mount_log();
     let mounted = last_run.find(": mounted ").expect("the mount logs that it serves");
     let checked = last_run.find(": checked the cache").expect("the check logs its end");
     assert!(mounted < checked, "the mount served before the check:\n{last_run}");

@@ -80,10 +80,6 @@ pub fn status(cmd: &StatusCmdArgs) -> anyhow::Result<()> {
     {
         wait_for_sync(db, std::time::Duration::from_secs(cmd.timeout))?;
     }
-    let check = match &db {
-        Some(db) => mount_check(db, live(db).as_ref())?,
-        None => None,
-    };
     let (running, online, cursor, pending, conflicts, last_error, bytes_read, given_up, updated) =
         match &db {
             None => (None, false, 0, 0, 0, None, 0, Vec::new(), 0),
@@ -103,6 +99,10 @@ pub fn status(cmd: &StatusCmdArgs) -> anyhow::Result<()> {
                 )
             }
         };
+    let check = match &db {
+        Some(db) => mount_check(db, running.as_ref())?,
+        None => None,
+    };
     let mounted = match &running {
         Some(Live::Mount(p)) => Some(p.clone()),
         _ => None,

@@ -3,9 +3,9 @@
 //! handheld off (`savesync status --wait --timeout 60 && poweroff`). It counts the queue in
 //! the state DB, as `status` does (for a synced folder once the watcher caught up, see
 //! `crate::folder::wait_barrier`; for a mount after an unclean stop once its check of the
-//! cache queued what changed, see `crate::tree::cache_check`); the daemon does the syncing. When to stop is
-//! [`verdict`], when to show a line [`line_due`] and what it says [`progress_line`], all
-//! pure functions.
+//! cache queued what changed, see `crate::tree::cache_check`); the daemon does the
+//! syncing. When to stop is [`verdict`], when to show a line [`line_due`] and what it says
+//! [`progress_line`], all pure functions.
 
 use crate::tree::cache_check::CacheCheck;
 use std::io::IsTerminal;

@@ -17,9 +17,9 @@
 //! clean stop in the middle leaves it, and the next start checks again; `savesync status`
 //! shows it, and `status --wait` waits for it.
 
-use super::{LocalTree, lock};
+use super::{LocalTree, is_cached_save, lock};
 use crate::file_hash::hash_file;
-use crate::state::{DbResult, InodeKind, StateDb};
+use crate::state::{DbResult, StateDb};
 use savesync_core::SavePath;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -128,10 +128,6 @@ impl LocalTree {
         self.db.delete_kv(KEY)?;
         Ok(Checked::Finished { queued })
     }
-}
-
-fn is_cached_save(row: &crate::state::InodeRow) -> bool {
-    row.kind == InodeKind::File && row.cached
 }
 
 #[cfg(test)]

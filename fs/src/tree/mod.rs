@@ -68,6 +68,11 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 
 use crate::clock::{now_ms, now_ns};
 
+/// A save (not a directory or special file) whose bytes are in the cache.
+fn is_cached_save(row: &InodeRow) -> bool {
+    row.kind == InodeKind::File && row.cached
+}
+
 /// Stat of a cache file as (size, mtime ns).
 pub(crate) fn cache_stat(meta: &std::fs::Metadata) -> (u64, i64) {
     use std::os::unix::fs::MetadataExt;
@@ -155,11 +160,8 @@ impl LocalTree {
         let mut rows = Vec::new();
         {
             let mut t = lock(&self.table);
-            let inos: Vec<u64> = t
-                .iter()
-                .filter(|i| i.row.kind == InodeKind::File && i.row.cached)
-                .map(|i| i.row.ino)
-                .collect();
+            let inos: Vec<u64> =
+                t.iter().filter(|i| is_cached_save(&i.row)).map(|i| i.row.ino).collect();
             for ino in inos {
                 let cache = self.cache_path(ino);
                 let stat = std::fs::metadata(&cache).ok().map(|m| cache_stat(&m));
