@@ -91,3 +91,20 @@ fn status_timeout_needs_wait() {
     assert!(!out.status.success(), "--timeout alone is refused");
     assert!(stderr.contains("--wait"), "clap names the missing flag:\n{stderr}");
 }
+
+#[test]
+fn status_names_the_mount_as_soon_as_the_kernel_lists_it() {
+    let server = TestServer::start_blocking();
+    let mut a = Device::pair(&server, USER, "ally");
+    // Each round asks the moment the kernel lists the mount, before the engine has started;
+    // several rounds, since the gap this closes was milliseconds wide.
+    for round in 0..8 {
+        a.mount();
+        let out = a.run_cli(&["status", "--json"]);
+        let (stdout, stderr) = text(&out);
+        assert!(out.status.success(), "status --json, round {round}: {stderr}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).expect("status --json is JSON");
+        assert_eq!(v["mounted"], true, "round {round}: status right after mounting:\n{stdout}");
+        a.unmount();
+    }
+}

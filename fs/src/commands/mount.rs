@@ -137,8 +137,22 @@ fn run_foreground(args: &MountArgs, profile: &Profile) -> anyhow::Result<()> {
         config.acl = SessionACL::All;
     }
     config.n_threads = Some(args.threads.max(1));
+    let mountpoint = std::fs::canonicalize(&args.mountpoint)
+        .unwrap_or_else(|_| args.mountpoint.clone())
+        .display()
+        .to_string();
+    // The row names this daemon before the kernel shows the mount: whoever sees the mount
+    // (`status --wait` right after `savesync mount`) also sees who serves it.
+    write_status(&fs, &status_row(&fs, Some(&mountpoint)));
     let session = fuser::Session::new(SaveFsFuse::new(Arc::clone(&fs)), &args.mountpoint, &config)
-        .with_context(|| format!("mounting {}", args.mountpoint.display()))?;
+        .with_context(|| format!("mounting {}", args.mountpoint.display()));
+    let session = match session {
+        Ok(s) => s,
+        Err(e) => {
+            write_status(&fs, &status_row(&fs, None));
+            return Err(e);
+        }
+    };
     let notifier = session.notifier();
     let (tx, rx) = std::sync::mpsc::channel::<Invalidation>();
     fs.set_invalidation_sink(tx);
@@ -155,10 +169,6 @@ fn run_foreground(args: &MountArgs, profile: &Profile) -> anyhow::Result<()> {
         }
     })?;
     let bg = session.spawn().context("starting FUSE workers")?;
-    let mountpoint = std::fs::canonicalize(&args.mountpoint)
-        .unwrap_or_else(|_| args.mountpoint.clone())
-        .display()
-        .to_string();
     tracing::info!(%mountpoint, server = %profile.server_url, "mounted");
 
     let (engine, check, stop) = rt.block_on(async {
