@@ -115,6 +115,43 @@ fn writes_made_offline_are_uploaded_when_the_server_returns() {
     });
 }
 
+/// Offline, a closed save probes the server at once, but a burst of them does not try a
+/// connection per save: at most one probe per `FIRST_OFFLINE_WAIT` (200 ms). The server
+/// coming back is still noticed by the next closed save, long before the backoff (set to a
+/// minute here) would probe again on its own.
+#[test]
+fn a_burst_of_saves_made_offline_probes_a_few_times_a_second_not_once_per_save() {
+    let remote = FakeRemote::new();
+    let dir = tempfile::tempdir().unwrap();
+    let dev = Device::start_with(&remote, dir.path(), |c| {
+        c.offline_backoff_max = Duration::from_secs(60);
+    });
+    wait_until(DEADLINE, "online", || dev.fs.is_online().then_some(()));
+    remote.set_offline(true);
+    dev.write_file("gb/first.sav", b"noticed offline");
+    wait_until(DEADLINE, "offline", || (!dev.fs.is_online()).then_some(()));
+
+    let saves = 300;
+    let before = remote.probes();
+    let started = std::time::Instant::now();
+    for i in 0..saves {
+        dev.write_file(&format!("gb/burst-{i:03}.sav"), b"burst");
+    }
+    let probes = remote.probes() - before;
+    let allowed = started.elapsed().as_millis() as u64 / 200 + 2;
+    assert!(probes <= allowed, "{probes} probes for {saves} saves (at most {allowed})");
+    assert_eq!(dev.pending(), saves + 1, "every save is queued");
+
+    remote.set_offline(false);
+    dev.write_file("gb/back.sav", b"back online");
+    wait_until(DEADLINE, "the server noticed by a closed save", || {
+        remote.content("gb/back.sav").filter(|b| &b[..] == b"back online")
+    });
+    wait_until(Duration::from_secs(30), "the burst uploaded", || {
+        (dev.pending() == 0).then_some(())
+    });
+}
+
 #[test]
 fn a_server_failing_with_5xx_is_retried_until_it_recovers() {
     let remote = FakeRemote::new();

@@ -10,11 +10,12 @@
 //! tiny answer, no disk reads here or on the server); only a reachable server gets a
 //! negotiation, whose hashes come from the hash cache for unchanged files. While the
 //! server stays unreachable the wait between probes doubles up to `offline_backoff_max`
-//! (minutes by default), and a local change probes at once. The uploader pauses while
+//! (minutes by default), and a local change probes at once (or, in a burst of them, once
+//! the last probe is [`FIRST_OFFLINE_WAIT`] old). The uploader pauses while
 //! offline and is woken when the server is back.
 
 use super::SyncEngine;
-use super::policy::{FIRST_OFFLINE_WAIT, next_offline_wait};
+use super::policy::{FIRST_OFFLINE_WAIT, local_change_probe_delay, next_offline_wait};
 use super::prefetch::{BulkLimits, Prefetch, select};
 use crate::clock::now_ms;
 use crate::local::{Entry, EntryKind, LocalError, LocalStore};
@@ -37,6 +38,7 @@ fn local_fault(e: impl std::fmt::Display) -> RemoteError {
 pub(super) async fn run(fs: Arc<SyncEngine>) {
     let mut wait = Duration::ZERO;
     loop {
+        let started = tokio::time::Instant::now();
         match follow_once(&fs).await {
             Ok(()) => wait = Duration::ZERO,
             Err(e) => {
@@ -54,9 +56,14 @@ pub(super) async fn run(fs: Arc<SyncEngine>) {
                 wait = next_offline_wait(wait, fs.cfg.offline_backoff_max);
             }
         }
-        // A local change (or the uploader finding the server gone) cuts the wait short.
+        // A local change (or the uploader finding the server gone) cuts the wait short,
+        // though not to less than a few probes a second while offline: a burst of closed
+        // saves would otherwise try a connection for every one of them.
         let pause = if wait.is_zero() { FIRST_OFFLINE_WAIT } else { wait };
-        let _ = tokio::time::timeout(pause, fs.feed_wake.notified()).await;
+        let woken = tokio::time::timeout(pause, fs.feed_wake.notified()).await.is_ok();
+        if woken && !wait.is_zero() {
+            tokio::time::sleep(local_change_probe_delay(started.elapsed())).await;
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The engine's retry policies as pure functions (table-tested): how long the feed
-//! follower waits between reachability probes while offline, how long a failed queue entry
-//! waits, and which failures are worth retrying at all.
+//! follower waits between reachability probes while offline (and how close together local
+//! changes may make them), how long a failed queue entry waits, and which failures are
+//! worth retrying at all.
 
 use super::reconcile::SyncError;
 use crate::remote::RemoteError;
@@ -15,6 +16,15 @@ const MAX_ENTRY_BACKOFF: Duration = Duration::from_secs(30);
 #[must_use]
 pub(crate) fn next_offline_wait(prev: Duration, max: Duration) -> Duration {
     (prev * 2).clamp(FIRST_OFFLINE_WAIT.min(max), max)
+}
+
+/// How long a local change made while offline waits before it probes the server, the last
+/// probe having started `since_last` ago: at once, unless that was less than
+/// [`FIRST_OFFLINE_WAIT`] ago. A burst of closed saves then probes a few times a second,
+/// not once per save, and a server that came back is still found within that wait.
+#[must_use]
+pub(crate) fn local_change_probe_delay(since_last: Duration) -> Duration {
+    FIRST_OFFLINE_WAIT.saturating_sub(since_last)
 }
 
 /// The wait of a queue entry after its `attempts`-th failure: `base` doubling per attempt,
@@ -70,6 +80,21 @@ mod tests {
         }
         // A cap below the first wait is respected.
         assert_eq!(next_offline_wait(MS(0), MS(50)), MS(50));
+    }
+
+    #[test]
+    fn a_local_change_probes_at_most_every_first_offline_wait() {
+        for (since_last, delay) in [
+            (MS(0), MS(200)),
+            (MS(1), MS(199)),
+            (MS(150), MS(50)),
+            (MS(199), MS(1)),
+            (MS(200), MS(0)),
+            (MS(5_000), MS(0)),
+            (Duration::MAX, MS(0)),
+        ] {
+            assert_eq!(local_change_probe_delay(since_last), delay, "since {since_last:?}");
+        }
     }
 
     #[test]
