@@ -35,8 +35,8 @@ struct State {
     uploads: u64,
     /// Every download takes at least this long (a slow link).
     download_delay: std::time::Duration,
-    /// How long a negotiate answer takes to arrive after its plan was made.
-    negotiate_delay: std::time::Duration,
+    /// Negotiate answers are held back after their plan was made, until released.
+    negotiate_answers_held: bool,
     /// How long an upload's answer takes to arrive after its commit.
     upload_answer_delay: std::time::Duration,
     downloads_started: u64,
@@ -87,24 +87,25 @@ impl FakeRemote {
         });
     }
 
-    /// Make every call fail as "connection refused" (and end live event streams).
-    pub fn set_offline(&self, offline: bool) {
+    /// Change a failure switch and wake everything that waits on the fake server (event
+    /// streams, held answers), so it sees the change.
+    fn change(&self, f: impl FnOnce(&mut State)) {
         let seq = {
             let mut s = self.lock();
-            s.offline = offline;
+            f(&mut s);
             s.seq
         };
         self.bump(seq);
     }
 
+    /// Make every call fail as "connection refused" (and end live event streams).
+    pub fn set_offline(&self, offline: bool) {
+        self.change(|s| s.offline = offline);
+    }
+
     /// Make every call fail with a 5xx.
     pub fn set_failing(&self, failing: bool) {
-        let seq = {
-            let mut s = self.lock();
-            s.failing = failing;
-            s.seq
-        };
-        self.bump(seq);
+        self.change(|s| s.failing = failing);
     }
 
     /// Refuse every upload permanently (like a 4xx), or stop doing so.
@@ -141,10 +142,11 @@ impl FakeRemote {
         self.lock().download_delay = delay;
     }
 
-    /// Make every negotiate answer arrive `delay` after its plan was made (a slow link, or
-    /// a big manifest): what the device does meanwhile is newer than the plan.
-    pub fn set_negotiate_delay(&self, delay: std::time::Duration) {
-        self.lock().negotiate_delay = delay;
+    /// Hold every negotiate answer back after its plan was made, until called with
+    /// `false` (a slow link, or a big manifest): what the device does meanwhile is newer
+    /// than the plan.
+    pub fn hold_negotiate_answers(&self, held: bool) {
+        self.change(|s| s.negotiate_answers_held = held);
     }
 
     /// Make every upload's answer arrive `delay` after its commit (a slow link): the
@@ -153,12 +155,8 @@ impl FakeRemote {
         self.lock().upload_answer_delay = delay;
     }
 
-    /// The negotiate plan for `entries` against the current heads, and how long its
-    /// answer is to take.
-    fn plan(
-        &self,
-        entries: &[ManifestEntry],
-    ) -> RemoteResult<(NegotiateResponse, std::time::Duration)> {
+    /// The negotiate plan for `entries` against the current heads.
+    fn plan(&self, entries: &[ManifestEntry]) -> RemoteResult<NegotiateResponse> {
         let mut s = self.lock();
         Self::check_up(&s)?;
         s.sessions_opened += 1;
@@ -190,7 +188,7 @@ impl FakeRemote {
             }
         }
         let answer = NegotiateResponse { session_id, cursor: Seq(s.seq), actions };
-        Ok((answer, s.negotiate_delay))
+        Ok(answer)
     }
 
     /// Commit `bytes` at `path` as another device would (on top of the current head).
@@ -510,8 +508,15 @@ impl Remote for FakeRemote {
         entries: Vec<ManifestEntry>,
     ) -> BoxFuture<'_, RemoteResult<NegotiateResponse>> {
         Box::pin(async move {
-            let (answer, delay) = self.plan(&entries)?;
-            tokio::time::sleep(delay).await;
+            let answer = self.plan(&entries)?;
+            loop {
+                // Subscribed before the check, so a release in between is not missed.
+                let mut changes = self.notify.subscribe();
+                if !self.lock().negotiate_answers_held {
+                    break;
+                }
+                let _ = changes.changed().await;
+            }
             Ok(answer)
         })
     }
