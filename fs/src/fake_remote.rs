@@ -87,7 +87,7 @@ impl FakeRemote {
         });
     }
 
-    /// Change a failure switch and wake everything that waits on the fake server (event
+    /// Flip a switch of the fake server and wake everything that waits on it (event
     /// streams, held answers), so it sees the change.
     fn change(&self, f: impl FnOnce(&mut State)) {
         let seq = {

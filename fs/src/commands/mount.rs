@@ -143,16 +143,11 @@ fn run_foreground(args: &MountArgs, profile: &Profile) -> anyhow::Result<()> {
         .to_string();
     // The row names this daemon before the kernel shows the mount: whoever sees the mount
     // (`status --wait` right after `savesync mount`) also sees who serves it.
-    write_status(&fs, &status_row(&fs, Some(&mountpoint)));
+    let first_row = status_row(&fs, Some(&mountpoint));
+    write_status(&fs, &first_row);
     let session = fuser::Session::new(SaveFsFuse::new(Arc::clone(&fs)), &args.mountpoint, &config)
-        .with_context(|| format!("mounting {}", args.mountpoint.display()));
-    let session = match session {
-        Ok(s) => s,
-        Err(e) => {
-            write_status(&fs, &status_row(&fs, None));
-            return Err(e);
-        }
-    };
+        .with_context(|| format!("mounting {}", args.mountpoint.display()))
+        .inspect_err(|_| write_status(&fs, &status_row(&fs, None)))?;
     let notifier = session.notifier();
     let (tx, rx) = std::sync::mpsc::channel::<Invalidation>();
     fs.set_invalidation_sink(tx);
@@ -178,7 +173,7 @@ fn run_foreground(args: &MountArgs, profile: &Profile) -> anyhow::Result<()> {
             tracing::warn!("cannot start the cache check ({e}): the next start tries again");
             None
         });
-        let stop = wait_for_stop(&fs, &bg, &mountpoint).await;
+        let stop = wait_for_stop(&fs, &bg, &mountpoint, first_row).await;
         (engine, check, stop)
     });
     if let Some(check) = check {
@@ -234,24 +229,28 @@ enum Stop {
     UnmountedOutside,
 }
 
-/// Keep the status row fresh until Ctrl-C, SIGTERM, or the mount going away.
-async fn wait_for_stop(fs: &SaveFs, bg: &fuser::BackgroundSession, mountpoint: &str) -> Stop {
+/// Keep the status row fresh until Ctrl-C, SIGTERM, or the mount going away. `written`
+/// is the row already written before mounting.
+async fn wait_for_stop(
+    fs: &SaveFs,
+    bg: &fuser::BackgroundSession,
+    mountpoint: &str,
+    written: StatusRow,
+) -> Stop {
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
     let mut tick = tokio::time::interval(Duration::from_millis(250));
-    let mut last: Option<StatusRow> = None;
+    let mut last = written;
     loop {
         // Written when something changed (or every few seconds as a heartbeat): each
         // write is a durable SQLite commit.
         let row = status_row(fs, Some(mountpoint));
-        let stale = last.as_ref().is_none_or(|l| {
-            l.online != row.online
-                || l.last_error != row.last_error
-                || l.save_bytes_read != row.save_bytes_read
-                || row.updated_ms - l.updated_ms > 5_000
-        });
+        let stale = last.online != row.online
+            || last.last_error != row.last_error
+            || last.save_bytes_read != row.save_bytes_read
+            || row.updated_ms - last.updated_ms > 5_000;
         if stale {
             write_status(fs, &row);
-            last = Some(row);
+            last = row;
         }
         tokio::select! {
             _ = tokio::signal::ctrl_c() => return Stop::Asked,
